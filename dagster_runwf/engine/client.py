@@ -1,0 +1,113 @@
+"""The one HTTP client of a fan-out, and the translation of transport failures.
+
+Runs last up to 300 s, so the read timeout is generous while connecting stays quick to fail.
+The connection pool is sized to the concurrency so no request waits for a connection. The
+transport is swappable: httpx's own, or httpx over aiohttp, which is faster at high
+concurrency on these machines (see ``bench/``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..services.errors import ConfigError, TransportError
+from ..services.http import HttpRequest, HttpResponse
+
+HttpBackend = Literal["httpx", "aiohttp"]
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=15.0, read=330.0, write=30.0, pool=None)
+"""Connect within 15 s; allow a 300 s run plus margin for the answer to arrive."""
+
+
+def check_base_url(base_url: str, *, setting: str = "base_url") -> str:
+    """Refuse to send a bearer key anywhere but https or loopback.
+
+    Returns:
+        The base URL without a trailing slash.
+    """
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{setting} {base_url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{setting} {base_url!r} uses plain http to a host that is not loopback; an API "
+            "key is only sent over https (or to 127.0.0.1/localhost for a local emulator)"
+        )
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_client(
+    concurrency: int,
+    *,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    backend: HttpBackend = "httpx",
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` with a pool of ``concurrency`` connections.
+
+    Redirects are not followed: a run endpoint has no reason to redirect, and following one
+    could carry the ``Authorization`` header to another host.
+    """
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    if transport is None and backend == "aiohttp":
+        transport = _aiohttp_transport(concurrency)
+    elif transport is None and backend != "httpx":
+        raise ConfigError(f"http backend must be 'httpx' or 'aiohttp', got {backend!r}")
+    return httpx.AsyncClient(
+        limits=limits, timeout=timeout, transport=transport, follow_redirects=False
+    )
+
+
+def _aiohttp_transport(concurrency: int) -> httpx.AsyncBaseTransport:
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False)
+    return transport
+
+
+async def send(
+    client: httpx.AsyncClient,
+    base_url: str,
+    request: HttpRequest,
+    headers: dict[str, str],
+    *,
+    service: str,
+) -> HttpResponse:
+    """Send one request; transport failures become :class:`TransportError`."""
+    url = f"{base_url}/{request.path}"
+    try:
+        response = await client.request(
+            request.method,
+            url,
+            content=request.content,
+            params=dict(request.params) if request.params else None,
+            headers=headers,
+        )
+    except httpx.TimeoutException as exc:
+        raise TransportError(
+            f"{service}: no answer in time ({type(exc).__name__}) from {url}", service=service
+        ) from None
+    except (httpx.TransportError, OSError) as exc:
+        raise TransportError(
+            f"{service}: connection failed ({type(exc).__name__}: {exc}) to {url}",
+            service=service,
+        ) from None
+    return HttpResponse(
+        status=response.status_code,
+        headers={k.lower(): v for k, v in response.headers.items()},
+        content=response.content,
+    )

@@ -1,0 +1,149 @@
+"""A per-key rate limiter that matches the services' sliding windows exactly.
+
+The services count requests per key in a sliding window (AI Tutor: 1 s; Runchat: 1 min). The
+limiter keeps the start times of the last ``limit`` requests and lets a new one start only
+once the oldest of them has left the window (plus a small safety margin for network jitter),
+so within one process the key's rate is never exceeded while the window is used to the full.
+
+Start times are *reserved* under a thread lock rather than awaited under an asyncio lock, so
+one limiter can serve several event loops and threads of a process; the caller sleeps until
+its reserved time. Besides its own requests the limiter learns from the services:
+
+- ``x-ratelimit-limit`` sets the limit (never above a rate the user set explicitly);
+- ``x-ratelimit-remaining: 0`` while this process has not used the window up means someone
+  else shares the key: new starts pause until the window has passed;
+- a 429 pauses new starts for ``Retry-After`` or, without it, an exponential share of the
+  window, and a success resets that backoff.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ..services.http import RateLimitInfo
+from ..services.rate import Rate
+
+
+class RateLimiter:
+    """Sliding-window log limiter for one API key.
+
+    Args:
+        rate: the allowed rate.
+        explicit: the user chose ``rate``; a larger ``x-ratelimit-limit`` does not raise it.
+        margin_s: extra spacing added to the window for network jitter; by default 1% of the
+            window plus 5 ms.
+        clock: a monotonic clock in seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        rate: Rate,
+        *,
+        explicit: bool = False,
+        margin_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._configured = rate
+        self._explicit = explicit
+        self.window_s = rate.window_s
+        self.margin_s = rate.window_s * 0.01 + 0.005 if margin_s is None else margin_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._starts: deque[float] = deque(maxlen=rate.requests)
+        self._blocked_until = 0.0
+        self._backoff_level = 0
+
+    @property
+    def limit(self) -> int:
+        """Requests allowed per window now (configured, or learned from the service)."""
+        return self._starts.maxlen or 1
+
+    @property
+    def blocked_until(self) -> float:
+        """Clock time before which no request may start (after a 429 or a full window)."""
+        return self._blocked_until
+
+    def tighten(self, rate: Rate) -> None:
+        """Adopt ``rate`` as an explicit limit if it is stricter than the current one."""
+        with self._lock:
+            if rate.per_second < self.limit / self.window_s:
+                self._configured = rate
+                self._explicit = True
+                self.window_s = rate.window_s
+                self._starts = deque(self._starts, maxlen=rate.requests)
+
+    def reserve(self) -> float:
+        """Reserve the earliest allowed start time for one request and return it.
+
+        The caller must sleep until then; if :attr:`blocked_until` has moved past it in the
+        meantime, it reserves again.
+        """
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._blocked_until)
+            if len(self._starts) == self.limit:
+                start = max(start, self._starts[0] + self.window_s + self.margin_s)
+            self._starts.append(start)
+            return start
+
+    def observe(self, info: RateLimitInfo | None, started_at: float) -> None:
+        """Learn from a response's rate-limit headers; ``started_at`` is its reserved start."""
+        if info is None:
+            return
+        with self._lock:
+            if info.limit is not None and info.limit >= 1 and info.limit != self.limit:
+                wanted = info.limit
+                if self._explicit:
+                    wanted = min(wanted, self._configured.requests)
+                if wanted != self.limit:
+                    self._starts = deque(self._starts, maxlen=wanted)
+            if info.remaining == 0:
+                # Our own starts within that window, widened by the jitter margin; fewer than
+                # the limit means another client shares the key and filled it.
+                since = started_at - self.window_s - 2 * self.margin_s
+                ours = sum(1 for s in self._starts if since < s <= started_at)
+                if ours < self.limit:
+                    self._blocked_until = max(
+                        self._blocked_until, started_at + self.window_s + self.margin_s
+                    )
+
+    def on_rate_limited(self, retry_after: float | None) -> float:
+        """A 429 arrived: pause new starts; returns the pause in seconds."""
+        with self._lock:
+            if retry_after is not None:
+                pause = retry_after
+            else:
+                pause = min(self.window_s, self.window_s / self.limit * 2**self._backoff_level)
+                self._backoff_level += 1
+            self._blocked_until = max(self._blocked_until, self._clock() + pause)
+            return pause
+
+    def on_success(self) -> None:
+        """A request succeeded: the 429 backoff starts again from its first step."""
+        self._backoff_level = 0
+
+
+_registry: dict[tuple[str, str], RateLimiter] = {}
+_registry_lock = threading.Lock()
+
+
+def shared_limiter(key_id: str, scope: str, rate: Rate, *, explicit: bool) -> RateLimiter:
+    """The process-wide limiter of one API key, so concurrent jobs on one key share its rate.
+
+    Args:
+        key_id: a fingerprint of the API key (never the key itself).
+        scope: the service and base URL the key belongs to.
+        rate: the rate this caller wants; a stricter explicit rate tightens a shared limiter.
+        explicit: the caller chose ``rate`` rather than taking the service's default.
+    """
+    with _registry_lock:
+        limiter = _registry.get((scope, key_id))
+        if limiter is None:
+            limiter = RateLimiter(rate, explicit=explicit)
+            _registry[(scope, key_id)] = limiter
+        elif explicit:
+            limiter.tighten(rate)
+        return limiter

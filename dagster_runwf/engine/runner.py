@@ -1,0 +1,553 @@
+"""The fan-out: rows in, workflow runs out, as many in flight as the key's rate allows.
+
+A fixed set of worker tasks (one per concurrency slot) pulls rows lazily from the input and
+puts finished results on a small queue that the caller drains, so memory stays flat however
+many rows there are and a slow consumer slows the fan-out instead of filling memory.
+
+For each row a worker: builds the request (a bad row fails here, unsent); answers it from an
+identical row of this call or from the journal when it can; otherwise waits for the rate
+limiter, sends, and retries transient failures with backoff. A fatal answer stops the
+fan-out: no request starts after it, requests in flight finish and are reported, then the
+iteration raises :class:`~dagster_runwf.services.errors.FanOutStopped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sized
+from typing import Any, Literal
+
+import httpx
+
+from .. import __version__
+from ..services.base import PreparedRun, Workflow
+from ..services.errors import (
+    ConfigError,
+    FanOutStopped,
+    FatalError,
+    RateLimitedError,
+    RowError,
+    RowInputError,
+    ServiceError,
+    TransientError,
+)
+from ..services.http import HttpResponse, parse_retry_after
+from ..services.rate import Rate
+from .client import DEFAULT_TIMEOUT, HttpBackend, check_base_url, make_client, send
+from .limiter import RateLimiter, shared_limiter
+from .results import RowJournal, RowResult
+from .retry import RetryPolicy
+from .stats import Progress, RunStats
+
+Row = Mapping[str, Any]
+RateSetting = Rate | str | Literal["unlimited"] | None
+
+_DONE = object()
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A short, one-way id of an API key: safe to log, enough to tell keys apart."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
+
+
+class WorkflowRun:
+    """One fan-out of rows through a workflow; iterate it (once) to get the results.
+
+    ``async for result in WorkflowRun(...)`` yields a :class:`RowResult` per input row as rows
+    finish (not in input order: use ``result.index``). :attr:`stats` is updated live and is
+    final once the iteration ends.
+
+    Args:
+        workflow: the workflow to run, e.g. ``AITutorWorkflow("wf_abc123", ["story"])``.
+        rows: mappings of input name to value, consumed lazily (sync or async iterable).
+        api_key: the service's API key; sent only over https or to loopback.
+        base_url: the service's API root; defaults to the service's public URL.
+        rate: the key's rate, e.g. ``"10/s"``; ``None`` for the service's documented limit
+            (then ``x-ratelimit-limit`` may adjust it); ``"unlimited"`` for no limiter.
+        concurrency: rows in flight at once; defaults to the workflow's service default.
+        retry: the retry policy for transient errors.
+        backend: ``"httpx"`` or ``"aiohttp"`` (httpx over aiohttp, faster at high
+            concurrency); ignored when ``transport`` is given.
+        transport: an ``httpx.AsyncBaseTransport`` to use instead.
+        timeout: httpx timeouts; the default allows 300-second runs.
+        journal: where finished rows are recorded and looked up (see :class:`RowJournal`).
+        on_progress: called with a :class:`Progress` every ``progress_interval_s`` and at the
+            end.
+        progress_interval_s: seconds between progress reports.
+        max_consecutive_failures: stop after this many rows in a row failed at the service
+            (a circuit breaker, so a broken workflow does not burn credits); ``None`` = never.
+        dedup_cache_size: finished results kept to answer identical rows later in the call;
+            identical rows in flight at once always share one request.
+        limiter: a :class:`RateLimiter` to use instead of the process-wide one of this key.
+        seed: seed for the retry jitter (for reproducible tests).
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        rows: Iterable[Row] | AsyncIterable[Row],
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        rate: RateSetting = None,
+        concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
+        backend: HttpBackend = "httpx",
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        journal: RowJournal | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        progress_interval_s: float = 5.0,
+        max_consecutive_failures: int | None = 25,
+        dedup_cache_size: int = 100_000,
+        limiter: RateLimiter | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(workflow, Workflow):
+            raise ConfigError(f"workflow must be a Workflow, got {type(workflow).__name__}")
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ConfigError(
+                f"api_key for {workflow.display_name} is empty; set it (e.g. from an "
+                "environment variable) to the service's secret key"
+            )
+        self.workflow = workflow
+        self.base_url = check_base_url(base_url or workflow.default_base_url)
+        self.concurrency = concurrency or _DEFAULT_CONCURRENCY.get(workflow.service, 16)
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+        if max_consecutive_failures is not None and max_consecutive_failures < 1:
+            raise ConfigError("max_consecutive_failures must be >= 1 or None")
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter if limiter is not None else self._limiter_for(api_key, rate)
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"dagster-runwf/{__version__}",
+        }
+        self._rows = rows
+        self._total = len(rows) if isinstance(rows, Sized) else None
+        self._backend = backend
+        self._transport = transport
+        self._timeout = timeout
+        self._journal = journal
+        self._on_progress = on_progress
+        self._progress_interval_s = progress_interval_s
+        self._max_consecutive_failures = max_consecutive_failures
+        self._dedup_cache_size = dedup_cache_size
+        self._rng = random.Random(seed)
+        self.stats = RunStats()
+        self._started = False
+        self._in_flight = 0
+        self._consecutive_failures = 0
+        self._last_failure: ServiceError | None = None
+        self._stop_cause: ServiceError | None = None
+        self._stop_message: str | None = None
+        self._crash: BaseException | None = None
+        self._pending: dict[str, asyncio.Future[RowResult | None]] = {}
+        self._cache: OrderedDict[str, RowResult] = OrderedDict()
+
+    def __repr__(self) -> str:  # never the key
+        return f"WorkflowRun({self.workflow!r}, base_url={self.base_url!r})"
+
+    def _limiter_for(self, api_key: str, rate: RateSetting) -> RateLimiter | None:
+        if isinstance(rate, str) and rate.strip().lower() == "unlimited":
+            return None
+        explicit = rate is not None
+        parsed = Rate.parse(rate) if rate is not None else self.workflow.default_rate
+        scope = f"{self.workflow.service} {self.base_url}"
+        return shared_limiter(key_fingerprint(api_key), scope, parsed, explicit=explicit)
+
+    # -- iteration --------------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[RowResult]:
+        if self._started:
+            raise RuntimeError("a WorkflowRun can be iterated only once")
+        self._started = True
+        return self._results()
+
+    async def _results(self) -> AsyncIterator[RowResult]:
+        started = time.monotonic()
+        self._stop_event = asyncio.Event()
+        self._row_source = _RowSource(self._rows)
+        out: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 4)
+        async with make_client(
+            self.concurrency,
+            timeout=self._timeout,
+            backend=self._backend,
+            transport=self._transport,
+        ) as client:
+            workers = [
+                asyncio.create_task(self._worker(client, out)) for _ in range(self.concurrency)
+            ]
+            closer = asyncio.create_task(self._close_when_done(workers, out))
+            reporter = asyncio.create_task(self._report_progress(started))
+            try:
+                while True:
+                    item = await out.get()
+                    if item is _DONE:
+                        break
+                    yield item
+            finally:
+                self._stop_event.set()
+                for task in (*workers, closer, reporter):
+                    task.cancel()
+                await asyncio.gather(*workers, closer, reporter, return_exceptions=True)
+                self.stats.elapsed_s = time.monotonic() - started
+                self._emit_progress(started)
+        if self._crash is not None:
+            raise self._crash
+        if self._stop_cause is not None:
+            raise FanOutStopped(
+                f"{self._stop_message}\nStopped after {self.stats.rows} rows finished "
+                f"({self.stats.succeeded} succeeded, {self.stats.failed} failed); no further "
+                "request was sent. Re-run to continue: finished rows are kept.",
+                cause=self._stop_cause,
+                finished=self.stats.rows,
+            )
+
+    async def _close_when_done(
+        self, workers: list[asyncio.Task[None]], out: asyncio.Queue[Any]
+    ) -> None:
+        await asyncio.gather(*workers, return_exceptions=True)
+        await out.put(_DONE)
+
+    async def _worker(self, client: httpx.AsyncClient, out: asyncio.Queue[Any]) -> None:
+        try:
+            while not self._stop_event.is_set():
+                item = await self._row_source.next()
+                if item is None:
+                    return
+                index, row = item
+                self._in_flight += 1
+                try:
+                    result = await self._process(client, index, row)
+                finally:
+                    self._in_flight -= 1
+                if result is None:
+                    continue
+                self._count(result)
+                await out.put(result)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug, or the input iterable failed: stop, re-raise
+            if self._crash is None:
+                self._crash = exc
+            self._stop_event.set()
+
+    # -- one row ----------------------------------------------------------------------------
+
+    async def _process(self, client: httpx.AsyncClient, index: int, row: Row) -> RowResult | None:
+        try:
+            prepared = self.workflow.prepare(row)
+        except RowInputError as exc:
+            return RowResult(
+                index,
+                None,
+                "failed",
+                error=f"row {index}: {exc}",
+                error_type=type(exc).__name__,
+                source="none",
+            )
+        key = prepared.input_hash
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached.for_row(index, "duplicate")
+        pending = self._pending.get(key)
+        if pending is not None:
+            shared = await pending
+            return None if shared is None else shared.for_row(index, "duplicate")
+        if self._journal is not None:
+            earlier = self._journal.lookup(key)
+            if earlier is not None:
+                reused = earlier.for_row(index, "journal")
+                self._remember(key, reused)
+                return reused
+        future: asyncio.Future[RowResult | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        result: RowResult | None = None
+        try:
+            result = await self._send_row(client, index, prepared)
+            if result is not None and self._journal is not None:
+                self._journal.record(result)
+        finally:
+            del self._pending[key]
+            future.set_result(result)
+        if result is not None:
+            self._remember(key, result)
+        return result
+
+    def _remember(self, key: str, result: RowResult) -> None:
+        if self._dedup_cache_size <= 0:
+            return
+        self._cache[key] = result
+        if len(self._cache) > self._dedup_cache_size:
+            self._cache.popitem(last=False)
+
+    async def _send_row(
+        self, client: httpx.AsyncClient, index: int, prepared: PreparedRun
+    ) -> RowResult | None:
+        """Send until success, a row error, retries exhausted, or a stop (``None``)."""
+        attempts = failures = rate_limited = 0
+        first_sent: float | None = None
+
+        def failed(exc: ServiceError) -> RowResult:
+            self._last_failure = exc
+            return RowResult(
+                index,
+                prepared.input_hash,
+                "failed",
+                error=str(exc),
+                error_type=type(exc).__name__,
+                attempts=attempts,
+                latency_s=None if first_sent is None else time.monotonic() - first_sent,
+            )
+
+        while True:
+            started_at = await self._wait_for_slot()
+            if started_at is None:
+                return None
+            attempts += 1
+            self.stats.requests += 1
+            if first_sent is None:
+                first_sent = time.monotonic()
+            response: HttpResponse | None = None
+            try:
+                response = await send(
+                    client,
+                    self.base_url,
+                    prepared.request,
+                    self._headers,
+                    service=self.workflow.display_name,
+                )
+                if self.limiter is not None:
+                    self.limiter.observe(self.workflow.rate_limit_info(response), started_at)
+                outcome = self.workflow.parse(response)
+            except RateLimitedError as exc:
+                self.stats.rate_limited += 1
+                rate_limited += 1
+                if self.limiter is not None:
+                    self.limiter.on_rate_limited(self._retry_after(response))
+                if rate_limited > self.retry.max_rate_limited:
+                    return failed(exc)
+                if self.limiter is None and not await self._sleep(
+                    self.retry.delay(rate_limited, self._retry_after(response), self._rng)
+                ):
+                    return None
+                continue
+            except TransientError as exc:
+                self.stats.transient_errors += 1
+                failures += 1
+                if failures >= self.retry.max_attempts:
+                    return failed(exc)
+                delay = self.retry.delay(failures, self._retry_after(response), self._rng)
+                if not await self._sleep(delay):
+                    return None
+                continue
+            except FatalError as exc:
+                self._stop(exc, str(exc))
+                return None
+            except RowError as exc:
+                return failed(exc)
+            if self.limiter is not None:
+                self.limiter.on_success()
+            return RowResult(
+                index,
+                prepared.input_hash,
+                "succeeded",
+                outcome=outcome,
+                attempts=attempts,
+                latency_s=time.monotonic() - first_sent,
+            )
+
+    def _retry_after(self, response: HttpResponse | None) -> float | None:
+        if response is None:
+            return None
+        seconds = parse_retry_after(response.headers.get("retry-after"), now=time.time())
+        return None if seconds is None else min(seconds, self.retry.max_retry_after_s)
+
+    async def _wait_for_slot(self) -> float | None:
+        """Wait for the rate limiter; the reserved start time, or ``None`` once stopping."""
+        while not self._stop_event.is_set():
+            if self.limiter is None:
+                return time.monotonic()
+            start = self.limiter.reserve()
+            delay = start - time.monotonic()
+            if delay > 0 and not await self._sleep(delay):
+                return None
+            if self._stop_event.is_set():
+                return None
+            if self.limiter.blocked_until <= start:
+                return start
+            # A 429 (or another client filling the window) moved the block past our slot.
+        return None
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep, waking early on a stop; ``True`` if the full time passed."""
+        if seconds <= 0:
+            return not self._stop_event.is_set()
+        try:
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+        except asyncio.TimeoutError:
+            return True
+        return False
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _count(self, result: RowResult) -> None:
+        stats = self.stats
+        stats.rows += 1
+        if result.status == "succeeded":
+            stats.succeeded += 1
+        else:
+            stats.failed += 1
+        if result.source == "journal":
+            stats.reused += 1
+        elif result.source == "duplicate":
+            stats.deduplicated += 1
+        elif result.source == "none":
+            stats.invalid += 1
+        else:
+            stats.sent += 1
+            if result.attempts > 1:
+                stats.retried += 1
+            if result.latency_s is not None:
+                stats.latency.add(result.latency_s)
+            if result.outcome is not None:
+                stats.add_credits(result.outcome.credits)
+            self._trip_breaker(result)
+
+    def _trip_breaker(self, result: RowResult) -> None:
+        if result.status == "succeeded":
+            self._consecutive_failures = 0
+            return
+        self._consecutive_failures += 1
+        limit = self._max_consecutive_failures
+        if limit is not None and self._consecutive_failures >= limit and self._last_failure:
+            self._stop(
+                self._last_failure,
+                f"{self._consecutive_failures} rows in a row failed at "
+                f"{self.workflow.display_name} (the last: {self._last_failure}); stopped so "
+                "as not to pay for more failing runs. Check the workflow and its inputs, or "
+                "raise max_consecutive_failures.",
+            )
+
+    def _stop(self, cause: ServiceError, message: str) -> None:
+        if self._stop_cause is None:
+            self._stop_cause = cause
+            self._stop_message = message
+            self.stats.stopped_by = message
+        self._stop_event.set()
+
+    async def _report_progress(self, started: float) -> None:
+        if self._on_progress is None:
+            return
+        while True:
+            await asyncio.sleep(self._progress_interval_s)
+            self.stats.elapsed_s = time.monotonic() - started
+            self._emit_progress(started)
+
+    def _emit_progress(self, started: float) -> None:
+        if self._on_progress is None:
+            return
+        elapsed = time.monotonic() - started
+        done = self.stats.rows
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = None
+        if self._total is not None and rate > 0:
+            eta = max(0.0, (self._total - done) / rate)
+        self._on_progress(
+            Progress(
+                done=done,
+                succeeded=self.stats.succeeded,
+                failed=self.stats.failed,
+                in_flight=self._in_flight,
+                total=self._total,
+                elapsed_s=elapsed,
+                rows_per_s=rate,
+                eta_s=eta,
+            )
+        )
+
+
+_DEFAULT_CONCURRENCY = {"aitutor": 32, "runchat": 8}
+"""Enough runs in flight to fill the documented rate at typical run times (seconds to a
+minute): AI Tutor 10/s x ~3 s; Runchat 10/min x ~45 s."""
+
+
+class _RowSource:
+    """Hands out ``(index, row)`` pairs from a sync or async iterable, one at a time."""
+
+    def __init__(self, rows: Iterable[Row] | AsyncIterable[Row]) -> None:
+        self._index = 0
+        self._sync = iter(rows) if isinstance(rows, Iterable) else None
+        self._async = aiter(rows) if self._sync is None else None  # type: ignore[arg-type]
+        self._lock = asyncio.Lock()
+        self._exhausted = False
+
+    async def next(self) -> tuple[int, Row] | None:
+        if self._exhausted:
+            return None
+        if self._sync is not None:
+            try:
+                row = next(self._sync)
+            except StopIteration:
+                self._exhausted = True
+                return None
+        else:
+            assert self._async is not None
+            async with self._lock:
+                if self._exhausted:
+                    return None
+                try:
+                    row = await anext(self._async)
+                except StopAsyncIteration:
+                    self._exhausted = True
+                    return None
+        index = self._index
+        self._index += 1
+        return index, row
+
+
+def run_workflow_rows(
+    workflow: Workflow, rows: Iterable[Row] | AsyncIterable[Row], **settings: Any
+) -> WorkflowRun:
+    """Fan ``rows`` out through ``workflow``; iterate the returned run for the results.
+
+    A shorthand for :class:`WorkflowRun` (see it for the settings)::
+
+        run = run_workflow_rows(AITutorWorkflow("wf_abc123", ["story"]), rows, api_key=key)
+        async for result in run:
+            ...
+        print(run.stats)
+    """
+    return WorkflowRun(workflow, rows, **settings)
+
+
+def run_workflow_rows_sync(
+    workflow: Workflow, rows: Iterable[Row], **settings: Any
+) -> tuple[list[RowResult], RunStats]:
+    """Run the fan-out to the end from synchronous code; results in input order.
+
+    Raises:
+        FanOutStopped: a fatal error stopped it; ``exc.results`` holds the finished rows.
+    """
+    run = WorkflowRun(workflow, rows, **settings)
+
+    async def collect() -> list[RowResult]:
+        results: list[RowResult] = []
+        try:
+            async for result in run:
+                results.append(result)
+        except FanOutStopped as exc:
+            exc.results = sorted(results, key=lambda r: r.index)
+            raise
+        return results
+
+    results = asyncio.run(collect())
+    results.sort(key=lambda r: r.index)
+    return results, run.stats

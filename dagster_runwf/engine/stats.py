@@ -1,0 +1,147 @@
+"""Counts, latencies and progress of one fan-out, in constant memory.
+
+Latencies go into a logarithmic histogram (1% wide buckets from 1 ms to about 3 hours), so
+percentiles of a million rows cost a few kilobytes, not a list of a million floats.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+_MIN_S = 0.001
+_GROWTH = 1.01
+_LOG_GROWTH = math.log(_GROWTH)
+
+
+class LatencyHistogram:
+    """Approximate percentiles (within 1%) of non-negative durations in seconds."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, int] = {}
+        self.count = 0
+        self.max_s = 0.0
+        self.total_s = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total_s += seconds
+        self.max_s = max(self.max_s, seconds)
+        index = 0 if seconds <= _MIN_S else int(math.log(seconds / _MIN_S) / _LOG_GROWTH) + 1
+        self._buckets[index] = self._buckets.get(index, 0) + 1
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q``-th percentile (0-100), or ``None`` with no data."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(self.count * q / 100.0))
+        seen = 0
+        for index in sorted(self._buckets):
+            seen += self._buckets[index]
+            if seen >= rank:
+                upper = _MIN_S * _GROWTH**index
+                return min(upper, self.max_s)
+        return self.max_s
+
+
+@dataclass
+class RunStats:
+    """What one fan-out did; updated live while it runs.
+
+    Attributes:
+        rows: rows reported so far (each input row once).
+        succeeded: rows with an answer (sent now, reused, or shared with a duplicate).
+        failed: rows recorded as failed (row errors, invalid inputs, retries exhausted).
+        sent: rows whose request this call sent (the paid ones).
+        reused: rows answered from the journal, without a request.
+        deduplicated: rows answered by an identical row of the same call.
+        invalid: rows whose inputs were rejected before any request.
+        requests: HTTP requests sent (every attempt, 429s included).
+        retried: rows that needed more than one request.
+        rate_limited: 429 answers received.
+        transient_errors: 5xx, malformed bodies, timeouts and connection errors met.
+        credits: credits reported by the service for this call's runs, if any were.
+        elapsed_s: wall time of the call so far.
+        stopped_by: the message of the error that stopped the fan-out, if one did.
+    """
+
+    rows: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    sent: int = 0
+    reused: int = 0
+    deduplicated: int = 0
+    invalid: int = 0
+    requests: int = 0
+    retried: int = 0
+    rate_limited: int = 0
+    transient_errors: int = 0
+    credits: float | None = None
+    elapsed_s: float = 0.0
+    stopped_by: str | None = None
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed rows as a share of rows reported (0 when none)."""
+        return self.failed / self.rows if self.rows else 0.0
+
+    def add_credits(self, credits: float | None) -> None:
+        if credits is not None:
+            self.credits = (self.credits or 0.0) + credits
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for logs and metadata (latencies in seconds)."""
+        return {
+            "rows": self.rows,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "sent": self.sent,
+            "reused": self.reused,
+            "deduplicated": self.deduplicated,
+            "invalid": self.invalid,
+            "requests": self.requests,
+            "retried": self.retried,
+            "rate_limited": self.rate_limited,
+            "transient_errors": self.transient_errors,
+            "credits": self.credits,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "latency_p50_s": self.latency.percentile(50),
+            "latency_p95_s": self.latency.percentile(95),
+            "latency_max_s": self.latency.max_s if self.latency.count else None,
+            "stopped_by": self.stopped_by,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A progress report, delivered to the ``on_progress`` callback every few seconds.
+
+    Attributes:
+        done: rows finished so far (succeeded + failed).
+        succeeded: rows with an answer.
+        failed: rows recorded as failed.
+        in_flight: rows being worked on now.
+        total: the number of rows, when the input has a length.
+        elapsed_s: wall time so far.
+        rows_per_s: finished rows per second so far.
+        eta_s: estimated seconds left, when ``total`` is known and progress was made.
+    """
+
+    done: int
+    succeeded: int
+    failed: int
+    in_flight: int
+    total: int | None
+    elapsed_s: float
+    rows_per_s: float
+    eta_s: float | None
+
+    def __str__(self) -> str:
+        of = f"/{self.total}" if self.total is not None else ""
+        eta = f", ETA {self.eta_s:.0f}s" if self.eta_s is not None else ""
+        return (
+            f"{self.done}{of} rows done ({self.failed} failed, {self.in_flight} in flight), "
+            f"{self.rows_per_s:.1f} rows/s{eta}"
+        )

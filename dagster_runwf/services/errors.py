@@ -1,0 +1,165 @@
+"""What can go wrong when running a hosted workflow, sorted by what the caller should do.
+
+Every error this package raises derives from :class:`RunwfError`. The hierarchy follows the
+three kinds of failure a fan-out over a table meets, because each calls for a different
+reaction::
+
+    RunwfError
+    ├── ConfigError              a setting or mapping is wrong; raised before any paid request
+    ├── RowError                 this row cannot succeed: record it in the row, go on
+    │   ├── RowInputError        the row's inputs are unusable (missing variable, not JSON)
+    │   └── RunFailedError       the service ran the workflow and it failed on this row
+    ├── TransientError           worth retrying with backoff
+    │   ├── RateLimitedError     429; does not use up a row's attempt budget
+    │   ├── ServerError          5xx, an HTML page from a proxy, a malformed body
+    │   └── TransportError       timeouts, refused or dropped connections
+    └── FatalError               every following row would fail the same way: stop at once
+        ├── AuthenticationError  401: the API key is missing, wrong or revoked
+        ├── CreditsExhaustedError  402, Runchat's credits 403, a spend limit
+        ├── WorkflowNotFoundError  404: unknown, unpublished or another organisation's
+        └── FanOutStopped        raised by the engine: a fatal error (or too many failures in
+                                 a row) stopped the fan-out; carries what finished
+
+A :class:`TransientError` whose retries run out becomes the row's recorded error; it never
+stops the fan-out on its own (the circuit breaker does that after many failed rows in a row).
+
+Messages name the service, the HTTP status and the service's error code, and say what to do.
+They never contain an API key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RunwfError(Exception):
+    """Base class of every error raised by ``dagster_runwf``."""
+
+
+class ConfigError(RunwfError, ValueError):
+    """A setting, a column mapping or a workflow definition is wrong.
+
+    Raised before the first paid request, naming the setting or column at fault.
+    """
+
+
+class ServiceError(RunwfError):
+    """An error answered by (or on the way to) a hosted service.
+
+    Attributes:
+        service: the service's display name, e.g. ``"AI Tutor"``.
+        status: the HTTP status, or ``None`` when no response arrived.
+        code: the service's machine-readable error code, when it sent one.
+        detail: the service's own error text, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        status: int | None = None,
+        code: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.service = service
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RowError(ServiceError):
+    """This row cannot succeed as it is; the error is recorded in the row."""
+
+
+class RowInputError(RowError):
+    """The row's inputs cannot be sent: a required variable is missing or a value is not JSON.
+
+    Raised by the services before any request, so such a row never costs a run.
+    """
+
+    def __init__(self, message: str, *, service: str, variable: str | None = None) -> None:
+        super().__init__(message, service=service)
+        self.variable = variable
+
+
+class RunFailedError(RowError):
+    """The service ran the workflow for this row and answered that it failed."""
+
+
+class TransientError(ServiceError):
+    """A failure worth retrying: the same request may well succeed a little later.
+
+    Attributes:
+        retry_after: seconds the service asked us to wait (``Retry-After``), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        status: int | None = None,
+        code: str | None = None,
+        detail: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, service=service, status=status, code=code, detail=detail)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(TransientError):
+    """429: the key's rate limit was exceeded. The limiter backs off; no attempt is used up."""
+
+
+class ServerError(TransientError):
+    """A 5xx answer, a proxy's HTML error page, or a body that is not the documented JSON."""
+
+
+class TransportError(TransientError):
+    """No usable response: a timeout, a refused, reset or dropped connection."""
+
+
+class FatalError(ServiceError):
+    """Every following row would fail the same way; the fan-out stops at once."""
+
+
+class AuthenticationError(FatalError):
+    """401: the API key is missing, invalid or revoked."""
+
+
+class CreditsExhaustedError(FatalError):
+    """The account cannot pay for more runs: no credits, no subscription, or a spend limit."""
+
+
+class WorkflowNotFoundError(FatalError):
+    """404: the workflow does not exist, is not published, or belongs to someone else."""
+
+
+class FanOutStopped(FatalError):
+    """The engine stopped the fan-out; rows finished before the stop were all reported.
+
+    Attributes:
+        cause: the error that stopped it (a :class:`FatalError`, or the last row error when
+            the circuit breaker opened).
+        finished: rows finished (succeeded or failed) before the stop, in this call.
+        results: the finished rows, when the caller collected them (see
+            ``run_workflow_rows_sync``); rows after the stop were not sent.
+    """
+
+    def __init__(self, message: str, *, cause: ServiceError, finished: int) -> None:
+        super().__init__(
+            message,
+            service=cause.service,
+            status=cause.status,
+            code=cause.code,
+            detail=cause.detail,
+        )
+        self.cause = cause
+        self.finished = finished
+        self.results: list[Any] = []

@@ -1,0 +1,285 @@
+"""Runchat: ``POST /{runchat_id}`` with ``inputs`` keyed ``paramId_nodeId``, or a webhook body.
+
+A run answers the flow's output parameters (each a ``data`` list) and a stringified JSON
+``metadata`` whose keys are not documented: it is decoded and kept whole, and nothing fails
+because a key is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .base import OnMissing, Workflow, require_text
+from .errors import (
+    AuthenticationError,
+    ConfigError,
+    CreditsExhaustedError,
+    ServerError,
+    ServiceError,
+)
+from .http import HttpRequest, HttpResponse
+from .outcome import Outcome
+from .rate import Rate
+from .values import JsonValue
+
+DISPLAY_NAME = "Runchat"
+
+# Parameter types whose data reads naturally as text; the first such output is the result.
+_TEXT_TYPES = frozenset({"string", "markdown", "message", "html", "code", "instruction"})
+# Keys Runchat (or its agents) may use for a run's cost in the metadata: none is documented.
+_CREDIT_KEYS = ("credits", "credits_used", "creditsUsed", "credit_cost", "cost")
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """A Runchat input or output parameter (``BasicParameter``)."""
+
+    id: str
+    label: str
+    type: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunchatSchema:
+    """A flow's name and its input and output parameters (``GET /{runchat_id}/schema``)."""
+
+    name: str
+    inputs: tuple[Parameter, ...]
+    outputs: tuple[Parameter, ...]
+
+
+class RunchatWorkflow(Workflow):
+    """A flow on Runchat.
+
+    Args:
+        runchat_id: the flow's id.
+        inputs: the input parameter ids (``paramId_nodeId``) every row provides; with
+            ``webhook=True``, the field names of the JSON body instead.
+        webhook: send each row as a raw JSON body (for flows that start at a Webhook node)
+            rather than as ``{"inputs": {...}}``.
+        instance_id: continue this existing instance (``runchat_instance_id``) for every row;
+            by default each run creates a new instance.
+        result_output: id or label of the output whose value is the row's text result;
+            by default the first text-typed output.
+        citations_output: id or label of an output listing the run's sources (URLs); by
+            default a run has no citations.
+        on_missing: a missing cell is a row error (``"fail"``) or is sent as ``null``.
+    """
+
+    service: ClassVar[str] = "runchat"
+    display_name: ClassVar[str] = DISPLAY_NAME
+    default_base_url: ClassVar[str] = "https://runchat.com/api/v1"
+    default_rate: ClassVar[Rate] = Rate(10, 60.0)
+
+    def __init__(
+        self,
+        runchat_id: str,
+        inputs: Sequence[str] = (),
+        *,
+        webhook: bool = False,
+        instance_id: str | None = None,
+        result_output: str | None = None,
+        citations_output: str | None = None,
+        on_missing: OnMissing = "fail",
+    ) -> None:
+        self._runchat_id = require_text(runchat_id, "runchat_id")
+        if isinstance(inputs, str):
+            raise ConfigError(f"inputs must be a list of ids, not the string {inputs!r}")
+        self._inputs = tuple(require_text(i, "each input id") for i in inputs)
+        if len(set(self._inputs)) != len(self._inputs):
+            raise ConfigError(f"inputs name one parameter twice: {list(self._inputs)}")
+        if on_missing not in ("fail", "null"):
+            raise ConfigError(f"on_missing must be 'fail' or 'null', got {on_missing!r}")
+        if instance_id is not None:
+            require_text(instance_id, "instance_id")
+        self.webhook = webhook
+        self.instance_id = instance_id
+        self.result_output = result_output
+        self.citations_output = citations_output
+        self.on_missing = on_missing
+
+    def __repr__(self) -> str:
+        return f"RunchatWorkflow({self._runchat_id!r}, inputs={list(self._inputs)!r})"
+
+    @property
+    def workflow_id(self) -> str:
+        return self._runchat_id
+
+    @property
+    def input_names(self) -> Sequence[str]:
+        return self._inputs
+
+    def fingerprint(self) -> dict[str, JsonValue]:
+        return {
+            **super().fingerprint(),
+            "webhook": self.webhook,
+            "instance_id": self.instance_id,
+            "result_output": self.result_output,
+            "citations_output": self.citations_output,
+        }
+
+    def run_path(self) -> str:
+        return self._runchat_id
+
+    def build_body(self, inputs: dict[str, JsonValue]) -> JsonValue:
+        body: dict[str, JsonValue] = dict(inputs) if self.webhook else {"inputs": inputs}
+        if self.instance_id is not None:
+            body["runchat_instance_id"] = self.instance_id
+        return body
+
+    def parse_success(self, payload: Any, response: HttpResponse) -> Outcome:
+        if not isinstance(payload, dict):
+            raise _unexpected(response, "a JSON object was expected")
+        data = payload.get("data", [])
+        if not isinstance(data, list):
+            raise _unexpected(response, "'data' is not a list")
+        outputs: dict[str, Any] = {}
+        labels: dict[str, str] = {}
+        types: dict[str, str] = {}
+        for param in data:
+            if not isinstance(param, dict) or not isinstance(param.get("id"), str):
+                raise _unexpected(response, "an output parameter has no 'id'")
+            pid = param["id"]
+            ptype = str(param.get("type", ""))
+            outputs[pid] = _output_value(param.get("data", []), ptype)
+            types[pid] = ptype
+            label = param.get("label")
+            if isinstance(label, str) and label not in labels:
+                labels[label] = pid
+        metadata = decode_metadata(payload.get("metadata"))
+        instance = payload.get("runchat_instance_id")
+        return Outcome(
+            result=self._result_text(outputs, labels, types),
+            citations=self._citations(outputs, labels),
+            outputs=outputs,
+            output_labels=labels,
+            metadata=metadata,
+            instance_id=instance if isinstance(instance, str) else None,
+            credits=_credits(metadata),
+        )
+
+    def _result_text(
+        self, outputs: Mapping[str, Any], labels: Mapping[str, str], types: Mapping[str, str]
+    ) -> str | None:
+        if self.result_output is not None:
+            pid = _resolve(self.result_output, outputs, labels)
+            return None if pid is None else _as_text(outputs[pid])
+        for pid, ptype in types.items():
+            if ptype in _TEXT_TYPES:
+                return _as_text(outputs[pid])
+        first = next(iter(outputs), None)
+        return None if first is None else _as_text(outputs[first])
+
+    def _citations(self, outputs: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[str, ...]:
+        if self.citations_output is None:
+            return ()
+        pid = _resolve(self.citations_output, outputs, labels)
+        if pid is None:
+            return ()
+        value = outputs[pid]
+        items = value if isinstance(value, list) else [value]
+        return tuple(_as_text(item) for item in items if item is not None)
+
+    def classify(self, status: int, code: str | None, detail: str) -> type[ServiceError] | None:
+        if status == 403:
+            lowered = detail.lower()
+            if "credit" in lowered or "you have used" in lowered:
+                return CreditsExhaustedError
+            return AuthenticationError
+        return None
+
+
+def _resolve(name: str, outputs: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
+    """An output id from an id or a label."""
+    if name in outputs:
+        return name
+    return labels.get(name)
+
+
+def _output_value(data: Any, ptype: str) -> Any:
+    """A parameter's ``data`` list; a one-item list of a non-array type is that item."""
+    if isinstance(data, list) and len(data) == 1 and ptype != "array":
+        return data[0]
+    return data
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def decode_metadata(raw: Any) -> dict[str, Any]:
+    """Runchat's stringified-JSON ``metadata``, decoded; never raises.
+
+    A string that is not a JSON object is kept under ``"raw"``; a missing value is ``{}``.
+    """
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str):
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            return {"raw": raw}
+        return decoded if isinstance(decoded, dict) else {"raw": decoded}
+    return {"raw": raw}
+
+
+def _credits(metadata: Mapping[str, Any]) -> float | None:
+    for key in _CREDIT_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _unexpected(response: HttpResponse, why: str) -> ServerError:
+    return ServerError(
+        f"{DISPLAY_NAME} answered {response.status} with an unexpected body: {why}",
+        service=DISPLAY_NAME,
+        status=response.status,
+    )
+
+
+def schema_request(runchat_id: str) -> HttpRequest:
+    """``GET /{runchat_id}/schema``: the flow's inputs and outputs (free; checks the key)."""
+    return HttpRequest("GET", f"{require_text(runchat_id, 'runchat_id')}/schema")
+
+
+def parse_schema(runchat_id: str, response: HttpResponse) -> RunchatSchema:
+    """The schema in a response, or the classified error."""
+    probe = RunchatWorkflow(runchat_id)
+    if not 200 <= response.status < 300:
+        raise probe.error_for(response)
+    payload = probe.decode_json(response)
+    if not isinstance(payload, dict):
+        raise _unexpected(response, "a JSON object was expected")
+
+    def params(key: str) -> tuple[Parameter, ...]:
+        items = payload.get(key) or []
+        if not isinstance(items, list):
+            raise _unexpected(response, f"{key!r} is not a list")
+        return tuple(
+            Parameter(
+                id=str(p.get("id", "")),
+                label=str(p.get("label", "")),
+                type=str(p.get("type", "")),
+                description=str(p.get("description", "")),
+            )
+            for p in items
+            if isinstance(p, dict)
+        )
+
+    return RunchatSchema(
+        name=str(payload.get("name", runchat_id)),
+        inputs=params("inputs"),
+        outputs=params("outputs"),
+    )
