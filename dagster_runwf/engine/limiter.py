@@ -84,6 +84,10 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             start = max(now, self._blocked_until)
+            if self._starts:
+                # Spread each window's requests over at least half of it: a burst of new
+                # connections would arrive in a different order and density than it was sent.
+                start = max(start, self._starts[-1] + self.window_s / self.limit / 2)
             if len(self._starts) == self.limit:
                 start = max(start, self._starts[0] + self.window_s + self.margin_s)
             self._starts.append(start)

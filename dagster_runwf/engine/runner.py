@@ -116,7 +116,9 @@ class WorkflowRun:
             )
         self.workflow = workflow
         self.base_url = check_base_url(base_url or workflow.default_base_url)
-        self.concurrency = concurrency or _DEFAULT_CONCURRENCY.get(workflow.service, 16)
+        self.concurrency = (
+            _DEFAULT_CONCURRENCY.get(workflow.service, 16) if concurrency is None else concurrency
+        )
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
         if max_consecutive_failures is not None and max_consecutive_failures < 1:

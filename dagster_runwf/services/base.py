@@ -187,7 +187,7 @@ class Workflow(ABC):
         detail, code = _error_fields(response)
         status = response.status
         where = f"{self.display_name} answered {status}" + (f" {code}" if code else "")
-        text = f"{where}: {detail}" if detail else where
+        text = f"{where}: {detail.rstrip('. ')}" if detail else where
         kwargs: dict[str, Any] = {
             "service": self.display_name,
             "status": status,

@@ -1,0 +1,98 @@
+"""The rate limiter and the retry policy, on a fake clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from dagster_runwf import ConfigError, Rate, RetryPolicy
+from dagster_runwf.engine.limiter import RateLimiter, shared_limiter
+from dagster_runwf.services.http import RateLimitInfo
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def max_in_window(starts: list[float], window: float) -> int:
+    return max(sum(1 for s in starts if t - window < s <= t) for t in starts)
+
+
+def test_never_more_than_the_limit_in_any_window() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(10, 1.0), clock=clock, margin_s=0.01)
+    starts = [limiter.reserve() for _ in range(95)]
+    assert max_in_window(starts, 1.0) == 10
+    # Each window is used to the full, its requests spread over its first half.
+    assert starts == pytest.approx([100.0 + 1.01 * (i // 10) + 0.05 * (i % 10) for i in range(95)])
+
+
+def test_learns_a_higher_limit_unless_the_rate_was_explicit() -> None:
+    default = RateLimiter(Rate(10, 1.0), clock=FakeClock())
+    default.observe(RateLimitInfo(limit=50, remaining=49), 100.0)
+    assert default.limit == 50
+    explicit = RateLimiter(Rate(10, 1.0), explicit=True, clock=FakeClock())
+    explicit.observe(RateLimitInfo(limit=50, remaining=49), 100.0)
+    assert explicit.limit == 10
+    explicit.observe(RateLimitInfo(limit=5, remaining=4), 100.0)
+    assert explicit.limit == 5
+
+
+def test_remaining_zero_from_another_client_pauses_new_starts() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(10, 1.0), clock=clock, margin_s=0.0)
+    start = limiter.reserve()  # our only request in the window
+    limiter.observe(RateLimitInfo(limit=10, remaining=0), start)
+    assert limiter.blocked_until == pytest.approx(start + 1.0)
+    assert limiter.reserve() >= start + 1.0
+
+
+def test_remaining_zero_after_our_own_full_window_does_not_pause() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(3, 1.0), clock=clock, margin_s=0.0)
+    starts = [limiter.reserve() for _ in range(3)]
+    limiter.observe(RateLimitInfo(limit=3, remaining=0), starts[-1])
+    assert limiter.blocked_until == 0.0
+
+
+def test_429_backs_off_exponentially_and_recovers() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(10, 1.0), clock=clock)
+    pauses = [limiter.on_rate_limited(None) for _ in range(6)]
+    assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    limiter.on_success()
+    assert limiter.on_rate_limited(None) == pytest.approx(0.1)
+    assert limiter.on_rate_limited(7.0) == 7.0  # Retry-After wins
+    assert limiter.reserve() >= clock.now + 7.0
+
+
+def test_shared_limiter_is_one_per_key_and_tightened_by_an_explicit_rate() -> None:
+    a = shared_limiter("key-a", "test scope", Rate(10, 1.0), explicit=False)
+    assert shared_limiter("key-a", "test scope", Rate(10, 1.0), explicit=False) is a
+    assert shared_limiter("key-b", "test scope", Rate(10, 1.0), explicit=False) is not a
+    assert shared_limiter("key-a", "test scope", Rate(2, 1.0), explicit=True) is a
+    assert a.limit == 2
+
+
+def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
+    policy = RetryPolicy(initial_backoff_s=1.0, max_backoff_s=8.0)
+    rng = random.Random(1)
+    for failures, cap in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
+        delays = [policy.backoff(failures, rng) for _ in range(200)]
+        assert min(delays) >= 0.0 and max(delays) <= cap
+        assert max(delays) > cap * 0.8  # spread over the whole range, not fixed
+    assert policy.delay(1, retry_after=12.0) == 12.0
+    assert RetryPolicy(max_retry_after_s=5).delay(1, retry_after=12.0) == 5.0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"max_attempts": 0}, {"multiplier": 0.5}, {"initial_backoff_s": -1}]
+)
+def test_bad_retry_settings_are_config_errors(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]
