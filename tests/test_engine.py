@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from dagster_runwf import (
@@ -253,6 +254,23 @@ def test_dropped_connections_and_malformed_bodies_are_retried(
     assert stats.transient_errors > 0 and stats.retried > 0
 
 
+def test_a_server_slower_than_the_timeout_is_retried_then_failed(
+    start_emulator: Callable[..., Emulator],
+) -> None:
+    emu = start_emulator(workflows=[ECHO], rate_limit_enabled=False, faults={"slow_s": 1.0})
+    results, _ = run_sync(
+        emu,
+        echo_rows(2),
+        timeout=httpx.Timeout(0.2),
+        retry=RetryPolicy(max_attempts=2, initial_backoff_s=0.01),
+        max_consecutive_failures=None,
+    )
+    assert all(r.status == "failed" and r.attempts == 2 for r in results)
+    assert all(
+        r.error_type == "TransportError" and "no answer in time" in (r.error or "") for r in results
+    )
+
+
 def test_429_storm_is_absorbed_without_using_the_attempt_budget(
     start_emulator: Callable[..., Emulator],
 ) -> None:
@@ -383,9 +401,9 @@ def test_progress_is_reported(start_emulator: Callable[..., Emulator]) -> None:
     assert "20/20 rows done" in str(reports[-1])
 
 
-def test_aiohttp_backend_gives_the_same_results(start_emulator: Callable[..., Emulator]) -> None:
+def test_httpx_backend_gives_the_same_results(start_emulator: Callable[..., Emulator]) -> None:
     emu = start_emulator(workflows=[ECHO], rate_limit_enabled=False)
-    results, _ = run_sync(emu, echo_rows(30), backend="aiohttp", concurrency=8)
+    results, _ = run_sync(emu, echo_rows(30), backend="httpx", concurrency=8)
     assert [answer(r) for r in results] == [f"echo:row-{i}" for i in range(30)]
 
 

@@ -96,3 +96,10 @@ def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
 def test_bad_retry_settings_are_config_errors(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_slots_reserved_ahead_do_not_look_like_another_client() -> None:
+    limiter = RateLimiter(Rate(5, 1.0), clock=FakeClock(), margin_s=0.0)
+    starts = [limiter.reserve() for _ in range(15)]  # three windows reserved ahead
+    limiter.observe(RateLimitInfo(limit=5, remaining=0), starts[4])  # a full window, all ours
+    assert limiter.blocked_until == 0.0

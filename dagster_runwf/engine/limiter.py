@@ -18,9 +18,9 @@ its reserved time. Besides its own requests the limiter learns from the services
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 from ..services.http import RateLimitInfo
@@ -52,14 +52,18 @@ class RateLimiter:
         self.margin_s = rate.window_s * 0.01 + 0.005 if margin_s is None else margin_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._starts: deque[float] = deque(maxlen=rate.requests)
+        self._limit = rate.requests
+        # Reserved start times in order (past and future); entries before _head have left
+        # every window that matters and are dropped in batches.
+        self._starts: list[float] = []
+        self._head = 0
         self._blocked_until = 0.0
         self._backoff_level = 0
 
     @property
     def limit(self) -> int:
         """Requests allowed per window now (configured, or learned from the service)."""
-        return self._starts.maxlen or 1
+        return self._limit
 
     @property
     def blocked_until(self) -> float:
@@ -73,7 +77,7 @@ class RateLimiter:
                 self._configured = rate
                 self._explicit = True
                 self.window_s = rate.window_s
-                self._starts = deque(self._starts, maxlen=rate.requests)
+                self._limit = rate.requests
 
     def reserve(self) -> float:
         """Reserve the earliest allowed start time for one request and return it.
@@ -83,33 +87,42 @@ class RateLimiter:
         """
         with self._lock:
             now = self._clock()
+            self._forget_before(now - 2 * (self.window_s + self.margin_s))
+            starts = self._starts
             start = max(now, self._blocked_until)
-            if self._starts:
+            if len(starts) > self._head:
                 # Spread each window's requests over at least half of it: a burst of new
                 # connections would arrive in a different order and density than it was sent.
-                start = max(start, self._starts[-1] + self.window_s / self.limit / 2)
-            if len(self._starts) == self.limit:
-                start = max(start, self._starts[0] + self.window_s + self.margin_s)
-            self._starts.append(start)
+                start = max(start, starts[-1] + self.window_s / self._limit / 2)
+            if len(starts) - self._head >= self._limit:
+                start = max(start, starts[-self._limit] + self.window_s + self.margin_s)
+            starts.append(start)
             return start
+
+    def _forget_before(self, horizon: float) -> None:
+        starts = self._starts
+        self._head = bisect.bisect_left(starts, horizon, lo=self._head)
+        if self._head > 1024 and self._head * 2 > len(starts):
+            del starts[: self._head]
+            self._head = 0
 
     def observe(self, info: RateLimitInfo | None, started_at: float) -> None:
         """Learn from a response's rate-limit headers; ``started_at`` is its reserved start."""
         if info is None:
             return
         with self._lock:
-            if info.limit is not None and info.limit >= 1 and info.limit != self.limit:
+            if info.limit is not None and info.limit >= 1 and info.limit != self._limit:
                 wanted = info.limit
                 if self._explicit:
                     wanted = min(wanted, self._configured.requests)
-                if wanted != self.limit:
-                    self._starts = deque(self._starts, maxlen=wanted)
+                self._limit = wanted
             if info.remaining == 0:
                 # Our own starts within that window, widened by the jitter margin; fewer than
                 # the limit means another client shares the key and filled it.
                 since = started_at - self.window_s - 2 * self.margin_s
-                ours = sum(1 for s in self._starts if since < s <= started_at)
-                if ours < self.limit:
+                lo = bisect.bisect_right(self._starts, since, lo=self._head)
+                ours = bisect.bisect_right(self._starts, started_at, lo=lo) - lo
+                if ours < self._limit:
                     self._blocked_until = max(
                         self._blocked_until, started_at + self.window_s + self.margin_s
                     )
@@ -120,7 +133,7 @@ class RateLimiter:
             if retry_after is not None:
                 pause = retry_after
             else:
-                pause = min(self.window_s, self.window_s / self.limit * 2**self._backoff_level)
+                pause = min(self.window_s, self.window_s / self._limit * 2**self._backoff_level)
                 self._backoff_level += 1
             self._blocked_until = max(self._blocked_until, self._clock() + pause)
             return pause

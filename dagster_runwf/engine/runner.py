@@ -70,8 +70,9 @@ class WorkflowRun:
             (then ``x-ratelimit-limit`` may adjust it); ``"unlimited"`` for no limiter.
         concurrency: rows in flight at once; defaults to the workflow's service default.
         retry: the retry policy for transient errors.
-        backend: ``"httpx"`` or ``"aiohttp"`` (httpx over aiohttp, faster at high
-            concurrency); ignored when ``transport`` is given.
+        backend: ``"aiohttp"`` (httpx over aiohttp: the default, several times faster at
+            high concurrency, see ``bench/``) or ``"httpx"`` (httpx's own pool); ignored
+            when ``transport`` is given.
         transport: an ``httpx.AsyncBaseTransport`` to use instead.
         timeout: httpx timeouts; the default allows 300-second runs.
         journal: where finished rows are recorded and looked up (see :class:`RowJournal`).
@@ -96,7 +97,7 @@ class WorkflowRun:
         rate: RateSetting = None,
         concurrency: int | None = None,
         retry: RetryPolicy | None = None,
-        backend: HttpBackend = "httpx",
+        backend: HttpBackend = "aiohttp",
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         journal: RowJournal | None = None,
