@@ -19,8 +19,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check dagster_runwf tests
-	$(BIN)/ruff format --check dagster_runwf tests
+	$(BIN)/ruff check dagster_runwf tests bench
+	$(BIN)/ruff format --check dagster_runwf tests bench
 	$(BIN)/mypy
 
 clean:

@@ -59,8 +59,13 @@ async def bare_aiohttp(url: str, rows: list[bytes], concurrency: int) -> None:
 async def engine(base: str, n: int, concurrency: int, backend: str) -> None:
     rows = ({"text": f"row {i}"} for i in range(n))
     run = run_workflow_rows(
-        AITutorWorkflow("wf_summarize", ["text"]), rows, api_key=KEY, base_url=base,
-        rate="unlimited", concurrency=concurrency, backend=backend,  # type: ignore[arg-type]
+        AITutorWorkflow("wf_summarize", ["text"]),
+        rows,
+        api_key=KEY,
+        base_url=base,
+        rate="unlimited",
+        concurrency=concurrency,
+        backend=backend,  # type: ignore[arg-type]
     )
     async for result in run:
         assert result.status == "succeeded", result.error
@@ -81,8 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     n, c = args.rows, args.concurrency
     config = EmulatorConfig.from_dict(
-        {"include_builtins": True, "rate_limit_enabled": False, "log_bodies": False,
-         "log_limit": 0}
+        {"include_builtins": True, "rate_limit_enabled": False, "log_bodies": False, "log_limit": 0}
     )
     with Emulator.in_subprocess(config) as emu:
         url = f"{emu.aitutor_url}/run/wf_summarize"
@@ -91,9 +95,12 @@ def main() -> None:
         timed("warm-up", 500, lambda: bare_aiohttp(url, payload[:500], c))
         httpx_rate = timed("bare httpx loop", n, lambda: bare_httpx(url, payload, c))
         aiohttp_rate = timed("bare aiohttp loop", n, lambda: bare_aiohttp(url, payload, c))
-        eng_httpx = timed("engine, httpx transport", n, lambda: engine(emu.aitutor_url, n, c, "httpx"))
-        eng_aio = timed("engine, aiohttp transport", n,
-                        lambda: engine(emu.aitutor_url, n, c, "aiohttp"))
+        eng_httpx = timed(
+            "engine, httpx transport", n, lambda: engine(emu.aitutor_url, n, c, "httpx")
+        )
+        eng_aio = timed(
+            "engine, aiohttp transport", n, lambda: engine(emu.aitutor_url, n, c, "aiohttp")
+        )
     print(f"engine(httpx) / bare httpx     = {eng_httpx / httpx_rate:.2f}")
     print(f"engine(aiohttp) / bare httpx   = {eng_aio / httpx_rate:.2f}")
     print(f"engine(aiohttp) / bare aiohttp = {eng_aio / aiohttp_rate:.2f}")

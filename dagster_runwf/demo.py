@@ -15,10 +15,16 @@ from .engine import RunStats, run_workflow_rows_sync
 from .services import AITutorWorkflow, RunchatWorkflow
 
 _COMPANIES = [
-    ("Acme Robotics", "Germany"), ("Blue Harbor Foods", "Canada"), ("Cobalt Analytics", "India"),
-    ("Delta Greenhouses", "Netherlands"), ("Evergreen Textiles", "Portugal"),
-    ("Fjord Energy", "Norway"), ("Granite Logistics", "USA"), ("Helios Solar", "Spain"),
-    ("Iris Diagnostics", "France"), ("Juniper Software", "Ireland"),
+    ("Acme Robotics", "Germany"),
+    ("Blue Harbor Foods", "Canada"),
+    ("Cobalt Analytics", "India"),
+    ("Delta Greenhouses", "Netherlands"),
+    ("Evergreen Textiles", "Portugal"),
+    ("Fjord Energy", "Norway"),
+    ("Granite Logistics", "USA"),
+    ("Helios Solar", "Spain"),
+    ("Iris Diagnostics", "France"),
+    ("Juniper Software", "Ireland"),
 ]
 
 

@@ -10,9 +10,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from .base import OnMissing, Workflow, require_text
+from .base import OnMissing, Workflow, unexpected_body
 from .errors import (
-    ConfigError,
     CreditsExhaustedError,
     RunFailedError,
     ServerError,
@@ -46,32 +45,15 @@ class AITutorWorkflow(Workflow):
     default_base_url: ClassVar[str] = "https://aitutor-api.vercel.app/api/v1"
     default_rate: ClassVar[Rate] = Rate(10, 1.0)
 
+    inputs_setting: ClassVar[str] = "variables"
+
     def __init__(
         self, workflow_id: str, variables: Sequence[str], *, on_missing: OnMissing = "fail"
     ) -> None:
-        self._workflow_id = require_text(workflow_id, "workflow_id")
-        if isinstance(variables, str):
-            raise ConfigError(f"variables must be a list of names, not the string {variables!r}")
-        self._variables = tuple(require_text(v, "each variable") for v in variables)
-        if len(set(self._variables)) != len(self._variables):
-            raise ConfigError(f"variables name one variable twice: {list(self._variables)}")
-        if on_missing not in ("fail", "null"):
-            raise ConfigError(f"on_missing must be 'fail' or 'null', got {on_missing!r}")
-        self.on_missing = on_missing
-
-    def __repr__(self) -> str:
-        return f"AITutorWorkflow({self._workflow_id!r}, variables={list(self._variables)!r})"
-
-    @property
-    def workflow_id(self) -> str:
-        return self._workflow_id
-
-    @property
-    def input_names(self) -> Sequence[str]:
-        return self._variables
+        super().__init__(workflow_id, variables, on_missing=on_missing)
 
     def run_path(self) -> str:
-        return f"run/{self._workflow_id}"
+        return f"run/{self.workflow_id}"
 
     def build_body(self, inputs: dict[str, JsonValue]) -> JsonValue:
         return inputs
@@ -108,11 +90,7 @@ class AITutorWorkflow(Workflow):
 
 
 def _unexpected(response: HttpResponse, why: str) -> ServerError:
-    return ServerError(
-        f"{DISPLAY_NAME} answered {response.status} with an unexpected body: {why}",
-        service=DISPLAY_NAME,
-        status=response.status,
-    )
+    return unexpected_body(DISPLAY_NAME, response, why)
 
 
 def balance_request() -> HttpRequest:

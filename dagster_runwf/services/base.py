@@ -63,6 +63,11 @@ class Workflow(ABC):
 
     Subclasses set the class attributes and implement :meth:`build_body`,
     :meth:`run_path` and :meth:`parse_success`.
+
+    Args:
+        workflow_id: the service's id of the workflow.
+        input_names: the inputs every row must provide; only these are sent.
+        on_missing: a missing cell is a row error (``"fail"``) or is sent as ``null``.
     """
 
     service: ClassVar[str]
@@ -73,17 +78,40 @@ class Workflow(ABC):
     default_rate: ClassVar[Rate]
     """The key's documented rate limit."""
 
-    on_missing: OnMissing = "fail"
+    inputs_setting: ClassVar[str] = "inputs"
+    """What the service calls its inputs, for messages and reprs (e.g. ``"variables"``)."""
+
+    def __init__(
+        self, workflow_id: str, input_names: Sequence[str], *, on_missing: OnMissing = "fail"
+    ) -> None:
+        self._workflow_id = require_text(workflow_id, "workflow id")
+        if isinstance(input_names, str):
+            raise ConfigError(
+                f"{self.inputs_setting} must be a list of names, not the string {input_names!r}"
+            )
+        names = tuple(require_text(n, f"each of {self.inputs_setting}") for n in input_names)
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{self.inputs_setting} name one input twice: {list(names)}")
+        if on_missing not in ("fail", "null"):
+            raise ConfigError(f"on_missing must be 'fail' or 'null', got {on_missing!r}")
+        self._input_names = names
+        self.on_missing: OnMissing = on_missing
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self._workflow_id!r}, "
+            f"{self.inputs_setting}={list(self._input_names)!r})"
+        )
 
     @property
-    @abstractmethod
     def workflow_id(self) -> str:
         """The service's id of this workflow."""
+        return self._workflow_id
 
     @property
-    @abstractmethod
     def input_names(self) -> Sequence[str]:
         """The inputs every row must provide (AI Tutor variables, Runchat input ids)."""
+        return self._input_names
 
     @abstractmethod
     def build_body(self, inputs: dict[str, JsonValue]) -> JsonValue:
@@ -258,6 +286,15 @@ def _describe_body(response: HttpResponse) -> str:
         text = title.group(1) if title else _TAG.sub(" ", head)
         return "an HTML page: " + " ".join(text.split())[:120]
     return f"{len(response.content)} bytes starting {head[:80]!r}"
+
+
+def unexpected_body(service: str, response: HttpResponse, why: str) -> ServerError:
+    """A 2xx whose body is not the documented one: transient, the next try may be fine."""
+    return ServerError(
+        f"{service} answered {response.status} with an unexpected body: {why}",
+        service=service,
+        status=response.status,
+    )
 
 
 def require_text(value: object, setting: str) -> str:

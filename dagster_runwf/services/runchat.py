@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .base import OnMissing, Workflow, require_text
+from .base import OnMissing, Workflow, require_text, unexpected_body
 from .errors import (
     AuthenticationError,
-    ConfigError,
     CreditsExhaustedError,
     ServerError,
     ServiceError,
@@ -86,32 +85,13 @@ class RunchatWorkflow(Workflow):
         citations_output: str | None = None,
         on_missing: OnMissing = "fail",
     ) -> None:
-        self._runchat_id = require_text(runchat_id, "runchat_id")
-        if isinstance(inputs, str):
-            raise ConfigError(f"inputs must be a list of ids, not the string {inputs!r}")
-        self._inputs = tuple(require_text(i, "each input id") for i in inputs)
-        if len(set(self._inputs)) != len(self._inputs):
-            raise ConfigError(f"inputs name one parameter twice: {list(self._inputs)}")
-        if on_missing not in ("fail", "null"):
-            raise ConfigError(f"on_missing must be 'fail' or 'null', got {on_missing!r}")
+        super().__init__(runchat_id, inputs, on_missing=on_missing)
         if instance_id is not None:
             require_text(instance_id, "instance_id")
         self.webhook = webhook
         self.instance_id = instance_id
         self.result_output = result_output
         self.citations_output = citations_output
-        self.on_missing = on_missing
-
-    def __repr__(self) -> str:
-        return f"RunchatWorkflow({self._runchat_id!r}, inputs={list(self._inputs)!r})"
-
-    @property
-    def workflow_id(self) -> str:
-        return self._runchat_id
-
-    @property
-    def input_names(self) -> Sequence[str]:
-        return self._inputs
 
     def fingerprint(self) -> dict[str, JsonValue]:
         return {
@@ -123,7 +103,7 @@ class RunchatWorkflow(Workflow):
         }
 
     def run_path(self) -> str:
-        return self._runchat_id
+        return self.workflow_id
 
     def build_body(self, inputs: dict[str, JsonValue]) -> JsonValue:
         body: dict[str, JsonValue] = dict(inputs) if self.webhook else {"inputs": inputs}
@@ -242,11 +222,7 @@ def _credits(metadata: Mapping[str, Any]) -> float | None:
 
 
 def _unexpected(response: HttpResponse, why: str) -> ServerError:
-    return ServerError(
-        f"{DISPLAY_NAME} answered {response.status} with an unexpected body: {why}",
-        service=DISPLAY_NAME,
-        status=response.status,
-    )
+    return unexpected_body(DISPLAY_NAME, response, why)
 
 
 def schema_request(runchat_id: str) -> HttpRequest:
