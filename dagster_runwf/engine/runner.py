@@ -59,7 +59,8 @@ class WorkflowRun:
 
     ``async for result in WorkflowRun(...)`` yields a :class:`RowResult` per input row as rows
     finish (not in input order: use ``result.index``). :attr:`stats` is updated live and is
-    final once the iteration ends.
+    final once the iteration ends. To stop early, close the iterator
+    (``contextlib.aclosing``): that stops the workers and the HTTP client.
 
     Args:
         workflow: the workflow to run, e.g. ``AITutorWorkflow("wf_abc123", ["story"])``.
@@ -81,8 +82,9 @@ class WorkflowRun:
         progress_interval_s: seconds between progress reports.
         max_consecutive_failures: stop after this many rows in a row failed at the service
             (a circuit breaker, so a broken workflow does not burn credits); ``None`` = never.
-        dedup_cache_size: finished results kept to answer identical rows later in the call;
-            identical rows in flight at once always share one request.
+        dedup_cache_size: finished results kept (most recent first) to answer identical rows
+            later in the call, bounded so memory stays flat; identical rows in flight at once
+            always share one request, and the journal answers older duplicates.
         limiter: a :class:`RateLimiter` to use instead of the process-wide one of this key.
         seed: seed for the retry jitter (for reproducible tests).
     """
@@ -104,7 +106,7 @@ class WorkflowRun:
         on_progress: Callable[[Progress], None] | None = None,
         progress_interval_s: float = 5.0,
         max_consecutive_failures: int | None = 25,
-        dedup_cache_size: int = 100_000,
+        dedup_cache_size: int = 10_000,
         limiter: RateLimiter | None = None,
         seed: int | None = None,
     ) -> None:
