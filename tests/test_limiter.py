@@ -19,6 +19,15 @@ class FakeClock:
         return self.now
 
 
+def reserve(limiter: RateLimiter) -> float:
+    """Reserve a slot as the engine does, moving the fake clock to wait."""
+    while True:
+        start, reserved = limiter.reserve()
+        if reserved:
+            return start
+        limiter._clock.now = start  # type: ignore[attr-defined]
+
+
 def max_in_window(starts: list[float], window: float) -> int:
     return max(sum(1 for s in starts if t - window < s <= t) for t in starts)
 
@@ -26,7 +35,7 @@ def max_in_window(starts: list[float], window: float) -> int:
 def test_never_more_than_the_limit_in_any_window() -> None:
     clock = FakeClock()
     limiter = RateLimiter(Rate(10, 1.0), clock=clock, margin_s=0.01)
-    starts = [limiter.reserve() for _ in range(95)]
+    starts = [reserve(limiter) for _ in range(95)]
     assert max_in_window(starts, 1.0) == 10
     # Each window is used to the full, its requests spread over its first half.
     assert starts == pytest.approx([100.0 + 1.01 * (i // 10) + 0.05 * (i % 10) for i in range(95)])
@@ -46,16 +55,16 @@ def test_learns_a_higher_limit_unless_the_rate_was_explicit() -> None:
 def test_remaining_zero_from_another_client_pauses_new_starts() -> None:
     clock = FakeClock()
     limiter = RateLimiter(Rate(10, 1.0), clock=clock, margin_s=0.0)
-    start = limiter.reserve()  # our only request in the window
+    start = reserve(limiter)  # our only request in the window
     limiter.observe(RateLimitInfo(limit=10, remaining=0), start)
     assert limiter.blocked_until == pytest.approx(start + 1.0)
-    assert limiter.reserve() >= start + 1.0
+    assert reserve(limiter) >= start + 1.0
 
 
 def test_remaining_zero_after_our_own_full_window_does_not_pause() -> None:
     clock = FakeClock()
     limiter = RateLimiter(Rate(3, 1.0), clock=clock, margin_s=0.0)
-    starts = [limiter.reserve() for _ in range(3)]
+    starts = [reserve(limiter) for _ in range(3)]
     limiter.observe(RateLimitInfo(limit=3, remaining=0), starts[-1])
     assert limiter.blocked_until == 0.0
 
@@ -68,7 +77,8 @@ def test_429_backs_off_exponentially_and_recovers() -> None:
     limiter.on_success()
     assert limiter.on_rate_limited(None) == pytest.approx(0.1)
     assert limiter.on_rate_limited(7.0) == 7.0  # Retry-After wins
-    assert limiter.reserve() >= clock.now + 7.0
+    blocked_until = clock.now + 7.0
+    assert reserve(limiter) >= blocked_until
 
 
 def test_shared_limiter_is_one_per_key_and_tightened_by_an_explicit_rate() -> None:
@@ -100,6 +110,43 @@ def test_bad_retry_settings_are_config_errors(kwargs: dict[str, float]) -> None:
 
 def test_slots_reserved_ahead_do_not_look_like_another_client() -> None:
     limiter = RateLimiter(Rate(5, 1.0), clock=FakeClock(), margin_s=0.0)
-    starts = [limiter.reserve() for _ in range(15)]  # three windows reserved ahead
+    starts = [reserve(limiter) for _ in range(15)]  # three windows reserved ahead
     limiter.observe(RateLimitInfo(limit=5, remaining=0), starts[4])  # a full window, all ours
     assert limiter.blocked_until == 0.0
+
+
+def test_our_own_requests_that_overtook_one_do_not_look_like_another_client() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(50, 1.0), clock=clock, margin_s=0.0)
+    starts = [reserve(limiter) for _ in range(100)]
+    # The server saw the window full when request 60 arrived: requests reserved a few ms
+    # after it got there first. All of them are ours.
+    limiter.observe(RateLimitInfo(limit=50, remaining=0), starts[60] - 0.005)
+    assert limiter.blocked_until == 0.0
+    # Truly another client: the window is full while we sent only a handful.
+    lonely = RateLimiter(Rate(50, 1.0), clock=clock, margin_s=0.0)
+    first = [reserve(lonely) for _ in range(3)]
+    lonely.observe(RateLimitInfo(limit=50, remaining=0), first[-1])
+    assert lonely.blocked_until > first[-1]
+
+
+def test_a_slow_response_is_judged_against_the_window_it_was_sent_in() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(50, 1.0), clock=clock, margin_s=0.0)
+    starts = [reserve(limiter) for _ in range(50)]  # one full window, all ours
+    clock.now += 3.0  # its responses come back seconds later, after newer requests started
+    reserve(limiter)
+    limiter.observe(RateLimitInfo(limit=50, remaining=0), starts[-1])
+    assert limiter.blocked_until == 0.0
+
+
+def test_slots_are_not_held_more_than_a_window_ahead_so_a_learned_limit_applies_at_once() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(10, 1.0), clock=clock, margin_s=0.0)
+    granted = [limiter.reserve() for _ in range(200)]  # 200 workers asking at once
+    assert sum(ok for _, ok in granted) <= 20  # at most the next window's worth is held
+    limiter.observe(RateLimitInfo(limit=50, remaining=40), 100.0)
+    retry_at = max(t for t, ok in granted if not ok)
+    clock.now = retry_at
+    later = [reserve(limiter) for _ in range(50)]
+    assert later[-1] - later[0] < 1.1  # 50 in about one window: the new limit at once

@@ -26,6 +26,10 @@ from collections.abc import Callable
 from ..services.http import RateLimitInfo
 from ..services.rate import Rate
 
+_RESPONSE_HORIZON_S = 360.0
+"""How long start times are kept after their window: a response (which may come 300 s after
+its request started) is judged against the window it was sent in."""
+
 
 class RateLimiter:
     """Sliding-window log limiter for one API key.
@@ -57,6 +61,7 @@ class RateLimiter:
         # every window that matters and are dropped in batches.
         self._starts: list[float] = []
         self._head = 0
+        self._forgotten_before = float("-inf")
         self._blocked_until = 0.0
         self._backoff_level = 0
 
@@ -79,15 +84,18 @@ class RateLimiter:
                 self.window_s = rate.window_s
                 self._limit = rate.requests
 
-    def reserve(self) -> float:
-        """Reserve the earliest allowed start time for one request and return it.
+    def reserve(self) -> tuple[float, bool]:
+        """Reserve the earliest allowed start time for one request.
 
-        The caller must sleep until then; if :attr:`blocked_until` has moved past it in the
-        meantime, it reserves again.
+        Returns:
+            ``(time, True)``: the slot is reserved; sleep until ``time`` (and reserve again
+            if :attr:`blocked_until` has moved past it meanwhile). ``(time, False)``: the
+            next free slot is more than a window away, so nothing is reserved (a limit
+            learned meanwhile may free an earlier one); call again at ``time``.
         """
         with self._lock:
             now = self._clock()
-            self._forget_before(now - 2 * (self.window_s + self.margin_s))
+            self._forget_before(now - self.window_s - self.margin_s - _RESPONSE_HORIZON_S)
             starts = self._starts
             start = max(now, self._blocked_until)
             if len(starts) > self._head:
@@ -96,11 +104,14 @@ class RateLimiter:
                 start = max(start, starts[-1] + self.window_s / self._limit / 2)
             if len(starts) - self._head >= self._limit:
                 start = max(start, starts[-self._limit] + self.window_s + self.margin_s)
+            if start > now + self.window_s:
+                return start - self.window_s, False
             starts.append(start)
-            return start
+            return start, True
 
     def _forget_before(self, horizon: float) -> None:
         starts = self._starts
+        self._forgotten_before = max(self._forgotten_before, horizon)
         self._head = bisect.bisect_left(starts, horizon, lo=self._head)
         if self._head > 1024 and self._head * 2 > len(starts):
             del starts[: self._head]
@@ -117,11 +128,16 @@ class RateLimiter:
                     wanted = min(wanted, self._configured.requests)
                 self._limit = wanted
             if info.remaining == 0:
-                # Our own starts within that window, widened by the jitter margin; fewer than
-                # the limit means another client shares the key and filled it.
+                # Our own starts that the server may have counted in that window: those
+                # before it (widened by the jitter margin), and those reserved just after it
+                # that overtook it on the way (event-loop lag). Fewer than the limit means
+                # another client shares the key and filled the window.
                 since = started_at - self.window_s - 2 * self.margin_s
+                until = started_at + max(4 * self.margin_s, 0.1 * self.window_s)
+                if since < self._forgotten_before:
+                    return  # that window is older than the history kept: no judgement
                 lo = bisect.bisect_right(self._starts, since, lo=self._head)
-                ours = bisect.bisect_right(self._starts, started_at, lo=lo) - lo
+                ours = bisect.bisect_right(self._starts, until, lo=lo) - lo
                 if ours < self._limit:
                     self._blocked_until = max(
                         self._blocked_until, started_at + self.window_s + self.margin_s

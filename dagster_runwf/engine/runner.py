@@ -380,13 +380,13 @@ class WorkflowRun:
         while not self._stop_event.is_set():
             if self.limiter is None:
                 return time.monotonic()
-            start = self.limiter.reserve()
+            start, reserved = self.limiter.reserve()
             delay = start - time.monotonic()
             if delay > 0 and not await self._sleep(delay):
                 return None
             if self._stop_event.is_set():
                 return None
-            if self.limiter.blocked_until <= start:
+            if reserved and self.limiter.blocked_until <= start:
                 return start
             # A 429 (or another client filling the window) moved the block past our slot.
         return None
