@@ -23,6 +23,18 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=15.0, read=330.0, write=30.0, pool=None)
 """Connect within 15 s; allow a 300 s run plus margin for the answer to arrive."""
 
 
+def auth_headers(api_key: str) -> dict[str, str]:
+    """The headers every call to a service carries: the bearer key, JSON, our user agent."""
+    from .. import __version__
+
+    return {
+        "Authorization": f"Bearer {api_key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": f"dagster-runwf/{__version__}",
+    }
+
+
 def check_base_url(base_url: str, *, setting: str = "base_url") -> str:
     """Refuse to send a bearer key anywhere but https or loopback.
 

@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import httpx
 
-from .. import __version__
 from ..services.base import PreparedRun, Workflow
 from ..services.errors import (
     ConfigError,
@@ -37,7 +36,14 @@ from ..services.errors import (
 )
 from ..services.http import HttpResponse, parse_retry_after
 from ..services.rate import Rate
-from .client import DEFAULT_TIMEOUT, HttpBackend, check_base_url, make_client, send
+from .client import (
+    DEFAULT_TIMEOUT,
+    HttpBackend,
+    auth_headers,
+    check_base_url,
+    make_client,
+    send,
+)
 from .limiter import RateLimiter, shared_limiter
 from .results import RowJournal, RowResult
 from .retry import RetryPolicy
@@ -128,12 +134,7 @@ class WorkflowRun:
             raise ConfigError("max_consecutive_failures must be >= 1 or None")
         self.retry = retry or RetryPolicy()
         self.limiter = limiter if limiter is not None else self._limiter_for(api_key, rate)
-        self._headers = {
-            "Authorization": f"Bearer {api_key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"dagster-runwf/{__version__}",
-        }
+        self._headers = auth_headers(api_key)
         self._rows = rows
         self._total = len(rows) if isinstance(rows, Sized) else None
         self._backend = backend

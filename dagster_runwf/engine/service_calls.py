@@ -6,18 +6,13 @@ mapping before its first paid run.
 
 from __future__ import annotations
 
-from .. import __version__
 from ..services import aitutor, runchat
 from ..services.http import HttpRequest, HttpResponse
-from .client import DEFAULT_TIMEOUT, check_base_url, make_client, send
+from .client import DEFAULT_TIMEOUT, auth_headers, check_base_url, make_client, send
 
 
 async def _call(base_url: str, api_key: str, request: HttpRequest, service: str) -> HttpResponse:
-    headers = {
-        "Authorization": f"Bearer {api_key}",
-        "Accept": "application/json",
-        "User-Agent": f"dagster-runwf/{__version__}",
-    }
+    headers = auth_headers(api_key)
     async with make_client(1, timeout=DEFAULT_TIMEOUT) as client:
         return await send(client, check_base_url(base_url), request, headers, service=service)
 
