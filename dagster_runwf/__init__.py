@@ -6,13 +6,18 @@ The public API is re-exported here; everything else is private.
 __version__ = "0.1.0"
 
 from .engine import (
+    Budget,
+    Enrichment,
     Progress,
     RateLimiter,
+    ResultsTableWriter,
     RetryPolicy,
     RowJournal,
     RowResult,
     RunStats,
     WorkflowRun,
+    enrich,
+    enrich_async,
     fetch_balance,
     fetch_schema,
     run_workflow_rows,
@@ -21,6 +26,7 @@ from .engine import (
 from .services import (
     AITutorWorkflow,
     AuthenticationError,
+    BudgetReachedError,
     ConfigError,
     CreditsExhaustedError,
     FanOutStopped,
@@ -45,6 +51,12 @@ from .services import (
 __all__ = [
     "AITutorWorkflow",
     "AuthenticationError",
+    "Budget",
+    "Enrichment",
+    "ResultsTableWriter",
+    "enrich",
+    "enrich_async",
+    "BudgetReachedError",
     "ConfigError",
     "CreditsExhaustedError",
     "FanOutStopped",

@@ -1,20 +1,35 @@
 """Engine: rows in, workflow runs out (asyncio + httpx; no Dagster).
 
 Concurrency, per-key rate limiting, retries with backoff, fatal stop, a circuit breaker,
-deduplication of identical rows, the row journal interface and progress reporting.
+deduplication of identical rows, the durable row journal, budgets and progress reporting.
 """
 
+from .budget import Budget
 from .client import DEFAULT_TIMEOUT, HttpBackend, check_base_url
+from .enrich import Enrichment, column_mapping, enrich, enrich_async
+from .journal import RowJournal
 from .limiter import RateLimiter
-from .results import RowJournal, RowResult, RowSource, RowStatus
+from .results import Journal, RowResult, RowSource, RowStatus
 from .retry import RetryPolicy
 from .runner import WorkflowRun, key_fingerprint, run_workflow_rows, run_workflow_rows_sync
 from .service_calls import fetch_balance, fetch_schema
 from .stats import LatencyHistogram, Progress, RunStats
+from .storage import Storage
+from .table import RESULT_FIELDS, ResultsTableWriter, result_fields
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Budget",
+    "Enrichment",
+    "RESULT_FIELDS",
+    "ResultsTableWriter",
+    "Storage",
+    "column_mapping",
+    "enrich",
+    "enrich_async",
+    "result_fields",
     "HttpBackend",
+    "Journal",
     "LatencyHistogram",
     "Progress",
     "RateLimiter",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -31,6 +32,8 @@ class RowResult:
         latency_s: seconds from the first request to the answer; ``None`` when not sent.
         finished_at: when the row finished (UTC); for reused rows, when it first finished.
         source: where the result came from (see :data:`RowSource`).
+        retryable: the row failed on a transient error whose retries ran out, so a later
+            run should send it again (it is not journaled as done).
     """
 
     index: int
@@ -45,6 +48,7 @@ class RowResult:
         default_factory=lambda: dt.datetime.now(dt.timezone.utc)
     )
     source: RowSource = "run"
+    retryable: bool = False
 
     @property
     def reused(self) -> bool:
@@ -56,15 +60,23 @@ class RowResult:
         return dataclasses.replace(self, index=index, source=source)
 
 
-class RowJournal(Protocol):
-    """Durable storage of finished rows, keyed by input hash (implemented in a later layer).
+class Journal(Protocol):
+    """Durable storage of finished rows, keyed by input hash (see :class:`RowJournal`).
 
-    The engine asks :meth:`lookup` before sending a row and calls :meth:`record` for every row
-    it finished by a request, before reporting it, so a crash loses at most the rows in flight.
+    The engine asks :meth:`lookup` before sending a row. It hands every row it finished by a
+    request (succeeded, or failed with a row error) to :meth:`record`, in batches, from a
+    worker thread, and reports those rows only once :meth:`record` has returned — so a
+    crash, even ``kill -9``, loses at most the rows in flight.
     """
+
+    flush_interval_s: float
+    """Least time between two :meth:`record` calls: batches rows into fewer writes."""
 
     def lookup(self, input_hash: str) -> RowResult | None:
         """A finished result for these inputs that may be reused, or ``None``."""
 
-    def record(self, result: RowResult) -> None:
-        """Store a finished row durably."""
+    def record(self, results: Sequence[RowResult]) -> None:
+        """Store finished rows durably; return only once they are."""
+
+    def spent(self) -> tuple[int, float]:
+        """Runs paid and credits reported by earlier attempts of this job (for budgets)."""

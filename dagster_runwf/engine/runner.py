@@ -5,10 +5,15 @@ puts finished results on a small queue that the caller drains, so memory stays f
 many rows there are and a slow consumer slows the fan-out instead of filling memory.
 
 For each row a worker: builds the request (a bad row fails here, unsent); answers it from an
-identical row of this call or from the journal when it can; otherwise waits for the rate
-limiter, sends, and retries transient failures with backoff. A fatal answer stops the
-fan-out: no request starts after it, requests in flight finish and are reported, then the
-iteration raises :class:`~dagster_runwf.services.errors.FanOutStopped`.
+identical row of this call or from the journal when it can; otherwise asks the budget, waits
+for the rate limiter, sends, and retries transient failures with backoff. A fatal answer (or
+the budget running out) stops the fan-out: no request starts after it, requests in flight
+finish and are reported, then the iteration raises
+:class:`~dagster_runwf.services.errors.FanOutStopped`.
+
+With a journal, a recorder task writes finished rows in batches (group commit, at most one
+write per ``journal.flush_interval_s``) and reports them only once written, so workers never
+wait on the disk or the object store and a crash loses at most the rows not yet reported.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ import hashlib
 import random
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sized
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping, Sized
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 
 from ..services.base import PreparedRun, Workflow
 from ..services.errors import (
+    BudgetReachedError,
     ConfigError,
     FanOutStopped,
     FatalError,
@@ -36,6 +43,7 @@ from ..services.errors import (
 )
 from ..services.http import HttpResponse, parse_retry_after
 from ..services.rate import Rate
+from .budget import Budget, BudgetGate
 from .client import (
     DEFAULT_TIMEOUT,
     HttpBackend,
@@ -45,7 +53,7 @@ from .client import (
     send,
 )
 from .limiter import RateLimiter, shared_limiter
-from .results import RowJournal, RowResult
+from .results import Journal, RowResult
 from .retry import RetryPolicy
 from .stats import Progress, RunStats
 
@@ -82,7 +90,10 @@ class WorkflowRun:
             when ``transport`` is given.
         transport: an ``httpx.AsyncBaseTransport`` to use instead.
         timeout: httpx timeouts; the default allows 300-second runs.
-        journal: where finished rows are recorded and looked up (see :class:`RowJournal`).
+        journal: where finished rows are recorded and looked up (see :class:`RowJournal`);
+            a row is reported only once it is recorded.
+        budget: a cap on paid runs / credits for the job (earlier attempts recorded in the
+            journal count too); reaching it stops the fan-out cleanly.
         on_progress: called with a :class:`Progress` every ``progress_interval_s`` and at the
             end.
         progress_interval_s: seconds between progress reports.
@@ -108,7 +119,8 @@ class WorkflowRun:
         backend: HttpBackend = "aiohttp",
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        journal: RowJournal | None = None,
+        journal: Journal | None = None,
+        budget: Budget | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         progress_interval_s: float = 5.0,
         max_consecutive_failures: int | None = 25,
@@ -141,6 +153,14 @@ class WorkflowRun:
         self._transport = transport
         self._timeout = timeout
         self._journal = journal
+        if budget is not None and budget.max_credits is not None and not workflow.reports_credits:
+            raise ConfigError(
+                f"{workflow.display_name} does not report what a run costs, so a credit budget "
+                "cannot be kept; cap its paid runs with Budget(max_runs=...) instead"
+            )
+        self._budget = budget
+        self._gate: BudgetGate | None = None
+        self._unrecorded: list[RowResult] = []
         self._on_progress = on_progress
         self._progress_interval_s = progress_interval_s
         self._max_consecutive_failures = max_consecutive_failures
@@ -170,17 +190,20 @@ class WorkflowRun:
 
     # -- iteration --------------------------------------------------------------------------
 
-    def __aiter__(self) -> AsyncIterator[RowResult]:
+    def __aiter__(self) -> AsyncGenerator[RowResult, None]:
         if self._started:
             raise RuntimeError("a WorkflowRun can be iterated only once")
         self._started = True
         return self._results()
 
-    async def _results(self) -> AsyncIterator[RowResult]:
+    async def _results(self) -> AsyncGenerator[RowResult, None]:
         started = time.monotonic()
         self._stop_event = asyncio.Event()
         self._row_source = _RowSource(self._rows)
+        self._gate = self._open_budget()
         out: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 4)
+        self._recorded = asyncio.Event()
+        self._workers_done = False
         async with make_client(
             self.concurrency,
             timeout=self._timeout,
@@ -190,36 +213,55 @@ class WorkflowRun:
             workers = [
                 asyncio.create_task(self._worker(client, out)) for _ in range(self.concurrency)
             ]
-            closer = asyncio.create_task(self._close_when_done(workers, out))
+            recorder = asyncio.create_task(self._record_batches(out))
+            closer = asyncio.create_task(self._close_when_done(workers, recorder, out))
             reporter = asyncio.create_task(self._report_progress(started))
             try:
                 while True:
                     item = await out.get()
                     if item is _DONE:
                         break
+                    self._count(item)
                     yield item
             finally:
                 self._stop_event.set()
-                for task in (*workers, closer, reporter):
+                for task in (*workers, recorder, closer, reporter):
                     task.cancel()
-                await asyncio.gather(*workers, closer, reporter, return_exceptions=True)
+                await asyncio.gather(*workers, recorder, closer, reporter, return_exceptions=True)
+                await self._record_leftovers()
                 self.stats.elapsed_s = time.monotonic() - started
                 self._emit_progress(started)
         if self._crash is not None:
             raise self._crash
         if self._stop_cause is not None:
+            left = None if self._total is None else self._total - self.stats.rows
+            if isinstance(self._stop_cause, BudgetReachedError):
+                self._stop_cause.rows_left = left
             raise FanOutStopped(
                 f"{self._stop_message}\nStopped after {self.stats.rows} rows finished "
-                f"({self.stats.succeeded} succeeded, {self.stats.failed} failed); no further "
-                "request was sent. Re-run to continue: finished rows are kept.",
+                f"({self.stats.succeeded} succeeded, {self.stats.failed} failed)"
+                + ("" if left is None else f"; {left} rows are not done yet")
+                + ". No further request was sent. Re-run to continue: finished rows are kept.",
                 cause=self._stop_cause,
                 finished=self.stats.rows,
             )
 
+    def _open_budget(self) -> BudgetGate | None:
+        if self._budget is None:
+            return None
+        runs, credits = (0, 0.0) if self._journal is None else self._journal.spent()
+        return BudgetGate(self._budget, runs_spent=runs, credits_spent=credits)
+
     async def _close_when_done(
-        self, workers: list[asyncio.Task[None]], out: asyncio.Queue[Any]
+        self,
+        workers: list[asyncio.Task[None]],
+        recorder: asyncio.Task[None],
+        out: asyncio.Queue[Any],
     ) -> None:
         await asyncio.gather(*workers, return_exceptions=True)
+        self._workers_done = True
+        self._recorded.set()
+        await asyncio.gather(recorder, return_exceptions=True)
         await out.put(_DONE)
 
     async def _worker(self, client: httpx.AsyncClient, out: asyncio.Queue[Any]) -> None:
@@ -236,14 +278,73 @@ class WorkflowRun:
                     self._in_flight -= 1
                 if result is None:
                     continue
-                self._count(result)
-                await out.put(result)
+                if result.source == "run":
+                    self._trip_breaker(result)
+                if self._needs_record(result):
+                    await self._submit(result)
+                else:
+                    await out.put(result)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug, or the input iterable failed: stop, re-raise
+            self._crash_with(exc)
+
+    def _crash_with(self, exc: BaseException) -> None:
+        if self._crash is None:
+            self._crash = exc
+        self._stop_event.set()
+        if self._gate is not None:
+            self._gate.close()
+
+    # -- the journal ------------------------------------------------------------------------
+
+    def _needs_record(self, result: RowResult) -> bool:
+        """Rows finished by a request of this call, except those a later run should retry."""
+        return self._journal is not None and result.source == "run" and not result.retryable
+
+    async def _submit(self, result: RowResult) -> None:
+        self._unrecorded.append(result)
+        self._recorded.set()
+        # Back-pressure: a journal slower than the fan-out must not fill memory.
+        while len(self._unrecorded) > _MAX_UNRECORDED and self._crash is None:
+            await asyncio.sleep(0.01)
+
+    async def _record_batches(self, out: asyncio.Queue[Any]) -> None:
+        """Write finished rows in batches, then report them (group commit)."""
+        assert self._journal is not None or not self._unrecorded
+        journal = self._journal
+        last_write = -float("inf")
+        while True:
+            await self._recorded.wait()
+            self._recorded.clear()
+            if journal is not None and self._unrecorded:
+                pause = last_write + journal.flush_interval_s - time.monotonic()
+                if pause > 0 and not self._workers_done:
+                    await asyncio.sleep(pause)
+                batch, self._unrecorded = self._unrecorded, []
+                last_write = time.monotonic()
+                try:
+                    await asyncio.to_thread(journal.record, batch)
+                except Exception as exc:
+                    self._crash_with(exc)
+                # Reported even when the write failed: the rows are paid for.
+                for result in batch:
+                    await out.put(result)
+                if self._unrecorded:
+                    self._recorded.set()
+            if self._workers_done and not self._unrecorded:
+                return
+
+    async def _record_leftovers(self) -> None:
+        """The consumer stopped early: still record what was paid for."""
+        if self._journal is None or not self._unrecorded:
+            return
+        batch, self._unrecorded = self._unrecorded, []
+        try:
+            await asyncio.to_thread(self._journal.record, batch)
+        except Exception as exc:
             if self._crash is None:
                 self._crash = exc
-            self._stop_event.set()
 
     # -- one row ----------------------------------------------------------------------------
 
@@ -278,12 +379,10 @@ class WorkflowRun:
         result: RowResult | None = None
         try:
             result = await self._send_row(client, index, prepared)
-            if result is not None and self._journal is not None:
-                self._journal.record(result)
         finally:
             del self._pending[key]
             future.set_result(result)
-        if result is not None:
+        if result is not None and not result.retryable:
             self._remember(key, result)
         return result
 
@@ -297,9 +396,26 @@ class WorkflowRun:
     async def _send_row(
         self, client: httpx.AsyncClient, index: int, prepared: PreparedRun
     ) -> RowResult | None:
-        """Send until success, a row error, retries exhausted, or a stop (``None``)."""
-        attempts = failures = rate_limited = 0
-        first_sent: float | None = None
+        """Send (within the budget) until success, a row error, retries run out, or a stop."""
+        gate = self._gate
+        if gate is None:
+            return await self._attempts(client, index, prepared, _Tally())
+        if not await gate.acquire():
+            self._stop_for_budget(gate)
+            return None
+        tally = _Tally()
+        result: RowResult | None = None
+        try:
+            result = await self._attempts(client, index, prepared, tally)
+            return result
+        finally:
+            cost = result.outcome.credits if result and result.outcome else None
+            gate.release(cost, sent=tally.attempts > 0)
+
+    async def _attempts(
+        self, client: httpx.AsyncClient, index: int, prepared: PreparedRun, tally: _Tally
+    ) -> RowResult | None:
+        failures = rate_limited = 0
 
         def failed(exc: ServiceError) -> RowResult:
             self._last_failure = exc
@@ -309,18 +425,19 @@ class WorkflowRun:
                 "failed",
                 error=str(exc),
                 error_type=type(exc).__name__,
-                attempts=attempts,
-                latency_s=None if first_sent is None else time.monotonic() - first_sent,
+                attempts=tally.attempts,
+                latency_s=tally.latency_s(),
+                retryable=isinstance(exc, TransientError),
             )
 
         while True:
             started_at = await self._wait_for_slot()
             if started_at is None:
                 return None
-            attempts += 1
+            tally.attempts += 1
             self.stats.requests += 1
-            if first_sent is None:
-                first_sent = time.monotonic()
+            if tally.first_sent is None:
+                tally.first_sent = time.monotonic()
             response: HttpResponse | None = None
             try:
                 response = await send(
@@ -366,8 +483,8 @@ class WorkflowRun:
                 prepared.input_hash,
                 "succeeded",
                 outcome=outcome,
-                attempts=attempts,
-                latency_s=time.monotonic() - first_sent,
+                attempts=tally.attempts,
+                latency_s=tally.latency_s(),
             )
 
     def _retry_after(self, response: HttpResponse | None) -> float | None:
@@ -425,7 +542,6 @@ class WorkflowRun:
                 stats.latency.add(result.latency_s)
             if result.outcome is not None:
                 stats.add_credits(result.outcome.credits)
-            self._trip_breaker(result)
 
     def _trip_breaker(self, result: RowResult) -> None:
         if result.status == "succeeded":
@@ -448,6 +564,34 @@ class WorkflowRun:
             self._stop_message = message
             self.stats.stopped_by = message
         self._stop_event.set()
+        if self._gate is not None:
+            self._gate.close()
+
+    def _stop_for_budget(self, gate: BudgetGate) -> None:
+        if self._stop_event.is_set():
+            return
+        budget = gate.budget
+        caps = [
+            f"{name}={value:g}"
+            for name, value in (("max_runs", budget.max_runs), ("max_credits", budget.max_credits))
+            if value is not None
+        ]
+        spent = f"{gate.runs_spent} runs"
+        if self.workflow.reports_credits:
+            spent += f" and {gate.credits_spent:g} credits"
+        message = (
+            f"The budget ({', '.join(caps)}) is reached: this job has paid for {spent}, "
+            "earlier attempts included. Raise the budget and re-run with the same journal "
+            "to continue."
+        )
+        cause = BudgetReachedError(
+            message,
+            service=self.workflow.display_name,
+            runs_spent=gate.runs_spent,
+            credits_spent=gate.credits_spent,
+            rows_left=None,
+        )
+        self._stop(cause, message)
 
     async def _report_progress(self, started: float) -> None:
         if self._on_progress is None:
@@ -480,9 +624,23 @@ class WorkflowRun:
         )
 
 
+_MAX_UNRECORDED = 10_000
+"""Finished rows waiting for the journal before workers pause."""
+
 _DEFAULT_CONCURRENCY = {"aitutor": 32, "runchat": 8}
 """Enough runs in flight to fill the documented rate at typical run times (seconds to a
 minute): AI Tutor 10/s x ~3 s; Runchat 10/min x ~45 s."""
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Requests sent for one row so far."""
+
+    attempts: int = 0
+    first_sent: float | None = None
+
+    def latency_s(self) -> float | None:
+        return None if self.first_sent is None else time.monotonic() - self.first_sent
 
 
 class _RowSource:

@@ -9,6 +9,7 @@ from .aitutor import AITutorWorkflow
 from .base import OnMissing, PreparedRun, Workflow
 from .errors import (
     AuthenticationError,
+    BudgetReachedError,
     ConfigError,
     CreditsExhaustedError,
     FanOutStopped,
@@ -34,6 +35,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigError",
     "CreditsExhaustedError",
+    "BudgetReachedError",
     "FanOutStopped",
     "FatalError",
     "HttpRequest",

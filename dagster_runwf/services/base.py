@@ -78,6 +78,8 @@ class Workflow(ABC):
     default_rate: ClassVar[Rate]
     """The key's documented rate limit."""
 
+    reports_credits: ClassVar[bool] = False
+    """Whether a run's answer says what it cost (so a credit budget can be kept)."""
     inputs_setting: ClassVar[str] = "inputs"
     """What the service calls its inputs, for messages and reprs (e.g. ``"variables"``)."""
 

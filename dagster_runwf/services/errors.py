@@ -17,6 +17,7 @@ reaction::
         ├── AuthenticationError  401: the API key is missing, wrong or revoked
         ├── CreditsExhaustedError  402, Runchat's credits 403, a spend limit
         ├── WorkflowNotFoundError  404: unknown, unpublished or another organisation's
+        ├── BudgetReachedError   the job's cap on paid runs or credits is reached
         └── FanOutStopped        raised by the engine: a fatal error (or too many failures in
                                  a row) stopped the fan-out; carries what finished
 
@@ -141,6 +142,32 @@ class WorkflowNotFoundError(FatalError):
     """404: the workflow does not exist, is not published, or belongs to someone else."""
 
 
+class BudgetReachedError(FatalError):
+    """The job's budget (a cap on paid runs or on credits) does not allow another run.
+
+    Raised by the engine, never by a service, before the request that would exceed the cap.
+
+    Attributes:
+        runs_spent: runs paid in this job, earlier attempts included (from the journal).
+        credits_spent: credits reported by the service for those runs (0 when none reported).
+        rows_left: rows not yet done, when the number of rows is known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        runs_spent: int,
+        credits_spent: float,
+        rows_left: int | None,
+    ) -> None:
+        super().__init__(message, service=service)
+        self.runs_spent = runs_spent
+        self.credits_spent = credits_spent
+        self.rows_left = rows_left
+
+
 class FanOutStopped(FatalError):
     """The engine stopped the fan-out; rows finished before the stop were all reported.
 
@@ -150,6 +177,7 @@ class FanOutStopped(FatalError):
         finished: rows finished (succeeded or failed) before the stop, in this call.
         results: the finished rows, when the caller collected them (see
             ``run_workflow_rows_sync``); rows after the stop were not sent.
+        stats: the run's statistics, when the caller attached them (``enrich`` does).
     """
 
     def __init__(self, message: str, *, cause: ServiceError, finished: int) -> None:
@@ -163,3 +191,4 @@ class FanOutStopped(FatalError):
         self.cause = cause
         self.finished = finished
         self.results: list[Any] = []
+        self.stats: Any = None

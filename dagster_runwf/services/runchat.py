@@ -71,6 +71,7 @@ class RunchatWorkflow(Workflow):
 
     service: ClassVar[str] = "runchat"
     display_name: ClassVar[str] = DISPLAY_NAME
+    reports_credits: ClassVar[bool] = True
     default_base_url: ClassVar[str] = "https://runchat.com/api/v1"
     default_rate: ClassVar[Rate] = Rate(10, 60.0)
 

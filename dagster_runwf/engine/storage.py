@@ -1,0 +1,182 @@
+"""Files that are either whole or absent, on a local disk or in object storage.
+
+A location is a local path or an fsspec URL (``s3://bucket/prefix``, ``gs://…``,
+``memory://…``). Writes are atomic everywhere: locally a temporary file in the same folder
+is fsynced and renamed over the target (then the folder is fsynced, so the rename survives
+a power cut); in object storage a single PUT or a completed multipart upload is atomic by
+itself. A reader therefore never sees half a file, even after ``kill -9``; what a crash can
+leave behind is a temporary file whose name starts with :data:`TEMP_PREFIX`, which readers
+skip and :meth:`Storage.remove_stale_temporaries` deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from ..services.errors import ConfigError
+
+TEMP_PREFIX = ".tmp-"
+
+
+class Storage:
+    """A folder on a local disk or in object storage.
+
+    Args:
+        location: a local path or an fsspec URL.
+        storage_options: passed to fsspec for URLs (credentials, ``endpoint_url``…).
+    """
+
+    def __init__(
+        self, location: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+    ) -> None:
+        text = os.fspath(location)
+        if not text.strip():
+            raise ConfigError("a storage location must not be empty")
+        try:
+            fs, root = fsspec.core.url_to_fs(text, **dict(storage_options or {}))
+        except (ImportError, ValueError) as exc:
+            raise ConfigError(f"cannot open storage location {text!r}: {exc}") from exc
+        self.fs: fsspec.AbstractFileSystem = fs
+        self.local = isinstance(fs, LocalFileSystem)
+        self.root: str = str(Path(root).resolve()) if self.local else root.rstrip("/")
+        self.url = text
+
+    def __repr__(self) -> str:
+        return f"Storage({self.url!r})"
+
+    def path(self, *parts: str) -> str:
+        """A path below the root (``/``-joined, also for local folders)."""
+        return "/".join([self.root, *parts])
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a whole file atomically."""
+        with self.open_for_write(path) as handle:
+            handle.write(data)
+
+    @contextlib.contextmanager
+    def open_for_write(self, path: str) -> Iterator[IO[bytes]]:
+        """A binary file that appears at ``path`` whole when the block ends without error.
+
+        On an error nothing appears (the partial upload is aborted or the temporary file
+        removed) and the error propagates.
+        """
+        if not self.local:
+            # Object stores publish an object only when its upload completes; on an error
+            # the upload is abandoned instead (a plain `with` would complete it).
+            remote = self.fs.open(path, "wb")
+            try:
+                yield remote
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    remote.discard()
+                remote.closed = True  # so that garbage collection does not upload it
+                raise
+            remote.close()
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{target.name}")
+        try:
+            with open(temp, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        _fsync_folder(target.parent)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read_bytes(self, path: str) -> bytes:
+        """A whole file; :class:`FileNotFoundError` when it is gone."""
+        if self.local:
+            return Path(path).read_bytes()
+        data: bytes = self.fs.cat_file(path)
+        return data
+
+    def list_files(self, folder: str, suffix: str = "") -> list[str]:
+        """Files below ``folder`` (recursively), sorted, temporaries skipped; [] if none."""
+        if self.local:
+            base = Path(folder)
+            if not base.is_dir():
+                return []
+            found = [str(p) for p in base.rglob(f"*{suffix}") if p.is_file()]
+        else:
+            self.fs.invalidate_cache(folder)
+            try:
+                found = [str(p) for p in self.fs.find(folder) if str(p).endswith(suffix)]
+            except FileNotFoundError:
+                return []
+        return sorted(p for p in found if not _name(p).startswith(TEMP_PREFIX))
+
+    def list_folders(self, folder: str) -> list[str]:
+        """Immediate sub-folders of ``folder``, sorted; [] if none."""
+        if self.local:
+            base = Path(folder)
+            return sorted(str(p) for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        self.fs.invalidate_cache(folder)
+        try:
+            entries = self.fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(str(e["name"]) for e in entries if e.get("type") == "directory")
+
+    # -- removing ---------------------------------------------------------------------------
+
+    def delete(self, paths: list[str]) -> None:
+        """Delete files; ones already gone are fine (another process may have won)."""
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                if self.local:
+                    Path(path).unlink()
+                else:
+                    self.fs.rm_file(path)
+
+    def delete_tree(self, folder: str) -> None:
+        """Delete a folder and everything below it; a missing folder is fine."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(folder, recursive=True)
+
+    def remove_stale_temporaries(self, folder: str, older_than_s: float = 3600.0) -> int:
+        """Delete temporary files a crashed local writer left; how many were deleted."""
+        if not self.local or not Path(folder).is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for temp in Path(folder).rglob(f"{TEMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+                    removed += 1
+        return removed
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

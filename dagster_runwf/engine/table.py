@@ -1,0 +1,289 @@
+"""The results table: the input rows, then one set of result columns per row.
+
+Columns, with the default prefix ``wf_`` (see :data:`RESULT_FIELDS` for the types):
+
+==================  ===================================================================
+``wf_status``       ``"succeeded"`` or ``"failed"``
+``wf_result``       the answer text (null when failed)
+``wf_citations``    ``list<string>`` of cited URLs; an empty list, never null
+``wf_outputs``      named outputs as a JSON object, by label (Runchat); null when none
+``wf_error``        what went wrong (null when succeeded)
+``wf_error_type``   the error's class, e.g. ``RunFailedError``
+``wf_attempts``     requests sent for the row by the run that answered it
+``wf_latency_s``    seconds from the first request to the answer
+``wf_instance_id``  the service's id of the run, when it names one
+``wf_metadata``     the service's run metadata as JSON
+``wf_credits``      credits the run cost, when the service says
+``wf_input_hash``   the key of the row in the journal (service, workflow, inputs)
+``wf_finished_at``  when the answer arrived (UTC); for reused rows, the first time
+``wf_reused``       true when the row was answered without a request of this run (the
+                    journal, or an identical row of the table)
+==================  ===================================================================
+
+Chosen outputs can also be lifted into their own string columns (``output_columns``).
+
+The schema is explicit, so an all-empty column keeps its type from run to run, and the
+table is built in input order from results that arrive in any order, one row group at a
+time: with a destination, each row group goes to the Parquet file as soon as it is
+complete, so a million rows never sit in memory twice. The file appears atomically when
+the table is complete (see :mod:`.storage`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..services.errors import ConfigError
+from ..services.outcome import Outcome
+from .results import RowResult
+from .storage import Storage
+
+RESULT_FIELDS: tuple[tuple[str, pa.DataType, bool], ...] = (
+    ("status", pa.string(), False),
+    ("result", pa.string(), True),
+    ("citations", pa.list_(pa.string()), False),
+    ("outputs", pa.string(), True),
+    ("error", pa.string(), True),
+    ("error_type", pa.string(), True),
+    ("attempts", pa.int32(), False),
+    ("latency_s", pa.float64(), True),
+    ("instance_id", pa.string(), True),
+    ("metadata", pa.string(), True),
+    ("credits", pa.float64(), True),
+    ("input_hash", pa.string(), True),
+    ("finished_at", pa.timestamp("us", tz="UTC"), True),
+    ("reused", pa.bool_(), False),
+)
+"""(name without prefix, Arrow type, nullable) of every result column, in order."""
+
+DEFAULT_PREFIX = "wf_"
+DEFAULT_ROW_GROUP_SIZE = 65_536
+
+
+def result_fields(
+    prefix: str = DEFAULT_PREFIX, output_columns: Mapping[str, str] | None = None
+) -> list[pa.Field]:
+    """The result columns' Arrow fields (lifted outputs last, as nullable strings)."""
+    fields = [pa.field(prefix + name, kind, nullable) for name, kind, nullable in RESULT_FIELDS]
+    fields += [pa.field(column, pa.string()) for column in (output_columns or {})]
+    return fields
+
+
+class ResultsTableWriter:
+    """Builds the results table in input order, streaming it to Parquet when given a path.
+
+    Args:
+        frame: the input table; row ``i`` of the output pairs with ``frame.iloc[i]``.
+        keep_columns: input columns to carry into the output; ``None`` for all of them.
+        prefix: prefix of the result columns.
+        output_columns: new column -> output label (or id) to lift into its own column.
+        destination: a local path or fsspec URL for the Parquet file; ``None`` to build the
+            table in memory (see :meth:`finish`).
+        storage_options: fsspec options for a URL destination.
+        row_group_size: rows per Parquet row group (and per conversion batch).
+
+    Raises:
+        ConfigError: a kept column is missing, names collide, or a name is not a string.
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        *,
+        keep_columns: Sequence[str] | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        output_columns: Mapping[str, str] | None = None,
+        destination: str | os.PathLike[str] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    ) -> None:
+        check_column_names(frame)
+        if not isinstance(prefix, str):
+            raise ConfigError(f"the result column prefix must be a string, got {prefix!r}")
+        if row_group_size < 1:
+            raise ConfigError("row_group_size must be >= 1")
+        kept = list(frame.columns) if keep_columns is None else list(keep_columns)
+        missing = [c for c in kept if c not in frame.columns]
+        if missing:
+            raise ConfigError(
+                f"keep_columns names {missing}, not in the table; its columns are "
+                f"{list(frame.columns)}"
+            )
+        self._outputs = dict(output_columns or {})
+        fields = result_fields(prefix, self._outputs)
+        clash = sorted({f.name for f in fields} & {str(c) for c in kept})
+        if clash:
+            raise ConfigError(
+                f"result column(s) {clash} would overwrite input columns of the same name; "
+                "choose another prefix (e.g. prefix='enriched_') or drop them with keep_columns"
+            )
+        if len({f.name for f in fields}) != len(fields):
+            raise ConfigError(f"output_columns repeat a result column name: {self._outputs}")
+        self._frame = frame[kept] if keep_columns is not None else frame
+        self._input_schema = _input_schema(self._frame)
+        self.schema = pa.schema(
+            list(self._input_schema) + fields, metadata=self._input_schema.metadata
+        )
+        self._row_group_size = row_group_size
+        self._rows = len(frame)
+        self._pending: dict[int, RowResult] = {}
+        self._ready: list[RowResult] = []
+        self._next = 0
+        self._batches: list[pa.Table] = []
+        self._stack = contextlib.ExitStack()
+        self._writer: pq.ParquetWriter | None = None
+        self.path: str | None = None
+        if destination is not None:
+            storage = Storage(destination, storage_options)
+            self.path = storage.url
+            handle = self._stack.enter_context(storage.open_for_write(storage.root))
+            self._writer = pq.ParquetWriter(handle, self.schema, compression="zstd")
+
+    def add(self, result: RowResult) -> None:
+        """Take a row's result (any order); complete row groups are converted at once."""
+        if not 0 <= result.index < self._rows or result.index in self._pending:
+            raise ValueError(f"unexpected result for row {result.index}")
+        self._pending[result.index] = result
+        while self._next in self._pending:
+            self._ready.append(self._pending.pop(self._next))
+            self._next += 1
+            if len(self._ready) >= self._row_group_size:
+                self._flush()
+
+    @property
+    def missing_rows(self) -> int:
+        """Rows without a result yet."""
+        return self._rows - self._next
+
+    def finish(self) -> pa.Table | None:
+        """Write the last row group and publish the file; the table if built in memory."""
+        if self.missing_rows:
+            raise ValueError(f"{self.missing_rows} rows have no result yet")
+        self._flush()
+        if self._writer is None:
+            if not self._batches:
+                return self.schema.empty_table()
+            return pa.concat_tables(self._batches)
+        if self._rows == 0:  # a file with the schema and no rows
+            self._writer.write_table(self.schema.empty_table())
+        self._writer.close()
+        self._stack.close()
+        return None
+
+    def abort(self) -> None:
+        """Give up: no file appears (a partial upload or temporary file is removed)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        with contextlib.suppress(_Aborted):
+            self._stack.__exit__(_Aborted, _Aborted(), None)
+
+    def _flush(self) -> None:
+        if not self._ready:
+            return
+        start = self._ready[0].index
+        stop = start + len(self._ready)
+        inputs = pa.Table.from_pandas(
+            self._frame.iloc[start:stop], schema=self._input_schema, preserve_index=None
+        )
+        arrays = list(inputs.columns) + result_arrays(self._ready, self._outputs)
+        table = pa.Table.from_arrays(arrays, schema=self.schema)
+        self._ready = []
+        if self._writer is not None:
+            self._writer.write_table(table, row_group_size=self._row_group_size)
+        else:
+            self._batches.append(table)
+
+
+class _Aborted(Exception):
+    """Raised into the output's context so it discards what was written."""
+
+
+def check_column_names(frame: pd.DataFrame) -> None:
+    """A clear error for column names Parquet cannot hold (duplicates, non-strings)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ConfigError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    names = list(frame.columns)
+    repeated = sorted({str(n) for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"the table has duplicate column names {repeated}; rename them first")
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:
+        raise ConfigError(
+            f"column names must be strings, got {odd[:5]}; rename them (e.g. "
+            "frame.columns = frame.columns.map(str))"
+        )
+
+
+def _input_schema(frame: pd.DataFrame) -> pa.Schema:
+    """The kept input columns' schema, from the whole table so every batch agrees."""
+    try:
+        schema = pa.Schema.from_pandas(frame, preserve_index=None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise ConfigError(f"an input column cannot be stored in Parquet: {exc}") from exc
+    # A column of only nulls would be typed `null`; store it as strings so its type
+    # does not change on the night it gets a value.
+    for i, field in enumerate(schema):
+        if pa.types.is_null(field.type):
+            schema = schema.set(i, field.with_type(pa.string()))
+    return schema
+
+
+def result_arrays(results: Sequence[RowResult], output_columns: Mapping[str, str]) -> list[Any]:
+    """The result columns for ``results``, in :data:`RESULT_FIELDS` order."""
+    outcomes = [r.outcome for r in results]
+    arrays: list[Any] = [
+        pa.array([r.status for r in results], pa.string()),
+        pa.array([o.result if o else None for o in outcomes], pa.string()),
+        pa.array([list(o.citations) if o else [] for o in outcomes], pa.list_(pa.string())),
+        pa.array([_outputs_json(o) for o in outcomes], pa.string()),
+        pa.array([r.error for r in results], pa.string()),
+        pa.array([r.error_type for r in results], pa.string()),
+        pa.array([r.attempts for r in results], pa.int32()),
+        pa.array([r.latency_s for r in results], pa.float64()),
+        pa.array([o.instance_id if o else None for o in outcomes], pa.string()),
+        pa.array([_json(o.metadata) if o else None for o in outcomes], pa.string()),
+        pa.array([o.credits if o else None for o in outcomes], pa.float64()),
+        pa.array([r.input_hash for r in results], pa.string()),
+        pa.array([r.finished_at for r in results], pa.timestamp("us", tz="UTC")),
+        pa.array([r.reused for r in results], pa.bool_()),
+    ]
+    for wanted in output_columns.values():
+        arrays.append(pa.array([_output(o, wanted) for o in outcomes], pa.string()))
+    return arrays
+
+
+def _json(value: Mapping[str, Any]) -> str | None:
+    if not value:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _labelled_outputs(outcome: Outcome) -> dict[str, Any]:
+    label_of = {output_id: label for label, output_id in outcome.output_labels.items()}
+    return {label_of.get(key, key): value for key, value in outcome.outputs.items()}
+
+
+def _outputs_json(outcome: Outcome | None) -> str | None:
+    return None if outcome is None else _json(_labelled_outputs(outcome))
+
+
+def _output(outcome: Outcome | None, wanted: str) -> str | None:
+    """One output, by label or id, as text (JSON for anything but a string)."""
+    if outcome is None:
+        return None
+    output_id = outcome.output_labels.get(wanted, wanted)
+    if output_id not in outcome.outputs:
+        return None
+    value = outcome.outputs[output_id]
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
