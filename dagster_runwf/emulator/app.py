@@ -82,6 +82,9 @@ AT_NO_CREDITS = _enc(
 AT_FAILED = _enc(
     {"error": "Failed to run workflow", "success": False, "code": "internal_server_error"}
 )
+AT_RUN_FAILED = _enc(
+    {"error": "The workflow failed on this input", "success": False, "code": "workflow_run_failed"}
+)
 AT_NO_ROUTE = _enc({"error": "Not found", "success": False})
 
 # Runchat bodies: ``{"error": str}``.
@@ -306,6 +309,8 @@ class EmulatorApp:
         run = aitutor_run(spec, body, body_sha)
         st.undefined_substitutions += len(run.undefined)
         self._count_run(ctx, spec, key)
+        if spec.fail_when is not None and spec.fail_when in canonical_json(body):
+            return _json(500, AT_RUN_FAILED)
         payload: dict[str, Any] = {"success": True, "result": run.result}
         if run.citations:
             payload["citations"] = run.citations

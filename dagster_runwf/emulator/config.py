@@ -188,6 +188,9 @@ class WorkflowSpec:
     credits_per_run: float = 1.0
     published: bool = True
     faults: FaultConfig | None = None
+    fail_when: str | None = None
+    """Runs whose request body contains this text fail as a row error (the run happened
+    and is charged): AI Tutor answers 500 ``workflow_run_failed``. For row-error tests."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkflowSpec:

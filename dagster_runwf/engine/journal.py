@@ -142,8 +142,12 @@ class RowJournal:
         self._sequence = 0
         self._written: list[str] = []
         self._tables: list[pa.Table] = []
+        self._finished: list[Any] = []  # per table: finished_at as int64 microseconds
         self._own: dict[int, tuple[int, int]] = {}
         self._reusable: dict[int, tuple[int, int]] = {}
+        # Rows whose 64-bit key collides with another row's, by full hash (almost always empty).
+        self._own_spill: dict[str, tuple[int, int]] = {}
+        self._spill: dict[str, tuple[int, int]] = {}
         self._runs_spent = 0
         self._credits_spent = 0.0
         self._closed = False
@@ -171,12 +175,12 @@ class RowJournal:
     def lookup(self, input_hash: str) -> RowResult | None:
         """This job's finished row for these inputs, else (incremental) an earlier success."""
         key = _key(input_hash)
-        for index in (self._own, self._reusable):
+        for index, spill in ((self._own, self._own_spill), (self._reusable, self._spill)):
             where = index.get(key)
+            if where is not None and self._hash_at(where) != input_hash:
+                where = spill.get(input_hash)
             if where is not None:
-                table = self._tables[where[0]]
-                if table.column("input_hash")[where[1]].as_py() == input_hash:
-                    return _decode(table, where[1])
+                return _decode(self._tables[where[0]], where[1])
         return None
 
     def record(self, results: Sequence[RowResult]) -> None:
@@ -262,10 +266,17 @@ class RowJournal:
     def clear(self) -> None:
         """Delete every job and snapshot at this location (and forget them here)."""
         self.storage.delete_tree(self.storage.root)
-        self._tables.clear()
-        self._own.clear()
-        self._reusable.clear()
+        self._forget()
         self._written.clear()
+
+    def _forget(self) -> None:
+        """Drop every row read or written (before reading again)."""
+        for table_state in (self._tables, self._finished):
+            table_state.clear()
+        for index in (self._own, self._reusable):
+            index.clear()
+        for spill in (self._own_spill, self._spill):
+            spill.clear()
         self._runs_spent, self._credits_spent = 0, 0.0
 
     # -- internals --------------------------------------------------------------------------
@@ -282,10 +293,7 @@ class RowJournal:
                 self._load_once()
                 return
             except FileNotFoundError:
-                self._tables.clear()
-                self._own.clear()
-                self._reusable.clear()
-                self._runs_spent, self._credits_spent = 0, 0.0
+                self._forget()
         self._load_once()
 
     def _load_once(self) -> None:
@@ -314,13 +322,30 @@ class RowJournal:
         table = table.combine_chunks()
         number = len(self._tables)
         self._tables.append(table)
-        index = self._own if own else self._reusable
+        finished = table.column("finished_at").cast(pa.int64()).to_numpy()
+        self._finished.append(finished)
+        index, spill = (self._own, self._own_spill) if own else (self._reusable, self._spill)
         for row, input_hash in enumerate(table.column("input_hash").to_pylist()):
-            index[_key(input_hash)] = (number, row)
+            key = _key(input_hash)
+            earlier = index.get(key)
+            if earlier is not None and self._hash_at(earlier) != input_hash:
+                # Two hashes share 64 bits: keep the newcomer by its full hash.
+                earlier = spill.get(input_hash)
+                if earlier is None or self._finished_at(earlier) <= finished[row]:
+                    spill[input_hash] = (number, row)
+            elif earlier is None or self._finished_at(earlier) <= finished[row]:
+                index[key] = (number, row)  # the latest answer wins
         if count_spent:
             self._runs_spent += table.num_rows
             credits = pc.sum(table.column("credits")).as_py()
             self._credits_spent += float(credits or 0.0)
+
+    def _finished_at(self, where: tuple[int, int]) -> int:
+        return int(self._finished[where[0]][where[1]])
+
+    def _hash_at(self, where: tuple[int, int]) -> str:
+        value: str = self._tables[where[0]].column("input_hash")[where[1]].as_py()
+        return value
 
     def _write(self, table: pa.Table, folder: str | None = None) -> str:
         self._sequence += 1

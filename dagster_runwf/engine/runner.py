@@ -161,6 +161,8 @@ class WorkflowRun:
         self._budget = budget
         self._gate: BudgetGate | None = None
         self._unrecorded: list[RowResult] = []
+        # Finished rows not yet in the journal, by input hash, so duplicates still match.
+        self._awaiting_record: dict[str, RowResult] = {}
         self._on_progress = on_progress
         self._progress_interval_s = progress_interval_s
         self._max_consecutive_failures = max_consecutive_failures
@@ -304,6 +306,8 @@ class WorkflowRun:
 
     async def _submit(self, result: RowResult) -> None:
         self._unrecorded.append(result)
+        if result.input_hash is not None:
+            self._awaiting_record[result.input_hash] = result
         self._recorded.set()
         # Back-pressure: a journal slower than the fan-out must not fill memory.
         while len(self._unrecorded) > _MAX_UNRECORDED and self._crash is None:
@@ -327,6 +331,9 @@ class WorkflowRun:
                     await asyncio.to_thread(journal.record, batch)
                 except Exception as exc:
                     self._crash_with(exc)
+                for result in batch:
+                    if result.input_hash is not None:
+                        self._awaiting_record.pop(result.input_hash, None)
                 # Reported even when the write failed: the rows are paid for.
                 for result in batch:
                     await out.put(result)
@@ -361,7 +368,7 @@ class WorkflowRun:
                 source="none",
             )
         key = prepared.input_hash
-        cached = self._cache.get(key)
+        cached = self._cache.get(key) or self._awaiting_record.get(key)
         if cached is not None:
             return cached.for_row(index, "duplicate")
         pending = self._pending.get(key)

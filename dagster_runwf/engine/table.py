@@ -32,6 +32,7 @@ the table is complete (see :mod:`.storage`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -229,12 +230,17 @@ def _input_schema(frame: pd.DataFrame) -> pa.Schema:
         schema = pa.Schema.from_pandas(frame, preserve_index=None)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise ConfigError(f"an input column cannot be stored in Parquet: {exc}") from exc
-    # A column of only nulls would be typed `null`; store it as strings so its type
-    # does not change on the night it gets a value.
+    # A column of only nulls would be typed `null`; store it as text (typed as this pandas
+    # version types text) so its type does not change on the night it gets a value.
     for i, field in enumerate(schema):
         if pa.types.is_null(field.type):
-            schema = schema.set(i, field.with_type(pa.string()))
+            schema = schema.set(i, field.with_type(_text_type()))
     return schema
+
+
+@functools.cache
+def _text_type() -> pa.DataType:
+    return pa.Schema.from_pandas(pd.DataFrame({"text": ["a"]})).field("text").type
 
 
 def result_arrays(results: Sequence[RowResult], output_columns: Mapping[str, str]) -> list[Any]:
