@@ -3,15 +3,22 @@
 No account is needed: an emulator of both services starts in-process on loopback, and the
 demo enriches 200 companies through an AI Tutor workflow (answers with web citations) and 20
 questions through a Runchat flow, at the services' real rate limits scaled up so it takes
-seconds, then prints a summary. It uses the same engine the Dagster assets use.
+seconds. It writes the results tables as Parquet next to a row journal (``demo_output/``),
+reruns the same job to show that nothing is paid twice, and prints a summary.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from .emulator import Emulator, EmulatorConfig
-from .engine import RunStats, run_workflow_rows_sync
+from .engine import RowJournal, RunStats, enrich
 from .services import AITutorWorkflow, RunchatWorkflow
 
 _COMPANIES = [
@@ -38,7 +45,10 @@ def _summary(name: str, stats: RunStats) -> str:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="demo_output", help="folder for Parquet and journal")
+    out = Path(parser.parse_args(argv).out)
     config = EmulatorConfig.from_dict(
         {
             "include_builtins": True,
@@ -49,36 +59,53 @@ def main() -> None:
         }
     )
     key = "sk_demo_key"  # the emulator accepts any key
+    job = dt.datetime.now(dt.timezone.utc).strftime("demo-%Y%m%dT%H%M%S")
     with Emulator(config) as emulator:
         print(f"emulator: AI Tutor at {emulator.aitutor_url}, Runchat at {emulator.runchat_url}")
-        rows = [
-            {"company": f"{name} #{i // len(_COMPANIES)}", "country": country}
-            for i, (name, country) in enumerate(_COMPANIES * 20)
-        ]
+        companies = pd.DataFrame(
+            [
+                {"name": f"{name} #{i // len(_COMPANIES)}", "country": country}
+                for i, (name, country) in enumerate(_COMPANIES * 20)
+            ]
+        )
+        profiles = AITutorWorkflow("wf_company_profile", ["company", "country"])
         started = time.monotonic()
-        results, stats = run_workflow_rows_sync(
-            AITutorWorkflow("wf_company_profile", ["company", "country"]),
-            rows,
-            api_key=key,
-            base_url=emulator.aitutor_url,
-            rate="50/s",
-            concurrency=32,
+        settings: dict[str, Any] = {
+            "api_key": key,
+            "base_url": emulator.aitutor_url,
+            "columns": {"company": "name"},
+            "destination": out / "companies.parquet",
+            "rate": "50/s",
+            "concurrency": 32,
+        }
+        with RowJournal(out / "journal" / "companies", job_id=job) as journal:
+            done = enrich(companies, profiles, journal=journal, **settings)
+        print(_summary("AI Tutor wf_company_profile", done.stats))
+        print(f"  wrote {done.path}")
+        first = done.to_pandas().iloc[0]
+        print(f"  row 0 -> {first['wf_result'][:90]!r}")
+        print(f"           citations {list(first['wf_citations'])}")
+        with RowJournal(out / "journal" / "companies", job_id=job) as journal:
+            again = enrich(companies, profiles, journal=journal, **settings)
+        print(
+            f"  rerun of the same job: {again.stats.requests} requests, "
+            f"{again.stats.reused} rows from the journal"
         )
-        print(_summary("AI Tutor wf_company_profile", stats))
-        first = results[0].outcome
-        if first is not None:
-            print(f"  row 0 -> {first.result[:90] if first.result else ''!r}")
-            print(f"           citations {list(first.citations)}")
-        questions = [{"query_nodeA": f"What is dataset {i} about?"} for i in range(20)]
-        _, stats = run_workflow_rows_sync(
-            RunchatWorkflow("demo", ["query_nodeA"], result_output="Answer"),
-            questions,
-            api_key=key,
-            base_url=emulator.runchat_url,
-            rate="10/s",
-            concurrency=8,
-        )
-        print(_summary("Runchat demo", stats))
+        questions = pd.DataFrame({"question": [f"What is dataset {i} about?" for i in range(20)]})
+        with RowJournal(out / "journal" / "questions", job_id=job) as journal:
+            answered = enrich(
+                questions,
+                RunchatWorkflow("demo", ["query_nodeA"], result_output="Answer"),
+                api_key=key,
+                base_url=emulator.runchat_url,
+                columns={"query_nodeA": "question"},
+                destination=out / "questions.parquet",
+                journal=journal,
+                rate="10/s",
+                concurrency=8,
+            )
+        print(_summary("Runchat demo", answered.stats))
+        print(f"  wrote {answered.path}")
         print(f"done in {time.monotonic() - started:.1f} s")
 
 
