@@ -25,6 +25,7 @@ from dagster_runwf import (
     ConfigError,
     CreditsExhaustedError,
     FanOutStopped,
+    JournalError,
     Outcome,
     RetryPolicy,
     RowJournal,
@@ -379,3 +380,19 @@ def test_identical_rows_are_paid_once_even_beyond_the_dedup_cache(
     assert runs_at(echo) == 10
     assert result.stats.sent == 10
     assert result.stats.reused + result.stats.deduplicated == 40
+
+
+class FullDisk(RowJournal):
+    """A journal whose disk fills up after the first write."""
+
+    def record(self, results: Any) -> None:
+        if self.finished_rows:
+            raise OSError(28, "No space left on device")
+        super().record(results)
+
+
+def test_a_journal_that_cannot_write_stops_the_run_clearly(echo: Emulator, tmp_path: Path) -> None:
+    frame = table([f"row {i}" for i in range(500)])
+    with pytest.raises(JournalError, match=r"could not record .* No space left on device"):
+        run(echo, frame, FullDisk(tmp_path, job_id="j", flush_interval_s=0.05), concurrency=4)
+    assert runs_at(echo) < 500, "no further rows were sent"

@@ -34,6 +34,7 @@ import io
 import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -151,6 +152,7 @@ class RowJournal:
         self._runs_spent = 0
         self._credits_spent = 0.0
         self._closed = False
+        self._lock = threading.Lock()
         self._load()
 
     def __repr__(self) -> str:
@@ -191,11 +193,12 @@ class RowJournal:
         if not results:
             return
         table = _encode(results, self.job_id, self.version)
-        path = self._write(table)
-        self._written.append(path)
-        self._add(table, own=True)
-        if len(self._written) >= _MERGE_EVERY:
-            self._merge_written()
+        with self._lock:  # the engine records from worker threads
+            path = self._write(table)
+            self._written.append(path)
+            self._add(table, own=True)
+            if len(self._written) >= _MERGE_EVERY:
+                self._merge_written()
 
     def spent(self) -> tuple[int, float]:
         """Runs paid and credits reported by this job's earlier attempts (at opening)."""

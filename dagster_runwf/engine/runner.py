@@ -35,6 +35,7 @@ from ..services.errors import (
     ConfigError,
     FanOutStopped,
     FatalError,
+    JournalError,
     RateLimitedError,
     RowError,
     RowInputError,
@@ -330,7 +331,7 @@ class WorkflowRun:
                 try:
                     await asyncio.to_thread(journal.record, batch)
                 except Exception as exc:
-                    self._crash_with(exc)
+                    self._crash_with(_journal_failed(journal, batch, exc))
                 for result in batch:
                     if result.input_hash is not None:
                         self._awaiting_record.pop(result.input_hash, None)
@@ -351,7 +352,7 @@ class WorkflowRun:
             await asyncio.to_thread(self._journal.record, batch)
         except Exception as exc:
             if self._crash is None:
-                self._crash = exc
+                self._crash = _journal_failed(self._journal, batch, exc)
 
     # -- one row ----------------------------------------------------------------------------
 
@@ -637,6 +638,16 @@ _MAX_UNRECORDED = 10_000
 _DEFAULT_CONCURRENCY = {"aitutor": 32, "runchat": 8}
 """Enough runs in flight to fill the documented rate at typical run times (seconds to a
 minute): AI Tutor 10/s x ~3 s; Runchat 10/min x ~45 s."""
+
+
+def _journal_failed(journal: Journal, batch: list[RowResult], exc: Exception) -> JournalError:
+    error = JournalError(
+        f"the row journal ({journal!r}) could not record {len(batch)} finished rows: "
+        f"{type(exc).__name__}: {exc}. The run stopped; these rows are reported but a rerun "
+        "will pay for them again. Check that the journal location is writable."
+    )
+    error.__cause__ = exc
+    return error
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ reaction::
 
     RunwfError
     ├── ConfigError              a setting or mapping is wrong; raised before any paid request
+    ├── JournalError             the row journal could not be written (disk, permissions, store)
     ├── RowError                 this row cannot succeed: record it in the row, go on
     │   ├── RowInputError        the row's inputs are unusable (missing variable, not JSON)
     │   └── RunFailedError       the service ran the workflow and it failed on this row
@@ -41,6 +42,13 @@ class ConfigError(RunwfError, ValueError):
     """A setting, a column mapping or a workflow definition is wrong.
 
     Raised before the first paid request, naming the setting or column at fault.
+    """
+
+
+class JournalError(RunwfError):
+    """The row journal could not record finished rows; the run stopped.
+
+    The rows were paid for and are still reported, but a rerun cannot know about them.
     """
 
 
