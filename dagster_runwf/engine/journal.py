@@ -71,6 +71,8 @@ JOURNAL_SCHEMA = pa.schema(
 )
 """The columns of every journal file (one row per finished, paid row)."""
 
+_NAMES = tuple(JOURNAL_SCHEMA.names)
+_HASH_COLUMN = _NAMES.index("input_hash")
 _SUFFIX = ".parquet"
 _MERGE_EVERY = 64
 """Small files a writer accumulates before merging them into one, so a long run (or one
@@ -142,7 +144,8 @@ class RowJournal:
         self._writer = uuid.uuid4().hex[:10]
         self._sequence = 0
         self._written: list[str] = []
-        self._tables: list[pa.Table] = []
+        # Per table read or written: its columns (one Arrow array each, in schema order).
+        self._tables: list[list[pa.Array]] = []
         self._finished: list[Any] = []  # per table: finished_at as int64 microseconds
         self._own: dict[int, tuple[int, int]] = {}
         self._reusable: dict[int, tuple[int, int]] = {}
@@ -324,7 +327,7 @@ class RowJournal:
             return
         table = table.combine_chunks()
         number = len(self._tables)
-        self._tables.append(table)
+        self._tables.append([column.chunk(0) for column in table.columns])
         finished = table.column("finished_at").cast(pa.int64()).to_numpy()
         self._finished.append(finished)
         index, spill = (self._own, self._own_spill) if own else (self._reusable, self._spill)
@@ -347,7 +350,7 @@ class RowJournal:
         return int(self._finished[where[0]][where[1]])
 
     def _hash_at(self, where: tuple[int, int]) -> str:
-        value: str = self._tables[where[0]].column("input_hash")[where[1]].as_py()
+        value: str = self._tables[where[0]][_HASH_COLUMN][where[1]].as_py()
         return value
 
     def _write(self, table: pa.Table, folder: str | None = None) -> str:
@@ -433,8 +436,8 @@ def _encode(results: Sequence[RowResult], job_id: str, version: str) -> pa.Table
     return pa.Table.from_pydict(columns, schema=JOURNAL_SCHEMA)
 
 
-def _decode(table: pa.Table, row: int) -> RowResult:
-    value = {name: table.column(name)[row].as_py() for name in JOURNAL_SCHEMA.names}
+def _decode(columns: list[pa.Array], row: int) -> RowResult:
+    value = {name: column[row].as_py() for name, column in zip(_NAMES, columns, strict=True)}
     outcome = None
     if value["status"] == "succeeded":
         outcome = Outcome(
