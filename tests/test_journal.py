@@ -34,6 +34,7 @@ from dagster_runwf import (
     enrich,
 )
 from dagster_runwf.emulator import Emulator
+from dagster_runwf.engine.journal import job_folder_name
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
 from .conftest import KEY
@@ -47,6 +48,7 @@ ECHO = {
     "fail_when": "bad",
 }
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, max_attempts=2)
+NO_TIME = dt.timedelta(0)
 NOW = dt.datetime(2026, 11, 20, 3, 0, tzinfo=dt.timezone.utc)
 
 
@@ -155,7 +157,9 @@ def test_the_latest_success_wins(tmp_path: Path) -> None:
 def test_compaction_keeps_the_journal_bounded_across_nights(tmp_path: Path) -> None:
     for night in range(6):
         time.sleep(0.002)  # file names order by time
-        with RowJournal(tmp_path, job_id=f"night-{night}", keep_jobs=2) as journal:
+        with RowJournal(
+            tmp_path, job_id=f"night-{night}", keep_jobs=2, keep_recent=NO_TIME
+        ) as journal:
             for batch in range(3):
                 journal.record([success(n, f"night {night}") for n in range(batch * 10, 50)])
             journal.record([failure(100 + night)])
@@ -172,6 +176,24 @@ def test_compaction_keeps_the_journal_bounded_across_nights(tmp_path: Path) -> N
     assert latest.outcome.result == "night 5"
     # The most recent job is still whole: its failure is still "done" for that job.
     assert RowJournal(tmp_path, job_id="night-5").lookup(digest(105)) is not None
+
+
+def test_recent_jobs_are_never_folded_and_folded_jobs_still_resume(tmp_path: Path) -> None:
+    """A backfill: many jobs at once; one of them is re-executed after it was folded."""
+    for partition in range(5):
+        with RowJournal(tmp_path, job_id=f"day-{partition}", keep_jobs=1) as journal:
+            journal.record([success(partition), failure(100 + partition)])
+    assert len(list((tmp_path / "jobs").iterdir())) == 5, "all written today: all kept"
+
+    with RowJournal(tmp_path, job_id="day-9", keep_jobs=1, keep_recent=NO_TIME):
+        pass  # a compaction a day later folds the other jobs
+    kept = [p.name for p in (tmp_path / "jobs").iterdir() if any(p.iterdir())]
+    assert kept == [job_folder_name("day-4")], "only the most recent (keep_jobs=1) is whole"
+    resumed = RowJournal(tmp_path, job_id="day-2")
+    assert resumed.lookup(digest(2)) is not None, "its success lives on in the snapshot"
+    assert resumed.lookup(digest(102)) is None, "its failure is tried again"
+    assert resumed.spent() == (1, 2.0)
+    assert RowJournal(tmp_path, job_id="day-7").finished_rows == 0
 
 
 def test_a_long_run_merges_its_small_files(tmp_path: Path) -> None:

@@ -20,9 +20,10 @@ unless ``incremental=True``: then the latest success of any earlier job (within
 jobs.
 
 The journal stays bounded: when a writer closes, it merges its files of this job into one,
-and once more than ``keep_jobs`` jobs are on record the older ones are folded into one
-snapshot holding the latest success per input (failures and answers older than
-``max_age`` are dropped). :meth:`RowJournal.clear` deletes everything.
+and jobs beyond the ``keep_jobs`` most recent (and not written to within ``keep_recent``)
+are folded into one snapshot holding the latest success per input (failures and answers
+older than ``max_age`` are dropped); a folded job still finds its successes there when
+resumed. :meth:`RowJournal.clear` deletes everything.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ JOURNAL_SCHEMA = pa.schema(
 _NAMES = tuple(JOURNAL_SCHEMA.names)
 _HASH_COLUMN = _NAMES.index("input_hash")
 _SUFFIX = ".parquet"
+_STAMP = "%Y%m%dT%H%M%S%fZ"
+"""File names start with the UTC time of writing, so they sort by age."""
+_JOBS_KEY = b"runwf_jobs"
+"""Snapshot metadata: the job ids whose rows it holds (read without reading the rows)."""
 _MERGE_EVERY = 64
 """Small files a writer accumulates before merging them into one, so a long run (or one
 killed before it could close) leaves few files."""
@@ -99,6 +104,8 @@ class RowJournal:
             version are never reused.
         keep_jobs: jobs kept whole (resumable, failures included) before compaction folds
             older ones into the snapshot.
+        keep_recent: jobs written to within this long are never folded, however many
+            there are (they may still be running, or be re-executed: a backfill).
         flush_interval_s: least time between two writes; finished rows are batched into
             one file per write. Default 0.2 s locally, 2 s in object storage.
         storage_options: fsspec options for URLs (credentials, ``endpoint_url``…).
@@ -116,6 +123,7 @@ class RowJournal:
         max_age: dt.timedelta | None = None,
         version: str = "",
         keep_jobs: int = 2,
+        keep_recent: dt.timedelta = dt.timedelta(days=1),
         flush_interval_s: float | None = None,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -135,6 +143,9 @@ class RowJournal:
         self.max_age = max_age
         self.version = version
         self.keep_jobs = keep_jobs
+        if not isinstance(keep_recent, dt.timedelta) or keep_recent < dt.timedelta(0):
+            raise ConfigError(f"journal keep_recent must be a timedelta >= 0, got {keep_recent!r}")
+        self.keep_recent = keep_recent
         self.flush_interval_s = (
             flush_interval_s
             if flush_interval_s is not None
@@ -229,10 +240,12 @@ class RowJournal:
         self.compact()
 
     def compact(self) -> int:
-        """Fold all but the ``keep_jobs`` most recent jobs into one snapshot.
+        """Fold jobs into one snapshot, but the ``keep_jobs`` most recent and any written to
+        within ``keep_recent``.
 
         The snapshot keeps, per input, the latest success (younger than ``max_age``);
-        failures of folded jobs are dropped. Safe while other processes write: only files
+        failures of folded jobs are dropped (resuming a folded job finds its successes in
+        the snapshot and retries its failures). Safe while other processes write: only files
         read into the new snapshot are deleted, and if a file vanishes while reading
         (another process compacting), this compaction gives up without deleting anything.
 
@@ -249,7 +262,12 @@ class RowJournal:
                 jobs.append((folder, files))
         own = self._job_folder.rstrip("/")
         jobs.sort(key=lambda job: max(_file_name(f) for f in job[1]), reverse=True)
+        recent = (dt.datetime.now(dt.timezone.utc) - self.keep_recent).strftime(_STAMP)
         kept = {own} | {folder.rstrip("/") for folder, _ in jobs[: self.keep_jobs]}
+        # A job written to lately may still be running, or be re-executed: keep it whole.
+        kept |= {
+            folder.rstrip("/") for folder, files in jobs if max(map(_file_name, files)) >= recent
+        }
         folded = [f for folder, files in jobs if folder.rstrip("/") not in kept for f in files]
         if not folded and len(snapshots) <= 1:
             return 0
@@ -261,6 +279,8 @@ class RowJournal:
             except FileNotFoundError:
                 return 0
         merged = _latest_successes(pa.concat_tables(tables), self._cutoff())
+        jobs_in = sorted(set(merged.column("job_id").unique().to_pylist()))
+        merged = merged.replace_schema_metadata({_JOBS_KEY: json.dumps(jobs_in)})
         self._write(merged, folder=self.storage.path("snapshots"))
         self.storage.delete(sources)
         if self.storage.local:
@@ -303,16 +323,27 @@ class RowJournal:
         self._load_once()
 
     def _load_once(self) -> None:
+        # Job folders are listed before snapshots: a compaction writes its snapshot before
+        # deleting the files it folded, so every row is in one listing or the other.
+        other_files: list[str] = []
+        if self.incremental:
+            for folder in self.storage.list_folders(self.storage.path("jobs")):
+                if folder.rstrip("/") != self._job_folder.rstrip("/"):
+                    other_files.extend(self.storage.list_files(folder, _SUFFIX))
         own_files = self.storage.list_files(self._job_folder, _SUFFIX)
+        snapshots = self.storage.list_files(self.storage.path("snapshots"), _SUFFIX)
         for path in own_files:
             self._add(_read(self.storage, path), own=True, count_spent=True)
-        if not self.incremental:
-            return
-        other = self.storage.list_files(self.storage.path("snapshots"), _SUFFIX)
-        for folder in self.storage.list_folders(self.storage.path("jobs")):
-            if folder.rstrip("/") != self._job_folder.rstrip("/"):
-                other.extend(self.storage.list_files(folder, _SUFFIX))
-        for path in sorted(other, key=_file_name):
+        for path in snapshots:
+            # A folded job's successes live on in the snapshot: resuming it still finds them.
+            if not self.incremental and self.job_id not in _snapshot_jobs(self.storage, path):
+                continue
+            table = _read(self.storage, path)
+            mine = table.filter(pc.equal(table.column("job_id"), self.job_id))
+            self._add(mine, own=True, count_spent=True)
+            if self.incremental:
+                self._add(table, own=False)
+        for path in sorted(other_files, key=_file_name):
             self._add(_read(self.storage, path), own=False)
 
     def _add(self, table: pa.Table, *, own: bool, count_spent: bool = False) -> None:
@@ -355,7 +386,7 @@ class RowJournal:
 
     def _write(self, table: pa.Table, folder: str | None = None) -> str:
         self._sequence += 1
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = dt.datetime.now(dt.timezone.utc).strftime(_STAMP)
         name = f"{stamp}-{self._writer}-{self._sequence:06d}{_SUFFIX}"
         path = f"{folder or self._job_folder}/{name}"
         buffer = io.BytesIO()
@@ -400,6 +431,14 @@ def _file_name(path: str) -> str:
 def _read(storage: Storage, path: str) -> pa.Table:
     table = pq.read_table(io.BytesIO(storage.read_bytes(path)))
     return table.select(JOURNAL_SCHEMA.names).cast(JOURNAL_SCHEMA)
+
+
+def _snapshot_jobs(storage: Storage, path: str) -> list[str]:
+    """The job ids a snapshot holds rows of, from its footer alone."""
+    with storage.fs.open(path, "rb") as handle:
+        metadata = pq.read_schema(handle).metadata or {}
+    jobs: list[str] = json.loads(metadata.get(_JOBS_KEY, b"[]"))
+    return jobs
 
 
 def _remove_empty_folder(folder: str) -> None:

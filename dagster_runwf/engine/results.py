@@ -66,7 +66,8 @@ class Journal(Protocol):
     The engine asks :meth:`lookup` before sending a row. It hands every row it finished by a
     request (succeeded, or failed with a row error) to :meth:`record`, in batches, from a
     worker thread, and reports those rows only once :meth:`record` has returned — so a
-    crash, even ``kill -9``, loses at most the rows in flight.
+    crash, even ``kill -9``, loses at most the rows in flight: sent and not yet recorded
+    (waiting for an answer, or answered within the last ``flush_interval_s``).
     """
 
     flush_interval_s: float

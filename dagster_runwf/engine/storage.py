@@ -15,7 +15,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -85,10 +85,10 @@ class Storage:
             remote.close()
             return
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(target.parent.glob(f"{TEMP_PREFIX}*-{target.name}"))
         temp = target.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{target.name}")
         try:
-            with open(temp, "wb") as handle:
+            with _create(temp) as handle:
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -151,18 +151,38 @@ class Storage:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(folder, recursive=True)
 
-    def remove_stale_temporaries(self, folder: str, older_than_s: float = 3600.0) -> int:
-        """Delete temporary files a crashed local writer left; how many were deleted."""
+    def remove_stale_temporaries(self, folder: str) -> int:
+        """Delete temporary files crashed local writers left below ``folder``; how many."""
         if not self.local or not Path(folder).is_dir():
             return 0
-        cutoff = time.time() - older_than_s
-        removed = 0
-        for temp in Path(folder).rglob(f"{TEMP_PREFIX}*"):
-            with contextlib.suppress(OSError):
-                if temp.stat().st_mtime < cutoff:
-                    temp.unlink()
-                    removed += 1
-        return removed
+        return _remove_stale(Path(folder).rglob(f"{TEMP_PREFIX}*"))
+
+
+STALE_AFTER_S = 3600.0
+"""A temporary file untouched this long belongs to a writer that died."""
+
+
+def _remove_stale(temporaries: Iterable[Path]) -> int:
+    cutoff = time.time() - STALE_AFTER_S
+    removed = 0
+    for temp in temporaries:
+        with contextlib.suppress(OSError):
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink()
+                removed += 1
+    return removed
+
+
+def _create(temp: Path) -> IO[bytes]:
+    """Open a new file, creating its folder; retried when another process's compaction
+    removes the (empty) folder between the two."""
+    for _ in range(5):
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return open(temp, "xb")
+        except FileNotFoundError:
+            continue
+    return open(temp, "xb")
 
 
 def _name(path: str) -> str:
