@@ -1,7 +1,11 @@
 """dagster-runwf: run hosted AI workflows (Runchat, AI Tutor API) row by row over tables.
 
-The public API is re-exported here; everything else is private.
+The public API is re-exported here; everything else is private. The Dagster layer's names
+(resources, the asset factory, the IO manager) are imported on first use, so the engine,
+the CLI and the emulator start without loading Dagster.
 """
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -49,7 +53,28 @@ from .services import (
     WorkflowNotFoundError,
 )
 
+if TYPE_CHECKING:
+    from .integration.assets import enriched_asset
+    from .integration.resources import AITutorResource, RunchatResource
+
+_DAGSTER_NAMES = {
+    "AITutorResource": "resources",
+    "RunchatResource": "resources",
+    "enriched_asset": "assets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _DAGSTER_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dagster_runwf' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".integration.{module}", __name__), name)
+
+
 __all__ = [
+    "AITutorResource",
     "AITutorWorkflow",
     "AuthenticationError",
     "Budget",
@@ -57,6 +82,7 @@ __all__ = [
     "ResultsTableWriter",
     "enrich",
     "enrich_async",
+    "enriched_asset",
     "BudgetReachedError",
     "ConfigError",
     "CreditsExhaustedError",
@@ -73,6 +99,7 @@ __all__ = [
     "RowInputError",
     "RowJournal",
     "RowResult",
+    "RunchatResource",
     "RunFailedError",
     "RunStats",
     "RunchatSchema",

@@ -1,0 +1,73 @@
+"""Asset checks on an enriched table: the failure rate, and every row answered.
+
+Both are evaluated in the same step as the materialization, from the table just built, so
+they cost nothing extra and always describe the data that was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+FAILURE_RATE_CHECK = "failure_rate"
+EVERY_ROW_CHECK = "every_row_answered"
+
+
+def check_specs(asset_key: dg.AssetKey, threshold: float) -> Sequence[dg.AssetCheckSpec]:
+    """The two checks of an enriched asset."""
+    return [
+        dg.AssetCheckSpec(
+            FAILURE_RATE_CHECK,
+            asset=asset_key,
+            description=f"At most {threshold:.1%} of the rows failed.",
+        ),
+        dg.AssetCheckSpec(
+            EVERY_ROW_CHECK,
+            asset=asset_key,
+            description="Every input row has exactly one result row, with an answer when it "
+            "succeeded and an error when it failed.",
+        ),
+    ]
+
+
+def failure_rate_result(
+    table: pa.Table, prefix: str, threshold: float, severity: dg.AssetCheckSeverity
+) -> dg.AssetCheckResult:
+    """Passed when the share of failed rows is at most ``threshold``."""
+    rows = table.num_rows
+    failed = int(pc.sum(pc.equal(table.column(f"{prefix}status"), "failed")).as_py() or 0)
+    rate = failed / rows if rows else 0.0
+    return dg.AssetCheckResult(
+        check_name=FAILURE_RATE_CHECK,
+        passed=rate <= threshold,
+        severity=severity,
+        metadata={"failure_rate": round(rate, 6), "failed": failed, "threshold": threshold},
+        description=None
+        if rate <= threshold
+        else f"{failed} of {rows} rows failed ({rate:.1%} > {threshold:.1%}); see the "
+        f"{prefix}error column",
+    )
+
+
+def every_row_result(table: pa.Table, prefix: str, input_rows: int) -> dg.AssetCheckResult:
+    """Passed when each input row has a result with an answer or an error."""
+    status = table.column(f"{prefix}status")
+    succeeded = pc.equal(status, "succeeded")
+    failed = pc.equal(status, "failed")
+    no_answer = pc.and_(succeeded, pc.is_null(table.column(f"{prefix}result")))
+    no_error = pc.and_(failed, pc.is_null(table.column(f"{prefix}error")))
+    bad_status = pc.invert(pc.or_(succeeded, failed))
+    problems = {
+        "rows_missing": input_rows - table.num_rows,
+        "succeeded_without_answer": int(pc.sum(no_answer).as_py() or 0),
+        "failed_without_error": int(pc.sum(no_error).as_py() or 0),
+        "unknown_status": int(pc.sum(bad_status).as_py() or 0),
+    }
+    return dg.AssetCheckResult(
+        check_name=EVERY_ROW_CHECK,
+        passed=not any(problems.values()),
+        metadata={"input_rows": input_rows, **problems},
+    )

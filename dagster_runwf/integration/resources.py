@@ -1,0 +1,186 @@
+"""Dagster resources for the two services: the key, where the service is, and how hard to
+push it (rate, concurrency, timeouts, retries).
+
+The API key is a secret: set it from an ``EnvVar``; it is excluded from the resource's
+repr and never put in logs, metadata or error messages. Keys are sent only over https or to
+a loopback address (the emulator); any other ``base_url`` is a configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+import httpx
+from pydantic import Field
+
+from ..engine.client import DEFAULT_TIMEOUT, check_base_url
+from ..engine.retry import RetryPolicy
+from ..engine.service_calls import fetch_balance, fetch_schema
+from ..services.aitutor import AITutorWorkflow
+from ..services.base import OnMissing, Workflow
+from ..services.errors import ConfigError, RunwfError
+from ..services.rate import Rate
+from ..services.runchat import RunchatSchema, RunchatWorkflow
+
+
+class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Settings shared by both services (use :class:`AITutorResource` or
+    :class:`RunchatResource`)."""
+
+    api_key: str = Field(
+        repr=False,
+        description="The service's secret API key; set it from an environment variable "
+        "with dagster.EnvVar.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="The service's API root; default: the public service. Only https, or "
+        "http to a loopback address (the emulator).",
+    )
+    rate: str | None = Field(
+        default=None,
+        description="The key's rate limit, e.g. '10/s' or '10/min'; default: the service's "
+        "documented limit, adjusted from rate-limit headers. 'unlimited' turns it off.",
+    )
+    concurrency: int | None = Field(
+        default=None, description="Runs in flight at once; default: the service's default."
+    )
+    connect_timeout_s: float = Field(default=DEFAULT_TIMEOUT.connect or 15.0)
+    read_timeout_s: float = Field(
+        default=DEFAULT_TIMEOUT.read or 330.0,
+        description="Longest wait for a run's answer; runs may take up to 300 s.",
+    )
+    max_attempts: int = Field(
+        default=5, description="Attempts per row on transient errors (429s not counted)."
+    )
+    initial_backoff_s: float = Field(default=1.0)
+    max_backoff_s: float = Field(default=60.0)
+
+    def engine_settings(self) -> dict[str, Any]:
+        """Keyword arguments for the engine (``enrich`` / ``WorkflowRun``)."""
+        self.check()
+        settings: dict[str, Any] = {
+            "api_key": self.api_key,
+            "retry": RetryPolicy(
+                max_attempts=self.max_attempts,
+                initial_backoff_s=self.initial_backoff_s,
+                max_backoff_s=self.max_backoff_s,
+            ),
+            "timeout": httpx.Timeout(
+                self.read_timeout_s,
+                connect=self.connect_timeout_s,
+                read=self.read_timeout_s,
+                write=DEFAULT_TIMEOUT.write,
+                pool=None,
+            ),
+        }
+        if self.base_url:
+            settings["base_url"] = self.base_url
+        if self.rate:
+            settings["rate"] = self.rate
+        if self.concurrency is not None:
+            settings["concurrency"] = self.concurrency
+        return settings
+
+    def check(self) -> None:
+        """Raise a :class:`ConfigError` naming the first bad setting."""
+        if not self.api_key or not self.api_key.strip():
+            raise ConfigError(
+                f"{type(self).__name__}.api_key is empty: set it with "
+                "dagster.EnvVar('<NAME OF THE VARIABLE HOLDING THE KEY>')"
+            )
+        if self.base_url:
+            check_base_url(self.base_url)
+        if self.rate and self.rate.strip().lower() != "unlimited":
+            Rate.parse(self.rate)
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ConfigError(f"{type(self).__name__}.concurrency must be >= 1")
+
+    def preflight(self, workflow: Workflow) -> dict[str, Any]:
+        """Free checks before the first paid run; metadata describing what was checked.
+
+        Raises:
+            RunwfError: the key is rejected, there are no credits, or the mapping does not
+                fit the workflow.
+        """
+        return {}
+
+
+class AITutorResource(WorkflowServiceResource):
+    """The AI Tutor API (MyApps): template workflows run by id.
+
+    Example::
+
+        AITutorResource(api_key=dg.EnvVar("AITUTOR_API_KEY"))
+    """
+
+    def workflow(
+        self, workflow_id: str, variables: Sequence[str], *, on_missing: OnMissing = "fail"
+    ) -> AITutorWorkflow:
+        """The workflow ``workflow_id`` with its template ``variables``."""
+        return AITutorWorkflow(workflow_id, variables, on_missing=on_missing)
+
+    def balance(self) -> float:
+        """The key's remaining credits (``GET /balance``; free)."""
+        self.check()
+        return asyncio.run(fetch_balance(self.api_key, self.base_url))
+
+    def preflight(self, workflow: Workflow) -> dict[str, Any]:
+        """Check the key and that credits are left (``GET /balance``)."""
+        credits = self.balance()
+        if credits <= 0:
+            raise RunwfError(
+                "the AI Tutor key has no credits left (GET /balance answered 0); add credits "
+                "or raise the spend limit, then re-run"
+            )
+        return {"runwf/credits_before": credits}
+
+
+class RunchatResource(WorkflowServiceResource):
+    """Runchat: flows run by id with ``paramId_nodeId`` inputs.
+
+    Example::
+
+        RunchatResource(api_key=dg.EnvVar("RUNCHAT_API_KEY"))
+    """
+
+    def workflow(
+        self,
+        runchat_id: str,
+        inputs: Sequence[str],
+        *,
+        result_output: str | None = None,
+        citations_output: str | None = None,
+        on_missing: OnMissing = "fail",
+    ) -> RunchatWorkflow:
+        """The flow ``runchat_id`` with the input ids every row provides."""
+        return RunchatWorkflow(
+            runchat_id,
+            inputs,
+            result_output=result_output,
+            citations_output=citations_output,
+            on_missing=on_missing,
+        )
+
+    def flow_schema(self, runchat_id: str) -> RunchatSchema:
+        """The flow's inputs and outputs (``GET /{id}/schema``; free)."""
+        self.check()
+        return asyncio.run(fetch_schema(runchat_id, self.api_key, self.base_url))
+
+    def preflight(self, workflow: Workflow) -> dict[str, Any]:
+        """Check the key, and that every mapped input is one of the flow's inputs."""
+        if not isinstance(workflow, RunchatWorkflow) or workflow.webhook:
+            return {}
+        schema = self.flow_schema(workflow.workflow_id)
+        known = {p.id for p in schema.inputs}
+        unknown = [name for name in workflow.input_names if name not in known]
+        if unknown:
+            raise ConfigError(
+                f"Runchat flow {workflow.workflow_id!r} ({schema.name}) has no input(s) "
+                f"{unknown}; its inputs are {sorted(known)} (ids are paramId_nodeId)"
+            )
+        unmapped = sorted(known - set(workflow.input_names))
+        return {"runwf/flow_name": schema.name, "runwf/unmapped_inputs": unmapped}

@@ -1,0 +1,112 @@
+"""The enriched asset, materialized with Dagster's own APIs against the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dagster_runwf import AITutorResource, AITutorWorkflow, enriched_asset
+from dagster_runwf.emulator import Emulator
+
+from .conftest import KEY
+
+ECHO = {
+    "id": "wf_echo",
+    "service": "aitutor",
+    "variables": ["text"],
+    "template": "echo:{{text}}",
+    "citations": ["https://example.com/{{text}}"],
+    "fail_when": "bad",
+}
+
+
+@dg.asset
+def companies() -> pd.DataFrame:
+    return pd.DataFrame({"name": [f"company {i}" for i in range(40)] + ["bad one"], "n": range(41)})
+
+
+def profiles(tmp_path: Path, **settings: Any) -> dg.AssetsDefinition:
+    return enriched_asset(
+        source=companies,
+        workflow=AITutorWorkflow("wf_echo", ["text"]),
+        columns={"text": "name"},
+        journal_dir=str(tmp_path / "journal"),
+        **settings,
+    )
+
+
+def resources(emu: Emulator) -> dict[str, Any]:
+    return {"aitutor": AITutorResource(api_key=KEY, base_url=emu.aitutor_url, rate="unlimited")}
+
+
+def runs_at(emu: Emulator) -> int:
+    return sum(emu.stats()["runs_by_workflow"].values())
+
+
+def test_materializing_the_enriched_asset(start_emulator: Any, tmp_path: Path) -> None:
+    emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO])
+    asset = profiles(tmp_path, failure_rate_threshold=0.01)
+    result = dg.materialize([companies, asset], resources=resources(emu))
+    assert result.success
+    table = result.output_for_node(asset.node_def.name)
+    assert len(table) == 41 and list(table.columns[:2]) == ["name", "n"]
+    assert table["wf_status"].value_counts().to_dict() == {"succeeded": 40, "failed": 1}
+
+    (event,) = result.asset_materializations_for_node(asset.node_def.name)
+    metadata = {k: v.value for k, v in event.metadata.items()}
+    assert metadata["dagster/row_count"] == 41
+    assert metadata["runwf/succeeded"] == 40 and metadata["runwf/failed"] == 1
+    assert metadata["runwf/sent"] == 41 and metadata["runwf/reused"] == 0
+    assert metadata["runwf/credits_before"] > 0, "the pre-flight balance check ran"
+    assert "runwf/latency_p95_s" in metadata
+    schema = metadata["dagster/column_schema"]
+    assert [c.name for c in schema.columns][:3] == ["name", "n", "wf_status"]
+    lineage = metadata["dagster/column_lineage"].deps_by_column
+    assert [d.column_name for d in lineage["wf_result"]] == ["name"]
+    assert asset.specs_by_key[asset.key].kinds == {"aitutor", "pandas"}
+
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["every_row_answered"].passed
+    assert not checks["failure_rate"].passed, "1 of 41 failed: above 1%"
+    assert checks["failure_rate"].severity == dg.AssetCheckSeverity.WARN
+
+
+def test_a_fatal_stop_fails_the_step_with_a_readable_message(
+    start_emulator: Any, tmp_path: Path
+) -> None:
+    emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO], keys={KEY: {"credits": 10}})
+    asset = profiles(tmp_path, preflight=False, concurrency=2)
+    result = dg.materialize([companies, asset], resources=resources(emu), raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = str(failure.step_failure_data.user_failure_data.description)  # type: ignore[union-attr]
+    assert "credits" in text.lower() and "finished rows are kept" in text
+    assert KEY not in text
+    assert runs_at(emu) == 10
+
+
+def test_the_code_version_follows_the_workflow_config(tmp_path: Path) -> None:
+    def version(**settings: Any) -> str | None:
+        asset = profiles(tmp_path, **settings)
+        return asset.code_versions_by_key[asset.key]
+
+    assert version() == version()
+    assert version() != version(journal_version="prompt-v2")
+    assert version() != version(output_columns={"x": "X"})
+
+
+@pytest.mark.parametrize("base_url", ["http://example.com/api/v1", "ftp://127.0.0.1/x"])
+def test_a_key_is_only_sent_over_https_or_to_loopback(base_url: str, tmp_path: Path) -> None:
+    result = dg.materialize(
+        [companies, profiles(tmp_path)],
+        resources={"aitutor": AITutorResource(api_key=KEY, base_url=base_url)},
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = str(failure.step_failure_data.user_failure_data.description)  # type: ignore[union-attr]
+    assert "http" in text and "base_url" in text and KEY not in text
