@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +113,51 @@ def test_a_key_is_only_sent_over_https_or_to_loopback(base_url: str, tmp_path: P
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     text = str(failure.step_failure_data.user_failure_data.description)  # type: ignore[union-attr]
     assert "http" in text and "base_url" in text and KEY not in text
+
+
+LOCATION = Path(__file__).parent / "dagster_location" / "definitions.py"
+
+
+@pytest.fixture
+def location_env(start_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """The test code location's environment: an emulator with 15 credits on the key."""
+    emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO], keys={KEY: {"credits": 15}})
+    monkeypatch.setenv("AITUTOR_API_KEY", KEY)
+    monkeypatch.setenv("AITUTOR_BASE_URL", emu.aitutor_url)
+    monkeypatch.setenv("RUNWF_TEST_JOURNAL_DIR", str(tmp_path / "journal"))
+    return emu
+
+
+def test_a_re_execution_from_failure_pays_only_for_unfinished_rows(
+    location_env: Emulator, tmp_path: Path
+) -> None:
+    from .dagster_location.definitions import enrich_companies_job
+
+    job = dg.reconstructable(enrich_companies_job)
+    with dg.instance_for_test() as instance:
+        with dg.execute_job(job, instance=instance) as first:
+            assert not first.success, "the credits ran out after 15 runs"
+            run_id = first.run_id
+        assert runs_at(location_env) == 15
+
+        location_env.update_config({"keys": {KEY: {"credits": 1000}}})
+        options = dg.ReexecutionOptions.from_failure(run_id, instance)
+        with dg.execute_job(job, instance=instance, reexecution_options=options) as second:
+            assert second.success
+            (event,) = second.asset_materializations_for_node("profiles")
+        assert runs_at(location_env) == 41, "the 15 paid rows were not paid again"
+        assert event.metadata["runwf/reused"].value == 15
+        assert event.metadata["runwf/sent"].value == 26
+
+
+def test_the_code_location_validates(location_env: Emulator) -> None:
+    dagster = Path(sys.executable).parent / "dagster"
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-f", str(LOCATION)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(LOCATION.parents[2])},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert KEY not in done.stdout + done.stderr
