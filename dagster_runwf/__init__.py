@@ -56,11 +56,13 @@ from .services import (
 if TYPE_CHECKING:
     from .integration.assets import enriched_asset
     from .integration.resources import AITutorResource, RunchatResource
+    from .integration.schedules import nightly_schedule
 
 _DAGSTER_NAMES = {
     "AITutorResource": "resources",
     "RunchatResource": "resources",
     "enriched_asset": "assets",
+    "nightly_schedule": "schedules",
 }
 
 
@@ -83,6 +85,7 @@ __all__ = [
     "enrich",
     "enrich_async",
     "enriched_asset",
+    "nightly_schedule",
     "BudgetReachedError",
     "ConfigError",
     "CreditsExhaustedError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from dagster_runwf import AITutorResource, AITutorWorkflow, enriched_asset
+from dagster_runwf import AITutorResource, AITutorWorkflow, enriched_asset, nightly_schedule
 from dagster_runwf.emulator import Emulator
 
 from .conftest import KEY
@@ -161,3 +162,41 @@ def test_the_code_location_validates(location_env: Emulator) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert KEY not in done.stdout + done.stderr
+
+
+DAILY = dg.DailyPartitionsDefinition(start_date="2026-11-01")
+
+
+@dg.asset(partitions_def=DAILY)
+def arrivals(context) -> pd.DataFrame:  # type: ignore[no-untyped-def]  # Dagster reads it
+    """The rows that arrived on the partition's day."""
+    day = context.partition_key
+    return pd.DataFrame({"name": [f"{day} company {i}" for i in range(5)]})
+
+
+def test_a_daily_partition_enriches_that_days_rows_and_a_nightly_schedule_runs_it(
+    start_emulator: Any, tmp_path: Path
+) -> None:
+    emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO])
+    daily = enriched_asset(
+        source=arrivals,
+        workflow=AITutorWorkflow("wf_echo", ["text"]),
+        columns={"text": "name"},
+        journal_dir=str(tmp_path / "journal"),
+        partitions_def=DAILY,
+    )
+    result = dg.materialize([arrivals, daily], resources=resources(emu), partition_key="2026-11-20")
+    table = result.output_for_node(daily.node_def.name)
+    assert list(table["name"]) == [f"2026-11-20 company {i}" for i in range(5)]
+    assert runs_at(emu) == 5
+    journal_days = [p.name for p in (tmp_path / "journal" / daily.key.path[-1]).iterdir()]
+    assert journal_days == ["2026_11_20"], "one journal per partition"
+
+    schedule = nightly_schedule([arrivals, daily], hour_of_day=2)
+    defs = dg.Definitions(assets=[arrivals, daily], schedules=[schedule], resources=resources(emu))
+    resolved = defs.resolve_schedule_def("nightly_enrichment")
+    tick = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+        (request,) = resolved.evaluate_tick(context).run_requests or []
+    assert request.partition_key == "2026-11-20", "last night enriches the day that ended"
+    assert resolved.cron_schedule == "0 2 * * *"
