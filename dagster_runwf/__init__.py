@@ -55,12 +55,14 @@ from .services import (
 
 if TYPE_CHECKING:
     from .integration.assets import enriched_asset
+    from .integration.io_manager import ParquetIOManager
     from .integration.resources import AITutorResource, RunchatResource
     from .integration.schedules import nightly_schedule
 
 _DAGSTER_NAMES = {
     "AITutorResource": "resources",
     "RunchatResource": "resources",
+    "ParquetIOManager": "io_manager",
     "enriched_asset": "assets",
     "nightly_schedule": "schedules",
 }
@@ -93,6 +95,7 @@ __all__ = [
     "FatalError",
     "JournalError",
     "Outcome",
+    "ParquetIOManager",
     "Progress",
     "Rate",
     "RateLimitedError",

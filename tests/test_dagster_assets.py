@@ -11,9 +11,17 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from dagster_runwf import AITutorResource, AITutorWorkflow, enriched_asset, nightly_schedule
+from dagster_runwf import (
+    AITutorResource,
+    AITutorWorkflow,
+    ParquetIOManager,
+    enriched_asset,
+    nightly_schedule,
+)
 from dagster_runwf.emulator import Emulator
 
 from .conftest import KEY
@@ -200,3 +208,17 @@ def test_a_daily_partition_enriches_that_days_rows_and_a_nightly_schedule_runs_i
         (request,) = resolved.evaluate_tick(context).run_requests or []
     assert request.partition_key == "2026-11-20", "last night enriches the day that ended"
     assert resolved.cron_schedule == "0 2 * * *"
+
+
+def test_the_results_table_lands_as_parquet(start_emulator: Any, tmp_path: Path) -> None:
+    emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO])
+    asset = profiles(tmp_path)
+    io = {"io_manager": ParquetIOManager(base_dir=str(tmp_path / "assets"))}
+    result = dg.materialize([companies, asset], resources={**resources(emu), **io})
+    assert result.success
+    path = tmp_path / "assets" / f"{asset.key.path[-1]}.parquet"
+    table = pq.read_table(path)
+    assert table.num_rows == 41
+    assert table.schema.field("wf_citations").type == pa.list_(pa.string())
+    (event,) = result.asset_materializations_for_node(asset.node_def.name)
+    assert event.metadata["path"].value == str(path)

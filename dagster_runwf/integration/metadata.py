@@ -17,13 +17,9 @@ from ..engine.stats import RunStats
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    """The Arrow schema as a Dagster table schema."""
+    """The Arrow schema as a Dagster table schema (index columns included)."""
     return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name=field.name, type=str(field.type), description=None)
-            for field in schema
-            if not field.name.startswith("__index_level_")
-        ]
+        columns=[dg.TableColumn(name=field.name, type=str(field.type)) for field in schema]
     )
 
 
