@@ -222,3 +222,29 @@ def test_the_results_table_lands_as_parquet(start_emulator: Any, tmp_path: Path)
     assert table.schema.field("wf_citations").type == pa.list_(pa.string())
     (event,) = result.asset_materializations_for_node(asset.node_def.name)
     assert event.metadata["path"].value == str(path)
+
+
+def test_the_key_appears_nowhere_in_what_a_run_leaves(start_emulator: Any, tmp_path: Path) -> None:
+    emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO], keys={KEY: {"credits": 20}})
+    resource = AITutorResource(api_key=KEY, base_url=emu.aitutor_url, rate="unlimited")
+    assert KEY not in repr(resource)
+    io = {"io_manager": ParquetIOManager(base_dir=str(tmp_path / "assets"))}
+    with dg.instance_for_test() as instance:
+        for _ in range(2):  # a fatal stop (credits), then a success after a top-up
+            dg.materialize(
+                [companies, profiles(tmp_path)],
+                resources={"aitutor": resource, **io},
+                instance=instance,
+                raise_on_error=False,
+            )
+            emu.update_config({"keys": {KEY: {"credits": 1000}}})
+        runs = instance.get_runs()
+        assert [r.status for r in runs] == [
+            dg.DagsterRunStatus.SUCCESS,
+            dg.DagsterRunStatus.FAILURE,  # newest first: the credits ran out the first time
+        ]
+        logs = [str(entry) for run in runs for entry in instance.all_logs(run.run_id)]
+    assert all(KEY not in entry for entry in logs)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
