@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,6 +12,17 @@ import pytest
 from dagster_runwf.emulator import Emulator, EmulatorConfig
 
 KEY = "sk_test_key_0123456789"
+
+ECHO = {
+    "id": "wf_echo",
+    "service": "aitutor",
+    "variables": ["text"],
+    "template": "echo:{{text}}",
+    "citations": ["https://example.com/{{text}}"],
+    "fail_when": "bad",
+}
+"""An AI Tutor workflow that echoes its ``text``, cites a URL made of it, and fails (a row
+error) on any text containing "bad"."""
 
 
 @pytest.fixture
@@ -32,3 +45,47 @@ def start_emulator() -> Iterator[Callable[..., Emulator]]:
 def emulator(start_emulator: Callable[..., Emulator]) -> Emulator:
     """An emulator with the built-in workflows and no rate limit."""
     return start_emulator(rate_limit_enabled=False)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A moto S3 server on loopback with an empty bucket; yields the client and fsspec options."""
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    # Only the fake credentials below, and nothing that could send a request elsewhere.
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    quiet = logging.getLogger("werkzeug")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        client.create_bucket(Bucket="bucket")
+        yield {
+            "client": client,
+            "options": {
+                "key": "test",
+                "secret": "test",
+                "client_kwargs": {"endpoint_url": url, "region_name": "us-east-1"},
+            },
+        }
+    finally:
+        server.stop()
+        quiet.setLevel(level)

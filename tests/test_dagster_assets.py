@@ -24,16 +24,7 @@ from dagster_runwf import (
 )
 from dagster_runwf.emulator import Emulator
 
-from .conftest import KEY
-
-ECHO = {
-    "id": "wf_echo",
-    "service": "aitutor",
-    "variables": ["text"],
-    "template": "echo:{{text}}",
-    "citations": ["https://example.com/{{text}}"],
-    "fail_when": "bad",
-}
+from .conftest import ECHO, KEY
 
 
 @dg.asset

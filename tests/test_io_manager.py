@@ -5,9 +5,6 @@ No ``from __future__ import annotations`` here: Dagster checks an asset's ``cont
 annotation by comparing it with its context classes, and a string annotation fails that check.
 """
 
-import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -422,50 +419,6 @@ def test_an_unconvertible_frame_names_the_asset_and_column(
 
 
 # -- 6. object storage ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """A moto S3 server on loopback with an empty bucket; yields the client and fsspec options."""
-    boto3 = pytest.importorskip("boto3")
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    # Only the fake credentials below, and nothing that could send a request elsewhere.
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    quiet = logging.getLogger("werkzeug")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        client = boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        client.create_bucket(Bucket="bucket")
-        yield {
-            "client": client,
-            "options": {
-                "key": "test",
-                "secret": "test",
-                "client_kwargs": {"endpoint_url": url, "region_name": "us-east-1"},
-            },
-        }
-    finally:
-        server.stop()
-        quiet.setLevel(level)
 
 
 def test_partitions_in_object_storage(s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

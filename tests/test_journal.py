@@ -37,16 +37,8 @@ from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.journal import job_folder_name
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
-from .conftest import KEY
+from .conftest import ECHO, KEY
 
-ECHO = {
-    "id": "wf_echo",
-    "service": "aitutor",
-    "variables": ["text"],
-    "template": "echo:{{text}}",
-    "citations": ["https://example.com/{{text}}"],
-    "fail_when": "bad",
-}
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, max_attempts=2)
 NO_TIME = dt.timedelta(0)
 NOW = dt.datetime(2026, 11, 20, 3, 0, tzinfo=dt.timezone.utc)

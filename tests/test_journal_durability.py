@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import logging
 import os
 import runpy
 import signal
@@ -449,49 +448,6 @@ def result_of(row: RowResult) -> str:
 
 
 # -- object storage ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """A moto S3 server on loopback with an empty bucket; yields the fsspec options."""
-    boto3 = pytest.importorskip("boto3")
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    quiet = logging.getLogger("werkzeug")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        client = boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        client.create_bucket(Bucket="bucket")
-        yield {
-            "client": client,
-            "options": {
-                "key": "test",
-                "secret": "test",
-                "client_kwargs": {"endpoint_url": url, "region_name": "us-east-1"},
-            },
-        }
-    finally:
-        server.stop()
-        quiet.setLevel(level)
 
 
 def object_keys(client: Any, prefix: str) -> list[str]:

@@ -22,17 +22,10 @@ from dagster_runwf import (
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine import RESULT_FIELDS
 
+from .conftest import ECHO as SHARED_ECHO
 from .conftest import KEY
 
-ECHO = {
-    "id": "wf_echo",
-    "service": "aitutor",
-    "variables": ["text"],
-    "template": "echo:{{text}}",
-    "citations": ["https://example.com/{{text}}"],
-    "latency": {"min_s": 0.0, "max_s": 0.03},  # results finish out of order
-    "fail_when": "bad",
-}
+ECHO = {**SHARED_ECHO, "latency": {"min_s": 0.0, "max_s": 0.03}}  # finish out of order
 PLAIN = {**ECHO, "id": "wf_plain", "citations": [], "fail_when": None}
 RESULT_COLUMNS = [f"wf_{name}" for name, _, _ in RESULT_FIELDS]
 
