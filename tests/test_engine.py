@@ -30,15 +30,8 @@ from dagster_runwf import (
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.services.rate import Rate
 
-from .conftest import KEY
+from .conftest import ECHO, KEY
 
-ECHO = {
-    "id": "wf_echo",
-    "service": "aitutor",
-    "variables": ["text"],
-    "template": "echo:{{text}}",
-    "citations": ["https://example.com/{{text}}"],
-}
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.05)
 
 
