@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dagster_runwf import ConfigError, Rate, RetryPolicy
 from dagster_runwf.engine.limiter import RateLimiter, shared_limiter
+from dagster_runwf.engine.limiter_store import SqliteWindowStore
 from dagster_runwf.services.http import RateLimitInfo
 
 
@@ -19,59 +24,80 @@ class FakeClock:
         return self.now
 
 
+LimiterFactory = Callable[..., RateLimiter]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def new_limiter(request: pytest.FixtureRequest, tmp_path: Path) -> LimiterFactory:
+    """Makes limiters on a fake clock, each with its own window, in memory or in SQLite: the
+    decisions must be the same whichever store holds the window."""
+    buckets = itertools.count()
+
+    def make(rate: Rate, *, clock: FakeClock | None = None, **settings: Any) -> RateLimiter:
+        clock = clock or FakeClock()
+        if request.param == "memory":
+            return RateLimiter(rate, clock=clock, **settings)
+        store = SqliteWindowStore(tmp_path / "limits.sqlite", f"key-{next(buckets)}", clock)
+        return RateLimiter(rate, store=store, **settings)
+
+    return make
+
+
 def reserve(limiter: RateLimiter) -> float:
     """Reserve a slot as the engine does, moving the fake clock to wait."""
     while True:
         start, reserved = limiter.reserve()
         if reserved:
             return start
-        limiter._clock.now = start  # type: ignore[attr-defined]
+        limiter.clock.now = start  # type: ignore[attr-defined]
 
 
 def max_in_window(starts: list[float], window: float) -> int:
     return max(sum(1 for s in starts if t - window < s <= t) for t in starts)
 
 
-def test_never_more_than_the_limit_in_any_window() -> None:
+def test_never_more_than_the_limit_in_any_window(new_limiter: LimiterFactory) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(Rate(10, 1.0), clock=clock, margin_s=0.01)
+    limiter = new_limiter(Rate(10, 1.0), clock=clock, margin_s=0.01)
     starts = [reserve(limiter) for _ in range(95)]
     assert max_in_window(starts, 1.0) == 10
     # Each window is used to the full, its requests spread over its first half.
     assert starts == pytest.approx([100.0 + 1.01 * (i // 10) + 0.05 * (i % 10) for i in range(95)])
 
 
-def test_learns_a_higher_limit_unless_the_rate_was_explicit() -> None:
-    default = RateLimiter(Rate(10, 1.0), clock=FakeClock())
+def test_learns_a_higher_limit_unless_the_rate_was_explicit(new_limiter: LimiterFactory) -> None:
+    default = new_limiter(Rate(10, 1.0))
     default.observe(RateLimitInfo(limit=50, remaining=49), 100.0)
     assert default.limit == 50
-    explicit = RateLimiter(Rate(10, 1.0), explicit=True, clock=FakeClock())
+    explicit = new_limiter(Rate(10, 1.0), explicit=True)
     explicit.observe(RateLimitInfo(limit=50, remaining=49), 100.0)
     assert explicit.limit == 10
     explicit.observe(RateLimitInfo(limit=5, remaining=4), 100.0)
     assert explicit.limit == 5
 
 
-def test_remaining_zero_from_another_client_pauses_new_starts() -> None:
+def test_remaining_zero_from_another_client_pauses_new_starts(new_limiter: LimiterFactory) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(Rate(10, 1.0), clock=clock, margin_s=0.0)
+    limiter = new_limiter(Rate(10, 1.0), clock=clock, margin_s=0.0)
     start = reserve(limiter)  # our only request in the window
     limiter.observe(RateLimitInfo(limit=10, remaining=0), start)
     assert limiter.blocked_until == pytest.approx(start + 1.0)
     assert reserve(limiter) >= start + 1.0
 
 
-def test_remaining_zero_after_our_own_full_window_does_not_pause() -> None:
+def test_remaining_zero_after_our_own_full_window_does_not_pause(
+    new_limiter: LimiterFactory,
+) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(Rate(3, 1.0), clock=clock, margin_s=0.0)
+    limiter = new_limiter(Rate(3, 1.0), clock=clock, margin_s=0.0)
     starts = [reserve(limiter) for _ in range(3)]
     limiter.observe(RateLimitInfo(limit=3, remaining=0), starts[-1])
     assert limiter.blocked_until == 0.0
 
 
-def test_429_backs_off_exponentially_and_recovers() -> None:
+def test_429_backs_off_exponentially_and_recovers(new_limiter: LimiterFactory) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(Rate(10, 1.0), clock=clock)
+    limiter = new_limiter(Rate(10, 1.0), clock=clock)
     pauses = [limiter.on_rate_limited(None) for _ in range(6)]
     assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
     limiter.on_success()
@@ -108,31 +134,35 @@ def test_bad_retry_settings_are_config_errors(kwargs: dict[str, float]) -> None:
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
 
 
-def test_slots_reserved_ahead_do_not_look_like_another_client() -> None:
-    limiter = RateLimiter(Rate(5, 1.0), clock=FakeClock(), margin_s=0.0)
+def test_slots_reserved_ahead_do_not_look_like_another_client(new_limiter: LimiterFactory) -> None:
+    limiter = new_limiter(Rate(5, 1.0), margin_s=0.0)
     starts = [reserve(limiter) for _ in range(15)]  # three windows reserved ahead
     limiter.observe(RateLimitInfo(limit=5, remaining=0), starts[4])  # a full window, all ours
     assert limiter.blocked_until == 0.0
 
 
-def test_our_own_requests_that_overtook_one_do_not_look_like_another_client() -> None:
+def test_our_own_requests_that_overtook_one_do_not_look_like_another_client(
+    new_limiter: LimiterFactory,
+) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(Rate(50, 1.0), clock=clock, margin_s=0.0)
+    limiter = new_limiter(Rate(50, 1.0), clock=clock, margin_s=0.0)
     starts = [reserve(limiter) for _ in range(100)]
     # The server saw the window full when request 60 arrived: requests reserved a few ms
     # after it got there first. All of them are ours.
     limiter.observe(RateLimitInfo(limit=50, remaining=0), starts[60] - 0.005)
     assert limiter.blocked_until == 0.0
     # Truly another client: the window is full while we sent only a handful.
-    lonely = RateLimiter(Rate(50, 1.0), clock=clock, margin_s=0.0)
+    lonely = new_limiter(Rate(50, 1.0), clock=clock, margin_s=0.0)
     first = [reserve(lonely) for _ in range(3)]
     lonely.observe(RateLimitInfo(limit=50, remaining=0), first[-1])
     assert lonely.blocked_until > first[-1]
 
 
-def test_a_slow_response_is_judged_against_the_window_it_was_sent_in() -> None:
+def test_a_slow_response_is_judged_against_the_window_it_was_sent_in(
+    new_limiter: LimiterFactory,
+) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(Rate(50, 1.0), clock=clock, margin_s=0.0)
+    limiter = new_limiter(Rate(50, 1.0), clock=clock, margin_s=0.0)
     starts = [reserve(limiter) for _ in range(50)]  # one full window, all ours
     clock.now += 3.0  # its responses come back seconds later, after newer requests started
     reserve(limiter)
@@ -140,9 +170,11 @@ def test_a_slow_response_is_judged_against_the_window_it_was_sent_in() -> None:
     assert limiter.blocked_until == 0.0
 
 
-def test_slots_are_not_held_more_than_a_window_ahead_so_a_learned_limit_applies_at_once() -> None:
+def test_slots_are_not_held_more_than_a_window_ahead_so_a_learned_limit_applies_at_once(
+    new_limiter: LimiterFactory,
+) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(Rate(10, 1.0), clock=clock, margin_s=0.0)
+    limiter = new_limiter(Rate(10, 1.0), clock=clock, margin_s=0.0)
     granted = [limiter.reserve() for _ in range(200)]  # 200 workers asking at once
     assert sum(ok for _, ok in granted) <= 20  # at most the next window's worth is held
     limiter.observe(RateLimitInfo(limit=50, remaining=40), 100.0)

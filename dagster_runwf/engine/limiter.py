@@ -3,11 +3,14 @@
 The services count requests per key in a sliding window (AI Tutor: 1 s; Runchat: 1 min). The
 limiter keeps the start times of the last ``limit`` requests and lets a new one start only
 once the oldest of them has left the window (plus a small safety margin for network jitter),
-so within one process the key's rate is never exceeded while the window is used to the full.
+so among the limiters sharing a window store the key's rate is never exceeded while the
+window is used to the full.
 
-Start times are *reserved* under a thread lock rather than awaited under an asyncio lock, so
-one limiter can serve several event loops and threads of a process; the caller sleeps until
-its reserved time. Besides its own requests the limiter learns from the services:
+Start times are *reserved* in one transaction of the limiter's window store rather than
+awaited under an asyncio lock, so one limiter can serve several event loops and threads of a
+process, and limiters of several processes can share one key through a shared store (see
+:mod:`~dagster_runwf.engine.limiter_store`); the caller sleeps until its reserved time.
+Besides its own requests the limiter learns from the services:
 
 - ``x-ratelimit-limit`` sets the limit (never above a rate the user set explicitly);
 - ``x-ratelimit-remaining: 0`` while this process has not used the window up means someone
@@ -18,13 +21,13 @@ its reserved time. Besides its own requests the limiter learns from the services
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from collections.abc import Callable
 
 from ..services.http import RateLimitInfo
 from ..services.rate import Rate
+from .limiter_store import MemoryWindowStore, WindowStore, open_window_store
 
 _RESPONSE_HORIZON_S = 360.0
 """How long start times are kept after their window: a response (which may come 300 s after
@@ -39,7 +42,10 @@ class RateLimiter:
         explicit: the user chose ``rate``; a larger ``x-ratelimit-limit`` does not raise it.
         margin_s: extra spacing added to the window for network jitter; by default 1% of the
             window plus 5 ms.
-        clock: a monotonic clock in seconds (injectable for tests).
+        clock: a monotonic clock in seconds (injectable for tests); ignored with ``store``.
+        store: where the window is kept; by default in this process only. A
+            :class:`~dagster_runwf.engine.limiter_store.SqliteWindowStore` shares it with
+            every process of the host.
     """
 
     def __init__(
@@ -49,21 +55,21 @@ class RateLimiter:
         explicit: bool = False,
         margin_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        store: WindowStore | None = None,
     ) -> None:
         self._configured = rate
         self._explicit = explicit
         self.window_s = rate.window_s
         self.margin_s = rate.window_s * 0.01 + 0.005 if margin_s is None else margin_s
-        self._clock = clock
+        self.store: WindowStore = store if store is not None else MemoryWindowStore(clock)
         self._lock = threading.Lock()
         self._limit = rate.requests
-        # Reserved start times in order (past and future); entries before _head have left
-        # every window that matters and are dropped in batches.
-        self._starts: list[float] = []
-        self._head = 0
-        self._forgotten_before = float("-inf")
-        self._blocked_until = 0.0
         self._backoff_level = 0
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock reserved start times are on (sleep until them on this clock)."""
+        return self.store.clock
 
     @property
     def limit(self) -> int:
@@ -73,7 +79,8 @@ class RateLimiter:
     @property
     def blocked_until(self) -> float:
         """Clock time before which no request may start (after a 429 or a full window)."""
-        return self._blocked_until
+        with self.store.transaction() as window:
+            return window.blocked_until
 
     def tighten(self, rate: Rate) -> None:
         """Adopt ``rate`` as an explicit limit if it is stricter than the current one."""
@@ -93,29 +100,23 @@ class RateLimiter:
             next free slot is more than a window away, so nothing is reserved (a limit
             learned meanwhile may free an earlier one); call again at ``time``.
         """
-        with self._lock:
-            now = self._clock()
-            self._forget_before(now - self.window_s - self.margin_s - _RESPONSE_HORIZON_S)
-            starts = self._starts
-            start = max(now, self._blocked_until)
-            if len(starts) > self._head:
+        limit, window_s, margin_s = self._limit, self.window_s, self.margin_s
+        with self.store.transaction() as window:
+            now = self.store.clock()
+            window.forget_before(now - window_s - margin_s - _RESPONSE_HORIZON_S)
+            start = max(now, window.blocked_until)
+            latest = window.latest(1)
+            if latest is not None:
                 # Spread each window's requests over at least half of it: a burst of new
                 # connections would arrive in a different order and density than it was sent.
-                start = max(start, starts[-1] + self.window_s / self._limit / 2)
-            if len(starts) - self._head >= self._limit:
-                start = max(start, starts[-self._limit] + self.window_s + self.margin_s)
-            if start > now + self.window_s:
-                return start - self.window_s, False
-            starts.append(start)
+                start = max(start, latest + window_s / limit / 2)
+            oldest_counted = window.latest(limit)
+            if oldest_counted is not None:
+                start = max(start, oldest_counted + window_s + margin_s)
+            if start > now + window_s:
+                return start - window_s, False
+            window.append(start)
             return start, True
-
-    def _forget_before(self, horizon: float) -> None:
-        starts = self._starts
-        self._forgotten_before = max(self._forgotten_before, horizon)
-        self._head = bisect.bisect_left(starts, horizon, lo=self._head)
-        if self._head > 1024 and self._head * 2 > len(starts):
-            del starts[: self._head]
-            self._head = 0
 
     def observe(self, info: RateLimitInfo | None, started_at: float) -> None:
         """Learn from a response's rate-limit headers; ``started_at`` is its reserved start."""
@@ -127,21 +128,19 @@ class RateLimiter:
                 if self._explicit:
                     wanted = min(wanted, self._configured.requests)
                 self._limit = wanted
-            if info.remaining == 0:
-                # Our own starts that the server may have counted in that window: those
-                # before it (widened by the jitter margin), and those reserved just after it
-                # that overtook it on the way (event-loop lag). Fewer than the limit means
-                # another client shares the key and filled the window.
-                since = started_at - self.window_s - 2 * self.margin_s
-                until = started_at + max(4 * self.margin_s, 0.1 * self.window_s)
-                if since < self._forgotten_before:
-                    return  # that window is older than the history kept: no judgement
-                lo = bisect.bisect_right(self._starts, since, lo=self._head)
-                ours = bisect.bisect_right(self._starts, until, lo=lo) - lo
-                if ours < self._limit:
-                    self._blocked_until = max(
-                        self._blocked_until, started_at + self.window_s + self.margin_s
-                    )
+        if info.remaining != 0:
+            return
+        # The starts the server may have counted in that window: those before it (widened by
+        # the jitter margin), and those reserved just after it that overtook it on the way
+        # (event-loop lag). Fewer than the limit means a client outside this store shares
+        # the key and filled the window.
+        since = started_at - self.window_s - 2 * self.margin_s
+        until = started_at + max(4 * self.margin_s, 0.1 * self.window_s)
+        with self.store.transaction() as window:
+            if since < window.forgotten_before:
+                return  # that window is older than the history kept: no judgement
+            if window.count_between(since, until) < self._limit:
+                window.block_until(started_at + self.window_s + self.margin_s)
 
     def on_rate_limited(self, retry_after: float | None) -> float:
         """A 429 arrived: pause new starts; returns the pause in seconds."""
@@ -151,32 +150,40 @@ class RateLimiter:
             else:
                 pause = min(self.window_s, self.window_s / self._limit * 2**self._backoff_level)
                 self._backoff_level += 1
-            self._blocked_until = max(self._blocked_until, self._clock() + pause)
-            return pause
+        with self.store.transaction() as window:
+            window.block_until(self.store.clock() + pause)
+        return pause
 
     def on_success(self) -> None:
         """A request succeeded: the 429 backoff starts again from its first step."""
         self._backoff_level = 0
 
 
-_registry: dict[tuple[str, str], RateLimiter] = {}
+_registry: dict[tuple[str, str, str], RateLimiter] = {}
 _registry_lock = threading.Lock()
 
 
-def shared_limiter(key_id: str, scope: str, rate: Rate, *, explicit: bool) -> RateLimiter:
-    """The process-wide limiter of one API key, so concurrent jobs on one key share its rate.
+def shared_limiter(
+    key_id: str, scope: str, rate: Rate, *, explicit: bool, store: str | None = None
+) -> RateLimiter:
+    """The limiter of one API key shared by this process, so concurrent jobs share its rate.
 
     Args:
         key_id: a fingerprint of the API key (never the key itself).
         scope: the service and base URL the key belongs to.
         rate: the rate this caller wants; a stricter explicit rate tightens a shared limiter.
         explicit: the caller chose ``rate`` rather than taking the service's default.
+        store: where the window is kept: ``None`` or ``"memory"`` for this process, or
+            ``"sqlite:///path/limits.sqlite"`` to share it with every process of the host
+            (see :func:`~dagster_runwf.engine.limiter_store.open_window_store`).
     """
+    store_url = store or "memory"
     with _registry_lock:
-        limiter = _registry.get((scope, key_id))
+        limiter = _registry.get((scope, key_id, store_url))
         if limiter is None:
-            limiter = RateLimiter(rate, explicit=explicit)
-            _registry[(scope, key_id)] = limiter
+            bucket = f"{scope} {key_id}"
+            limiter = RateLimiter(rate, explicit=explicit, store=open_window_store(store, bucket))
+            _registry[(scope, key_id, store_url)] = limiter
         elif explicit:
             limiter.tighten(rate)
         return limiter

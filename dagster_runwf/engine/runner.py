@@ -103,7 +103,11 @@ class WorkflowRun:
         dedup_cache_size: finished results kept (most recent first) to answer identical rows
             later in the call, bounded so memory stays flat; identical rows in flight at once
             always share one request, and the journal answers older duplicates.
-        limiter: a :class:`RateLimiter` to use instead of the process-wide one of this key.
+        rate_limit_store: where the key's rate-limit window is kept: ``None`` for this
+            process (every run of the key in the process shares it), or
+            ``"sqlite:///path/limits.sqlite"`` to share it with every process of the host
+            (chunk steps under Dagster's multiprocess executor, a backfill's runs).
+        limiter: a :class:`RateLimiter` to use instead of the shared one of this key.
         seed: seed for the retry jitter (for reproducible tests).
     """
 
@@ -126,6 +130,7 @@ class WorkflowRun:
         progress_interval_s: float = 5.0,
         max_consecutive_failures: int | None = 25,
         dedup_cache_size: int = 10_000,
+        rate_limit_store: str | None = None,
         limiter: RateLimiter | None = None,
         seed: int | None = None,
     ) -> None:
@@ -146,7 +151,9 @@ class WorkflowRun:
         if max_consecutive_failures is not None and max_consecutive_failures < 1:
             raise ConfigError("max_consecutive_failures must be >= 1 or None")
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter if limiter is not None else self._limiter_for(api_key, rate)
+        self.limiter = (
+            limiter if limiter is not None else self._limiter_for(api_key, rate, rate_limit_store)
+        )
         self._headers = auth_headers(api_key)
         self._rows = rows
         self._total = len(rows) if isinstance(rows, Sized) else None
@@ -183,13 +190,17 @@ class WorkflowRun:
     def __repr__(self) -> str:  # never the key
         return f"WorkflowRun({self.workflow!r}, base_url={self.base_url!r})"
 
-    def _limiter_for(self, api_key: str, rate: RateSetting) -> RateLimiter | None:
+    def _limiter_for(
+        self, api_key: str, rate: RateSetting, store: str | None
+    ) -> RateLimiter | None:
         if isinstance(rate, str) and rate.strip().lower() == "unlimited":
             return None
         explicit = rate is not None
         parsed = Rate.parse(rate) if rate is not None else self.workflow.default_rate
         scope = f"{self.workflow.service} {self.base_url}"
-        return shared_limiter(key_fingerprint(api_key), scope, parsed, explicit=explicit)
+        return shared_limiter(
+            key_fingerprint(api_key), scope, parsed, explicit=explicit, store=store
+        )
 
     # -- iteration --------------------------------------------------------------------------
 
@@ -507,7 +518,7 @@ class WorkflowRun:
             if self.limiter is None:
                 return time.monotonic()
             start, reserved = self.limiter.reserve()
-            delay = start - time.monotonic()
+            delay = start - self.limiter.clock()
             if delay > 0 and not await self._sleep(delay):
                 return None
             if self._stop_event.is_set():
