@@ -182,3 +182,45 @@ def test_slots_are_not_held_more_than_a_window_ahead_so_a_learned_limit_applies_
     clock.now = retry_at
     later = [reserve(limiter) for _ in range(50)]
     assert later[-1] - later[0] < 1.1  # 50 in about one window: the new limit at once
+
+
+def test_a_late_request_moves_to_its_real_start(new_limiter: LimiterFactory) -> None:
+    clock = FakeClock()
+    limiter = new_limiter(Rate(3, 1.0), clock=clock, margin_s=0.0)
+    a, b, c = (reserve(limiter) for _ in range(3))  # 100.0, 100.167, 100.333
+    d, e = reserve(limiter), reserve(limiter)  # the next window's first slots: 101.0, 101.167
+    clock.now = a
+    assert limiter.confirm(a) == a  # on time
+    clock.now = 100.7  # b's and c's process was starved: they really start now
+    assert limiter.confirm(b) == pytest.approx(100.7)
+    assert limiter.confirm(c) == pytest.approx(100.7), "a, b, c: three in (99.7, 100.7]"
+    clock.now = d
+    assert limiter.confirm(d) == d, "b, c, d: three in (100.0, 101.0]"
+    clock.now = e
+    assert limiter.confirm(e) is None, "b and c moved into e's window, which d fills"
+    assert reserve(limiter) == pytest.approx(101.7), "the next slot: once b and c have left"
+
+
+def test_an_on_time_slot_is_given_up_when_a_late_request_filled_its_window(
+    new_limiter: LimiterFactory,
+) -> None:
+    clock = FakeClock()
+    limiter = new_limiter(Rate(2, 1.0), clock=clock, margin_s=0.0)
+    a, b = reserve(limiter), reserve(limiter)  # 100.0, 100.25
+    c = reserve(limiter)  # 101.0: a has left the window by then
+    assert limiter.confirm(b) == b
+    clock.now = 100.9  # a is 0.9 s late: the server will count it in c's window
+    assert limiter.confirm(a) == pytest.approx(100.9)
+    clock.now = c
+    assert limiter.confirm(c) is None, "b and the late a already fill (100.0, 101.0]"
+    assert reserve(limiter) >= 101.25 - 1e-9, "the next slot is after b has left the window"
+
+
+def test_a_slot_behind_a_429_block_is_released(new_limiter: LimiterFactory) -> None:
+    clock = FakeClock()
+    limiter = new_limiter(Rate(10, 1.0), clock=clock)
+    start = reserve(limiter)
+    limiter.on_rate_limited(2.0)
+    blocked_until = clock.now + 2.0
+    assert limiter.confirm(start) is None
+    assert reserve(limiter) >= blocked_until

@@ -95,8 +95,8 @@ class RateLimiter:
         """Reserve the earliest allowed start time for one request.
 
         Returns:
-            ``(time, True)``: the slot is reserved; sleep until ``time`` (and reserve again
-            if :attr:`blocked_until` has moved past it meanwhile). ``(time, False)``: the
+            ``(time, True)``: the slot is reserved; sleep until ``time``, then
+            :meth:`confirm` it. ``(time, False)``: the
             next free slot is more than a window away, so nothing is reserved (a limit
             learned meanwhile may free an earlier one); call again at ``time``.
         """
@@ -117,6 +117,33 @@ class RateLimiter:
                 return start - window_s, False
             window.append(start)
             return start, True
+
+    def confirm(self, start: float) -> float | None:
+        """Just before sending on a slot reserved for ``start``: the start time to report to
+        :meth:`observe`, or ``None`` if the slot is lost (reserve again).
+
+        A slot is lost when a 429 has blocked new starts past it meanwhile, or when the
+        request is late — its process was starved of CPU, say — and moving it to its real
+        start time would put one request too many in a window: slots reserved after it
+        were spaced from the time it was meant to start, not the time it really does.
+        """
+        span = self.window_s + self.margin_s
+        with self.store.transaction() as window:
+            if window.blocked_until > start:
+                window.remove(start)
+                return None
+            now = self.store.clock()
+            if now - start <= self.margin_s:
+                # On time; but a late request moved into this window may have filled it.
+                if window.count_between(start - span, start) <= self._limit:
+                    return start
+                window.remove(start)
+                return None
+            window.remove(start)
+            if window.count_between(now - span, now) >= self._limit:
+                return None
+            window.append(now)
+            return now
 
     def observe(self, info: RateLimitInfo | None, started_at: float) -> None:
         """Learn from a response's rate-limit headers; ``started_at`` is its reserved start."""

@@ -55,7 +55,10 @@ class WindowView(Protocol):
         """Start times in ``(since, until]``."""
 
     def append(self, start: float) -> None:
-        """Record a reserved start time (never earlier than :meth:`latest`)."""
+        """Record a start time."""
+
+    def remove(self, start: float) -> None:
+        """Drop one recorded start time equal to ``start`` (a slot given up)."""
 
     def forget_before(self, horizon: float) -> None:
         """Drop start times before ``horizon``; they no longer constrain anything."""
@@ -110,7 +113,16 @@ class MemoryWindowStore:
         return bisect.bisect_right(self._starts, until, lo=lo) - lo
 
     def append(self, start: float) -> None:
-        self._starts.append(start)
+        # Usually the latest; a late request moved to its real start time may not be.
+        if self._starts and start < self._starts[-1]:
+            bisect.insort(self._starts, start, lo=self._head)
+        else:
+            self._starts.append(start)
+
+    def remove(self, start: float) -> None:
+        i = bisect.bisect_left(self._starts, start, lo=self._head)
+        if i < len(self._starts) and self._starts[i] == start:
+            del self._starts[i]
 
     def forget_before(self, horizon: float) -> None:
         starts = self._starts
@@ -256,6 +268,13 @@ class _SqliteView:
     def append(self, start: float) -> None:
         self._db.execute("INSERT INTO runwf_starts VALUES (?, ?)", (self._bucket, start))
         self.appended += 1
+
+    def remove(self, start: float) -> None:
+        self._db.execute(
+            "DELETE FROM runwf_starts WHERE rowid = (SELECT rowid FROM runwf_starts "
+            "WHERE bucket = ? AND start = ? LIMIT 1)",
+            (self._bucket, start),
+        )
 
     def forget_before(self, horizon: float) -> None:
         if horizon > self._forgotten_before:

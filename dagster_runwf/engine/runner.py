@@ -108,6 +108,8 @@ class WorkflowRun:
             ``"sqlite:///path/limits.sqlite"`` to share it with every process of the host
             (chunk steps under Dagster's multiprocess executor, a backfill's runs).
         limiter: a :class:`RateLimiter` to use instead of the shared one of this key.
+        first_row: the position of the first row in the whole table when these rows are a
+            part of it (a chunk), so that messages name the table's row.
         seed: seed for the retry jitter (for reproducible tests).
     """
 
@@ -132,6 +134,7 @@ class WorkflowRun:
         dedup_cache_size: int = 10_000,
         rate_limit_store: str | None = None,
         limiter: RateLimiter | None = None,
+        first_row: int = 0,
         seed: int | None = None,
     ) -> None:
         if not isinstance(workflow, Workflow):
@@ -176,6 +179,7 @@ class WorkflowRun:
         self._max_consecutive_failures = max_consecutive_failures
         self._dedup_cache_size = dedup_cache_size
         self._rng = random.Random(seed)
+        self._first_row = first_row
         self.stats = RunStats()
         self._started = False
         self._in_flight = 0
@@ -375,7 +379,7 @@ class WorkflowRun:
                 index,
                 None,
                 "failed",
-                error=f"row {index}: {exc}",
+                error=f"row {self._first_row + index}: {exc}",
                 error_type=type(exc).__name__,
                 source="none",
             )
@@ -523,9 +527,11 @@ class WorkflowRun:
                 return None
             if self._stop_event.is_set():
                 return None
-            if reserved and self.limiter.blocked_until <= start:
-                return start
-            # A 429 (or another client filling the window) moved the block past our slot.
+            if reserved:
+                confirmed = self.limiter.confirm(start)
+                if confirmed is not None:
+                    return confirmed
+            # A 429 moved the block past our slot, or we woke too late to use it.
         return None
 
     async def _sleep(self, seconds: float) -> bool:

@@ -7,6 +7,7 @@ percentiles of a million rows cost a few kilobytes, not a list of a million floa
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,14 @@ class LatencyHistogram:
         self.max_s = max(self.max_s, seconds)
         index = 0 if seconds <= _MIN_S else int(math.log(seconds / _MIN_S) / _LOG_GROWTH) + 1
         self._buckets[index] = self._buckets.get(index, 0) + 1
+
+    def merge(self, other: LatencyHistogram) -> None:
+        """Add ``other``'s durations to these."""
+        for index, count in other._buckets.items():
+            self._buckets[index] = self._buckets.get(index, 0) + count
+        self.count += other.count
+        self.total_s += other.total_s
+        self.max_s = max(self.max_s, other.max_s)
 
     def percentile(self, q: float) -> float | None:
         """The ``q``-th percentile (0-100), or ``None`` with no data."""
@@ -87,6 +96,18 @@ class RunStats:
         """Failed rows as a share of rows reported (0 when none)."""
         return self.failed / self.rows if self.rows else 0.0
 
+    @classmethod
+    def combined(cls, parts: Iterable[RunStats], elapsed_s: float) -> RunStats:
+        """Several fan-outs (e.g. the chunks of one table) as one, over ``elapsed_s``."""
+        total = cls(elapsed_s=elapsed_s)
+        for part in parts:
+            for name in _COUNTS:
+                setattr(total, name, getattr(total, name) + getattr(part, name))
+            total.add_credits(part.credits)
+            total.latency.merge(part.latency)
+            total.stopped_by = total.stopped_by or part.stopped_by
+        return total
+
     def add_credits(self, credits: float | None) -> None:
         if credits is not None:
             self.credits = (self.credits or 0.0) + credits
@@ -112,6 +133,21 @@ class RunStats:
             "latency_max_s": self.latency.max_s if self.latency.count else None,
             "stopped_by": self.stopped_by,
         }
+
+
+_COUNTS = (
+    "rows",
+    "succeeded",
+    "failed",
+    "sent",
+    "reused",
+    "deduplicated",
+    "invalid",
+    "requests",
+    "retried",
+    "rate_limited",
+    "transient_errors",
+)
 
 
 @dataclass(frozen=True, slots=True)

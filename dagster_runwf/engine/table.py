@@ -187,21 +187,51 @@ class ResultsTableWriter:
         with contextlib.suppress(_Aborted):
             self._stack.__exit__(_Aborted, _Aborted(), None)
 
+    def input_arrays(self, start: int, stop: int) -> list[pa.ChunkedArray]:
+        """The kept input columns (and any stored index) of rows ``start:stop``."""
+        inputs = pa.Table.from_pandas(
+            self._frame.iloc[start:stop], schema=self._input_schema, preserve_index=None
+        )
+        return list(inputs.columns)
+
     def _flush(self) -> None:
         if not self._ready:
             return
         start = self._ready[0].index
         stop = start + len(self._ready)
-        inputs = pa.Table.from_pandas(
-            self._frame.iloc[start:stop], schema=self._input_schema, preserve_index=None
-        )
-        arrays = list(inputs.columns) + result_arrays(self._ready, self._outputs)
+        arrays = self.input_arrays(start, stop) + result_arrays(self._ready, self._outputs)
         table = pa.Table.from_arrays(arrays, schema=self.schema)
         self._ready = []
         if self._writer is not None:
             self._writer.write_table(table, row_group_size=self._row_group_size)
         else:
             self._batches.append(table)
+
+
+def join_results(
+    frame: pd.DataFrame,
+    result_columns: pa.Table,
+    *,
+    keep_columns: Sequence[str] | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    output_columns: Mapping[str, str] | None = None,
+) -> pa.Table:
+    """The results table of ``frame`` from result columns computed elsewhere (e.g. chunk by
+    chunk, in input order): the same schema and rows as :class:`ResultsTableWriter` builds.
+
+    Raises:
+        ValueError: ``result_columns`` does not have one row per row of ``frame``.
+    """
+    writer = ResultsTableWriter(
+        frame, keep_columns=keep_columns, prefix=prefix, output_columns=output_columns
+    )
+    if result_columns.num_rows != len(frame):
+        raise ValueError(f"{result_columns.num_rows} result rows for {len(frame)} input rows")
+    fields = result_fields(prefix, output_columns)
+    arrays = writer.input_arrays(0, len(frame)) + [
+        result_columns.column(f.name).cast(f.type) for f in fields
+    ]
+    return pa.Table.from_arrays(arrays, schema=writer.schema)
 
 
 class _Aborted(Exception):

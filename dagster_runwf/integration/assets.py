@@ -1,19 +1,12 @@
 """The enriched-asset factory: an upstream DataFrame asset in, one workflow run per row, the
-results table out — with the row journal, metadata, checks and a code version.
-
-Job identity (see ``docs/journal.md``): an enriched asset's journal job is its asset key,
-its partition and the *root* run id, so a step retry and a re-execution from failure resume
-the same job (only unfinished rows are sent), while the next scheduled run is a new job —
-which, with ``incremental=True``, still reuses every unchanged row's earlier answer.
+results table out — with the row journal, metadata, checks and a code version — in one step,
+or chunk by chunk in parallel steps (see :mod:`.chunks`). What a step does is in
+:mod:`.plan`.
 """
 
 # No `from __future__ import annotations`: Dagster reads the asset function's annotations.
 
-import asyncio
 import datetime as dt
-import hashlib
-import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -21,15 +14,11 @@ import dagster as dg
 import pandas as pd
 
 from ..engine.budget import Budget
-from ..engine.enrich import column_mapping, enrich_async
-from ..engine.journal import RowJournal
-from ..engine.stats import Progress
-from ..engine.table import DEFAULT_PREFIX, result_fields
+from ..engine.table import DEFAULT_PREFIX
 from ..services.base import Workflow
-from ..services.errors import ConfigError, FanOutStopped, JournalError, RunwfError
-from .checks import check_specs, every_row_result, failure_rate_result
-from .metadata import column_lineage, run_metadata, table_metadata
-from .resources import WorkflowServiceResource
+from ..services.errors import ConfigError
+from .chunks import AssetDecorator, chunked_asset
+from .plan import EnrichmentPlan, identifier
 
 SourceAsset = str | Sequence[str] | dg.AssetKey | dg.AssetsDefinition | dg.AssetSpec
 
@@ -67,6 +56,7 @@ def enriched_asset(
     retry_policy: dg.RetryPolicy | None = None,
     pool: str | None = None,
     io_manager_key: str | None = None,
+    chunk_size: int | None = None,
 ) -> dg.AssetsDefinition:
     """An asset that runs ``workflow`` once per row of the ``source`` asset's DataFrame.
 
@@ -87,7 +77,8 @@ def enriched_asset(
         keep_columns: input columns to keep in the results; ``None`` keeps all.
         output_columns: new column -> Runchat output label or id, lifted into a column.
         prefix: prefix of the result columns.
-        rate, concurrency: override the resource's settings for this asset.
+        rate: overrides the resource's rate for this asset, e.g. ``"5/s"``.
+        concurrency: overrides the resource's concurrency for this asset.
         budget: a cap on paid runs / credits per job (earlier attempts included).
         journal_dir: where journals live (local path or fsspec URL); default: a folder in
             the Dagster instance's storage. One journal per asset (and partition) below it.
@@ -99,9 +90,21 @@ def enriched_asset(
         failure_rate_threshold: the ``failure_rate`` check passes at or below this share.
         failure_rate_severity: severity of a failed ``failure_rate`` check.
         progress_interval_s: seconds between progress lines in the run log.
-        partitions_def, group_name, tags, owners, description, retry_policy, pool,
-            io_manager_key: as for :func:`dagster.asset`. Give several assets that share
-            a key the same ``pool`` to cap how many run at once across runs.
+        partitions_def: as for :func:`dagster.asset`, e.g. daily partitions.
+        group_name: as for :func:`dagster.asset`.
+        tags: as for :func:`dagster.asset`.
+        owners: as for :func:`dagster.asset`.
+        description: as for :func:`dagster.asset`; default: names the workflow and source.
+        retry_policy: as for :func:`dagster.asset`; fatal stops are never retried.
+        pool: as for :func:`dagster.asset`. Give several assets that share a key the same
+            ``pool`` to cap how many run at once across runs.
+        io_manager_key: as for :func:`dagster.asset`.
+        chunk_size: enrich the table in steps of this many rows instead of one step: a
+            graph-backed asset that splits the rows (``DynamicOut``), enriches each chunk
+            in its own step (with ``retry_policy`` and ``pool``; in parallel under the
+            multiprocess executor, the key's rate shared through the resource's
+            ``rate_limit_store``) and collects the same table one step would build. A
+            ``budget`` is shared out between the chunks in proportion to their rows.
 
     Returns:
         the asset definition, with its two checks (``failure_rate``, ``every_row_answered``).
@@ -110,99 +113,73 @@ def enriched_asset(
         raise ConfigError(f"workflow must be a Workflow, got {type(workflow).__name__}")
     if not 0.0 <= failure_rate_threshold <= 1.0:
         raise ConfigError("failure_rate_threshold must be between 0 and 1")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
+        raise ConfigError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
     source_key = _asset_key(source)
-    asset_name = name or f"{source_key.path[-1]}_{_identifier(workflow.workflow_id)}"
+    asset_name = name or f"{source_key.path[-1]}_{identifier(workflow.workflow_id)}"
     prefix_path = [key_prefix] if isinstance(key_prefix, str) else list(key_prefix or [])
-    asset_key = dg.AssetKey([*prefix_path, asset_name])
-    resource = resource_key or _DEFAULT_RESOURCE_KEYS.get(workflow.service, workflow.service)
-    mapping_setting = dict(columns or {})
-    result_names = [f.name for f in result_fields(prefix, output_columns)]
-    version = _code_version(workflow, mapping_setting, keep_columns, output_columns, prefix,
-                            journal_version)  # fmt: skip
+    plan = EnrichmentPlan(
+        asset_key=dg.AssetKey([*prefix_path, asset_name]),
+        source_key=source_key,
+        workflow=workflow,
+        resource_key=resource_key or _DEFAULT_RESOURCE_KEYS.get(workflow.service, workflow.service),
+        columns=dict(columns or {}),
+        keep_columns=keep_columns,
+        output_columns=output_columns,
+        prefix=prefix,
+        rate=rate,
+        concurrency=concurrency,
+        budget=budget,
+        journal_dir=journal_dir,
+        journal_storage_options=journal_storage_options,
+        incremental=incremental,
+        max_age=max_age,
+        journal_version=journal_version,
+        preflight=preflight,
+        failure_rate_threshold=failure_rate_threshold,
+        failure_rate_severity=failure_rate_severity,
+        progress_interval_s=progress_interval_s,
+    )
+    asset_settings: dict[str, Any] = {
+        "key": plan.asset_key,
+        "ins": {"rows": dg.AssetIn(key=source_key)},
+        "partitions_def": partitions_def,
+        "group_name": group_name,
+        "tags": dict(tags or {}),
+        "owners": list(owners) if owners else None,
+        "description": description or plan.description(),
+        "kinds": {workflow.service, "pandas"},
+        "code_version": plan.code_version,
+        "check_specs": plan.check_specs(),
+        "metadata": plan.metadata(),
+    }
+    if chunk_size is not None:
+        return chunked_asset(
+            plan,
+            chunk_size=chunk_size,
+            retry_policy=retry_policy,
+            pool=pool,
+            io_manager_key=io_manager_key,
+            asset_settings=asset_settings,
+        )
 
-    @dg.asset(
-        key=asset_key,
-        ins={"rows": dg.AssetIn(key=source_key)},
-        required_resource_keys={resource},
-        partitions_def=partitions_def,
-        group_name=group_name,
-        tags=dict(tags or {}),
-        owners=list(owners) if owners else None,
-        description=description
-        or f"{workflow.display_name} workflow {workflow.workflow_id!r}, run once per row of "
-        f"{source_key.to_user_string()}.",
-        kinds={workflow.service, "pandas"},
-        code_version=version,
+    def enriched(context: dg.AssetExecutionContext, rows: pd.DataFrame) -> Iterator[Any]:
+        settings = plan.resolve(context, rows)
+        journal = plan.journal(context)
+        done = plan.enrich(
+            context, rows, settings, journal, keep_columns=plan.keep_columns, budget=plan.budget
+        )
+        extra = {**settings.checked, "runwf/journal": journal.storage.url}
+        yield from plan.materialization(rows, done.to_arrow(), done.stats, settings.mapping, extra)
+
+    build: AssetDecorator = dg.asset(
+        required_resource_keys={plan.resource_key},
         retry_policy=retry_policy,
         pool=pool,
         io_manager_key=io_manager_key,
-        check_specs=check_specs(asset_key, failure_rate_threshold),
-        metadata={"runwf/workflow": workflow.workflow_id, "runwf/service": workflow.service},
+        **asset_settings,
     )
-    def _enriched(context: dg.AssetExecutionContext, rows: pd.DataFrame) -> Iterator[Any]:
-        service: WorkflowServiceResource = getattr(context.resources, resource)
-        try:
-            mapping = column_mapping(rows, workflow, mapping_setting)
-            checked = service.preflight(workflow) if preflight else {}
-            settings = service.engine_settings()
-        except RunwfError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
-        if rate is not None:
-            settings["rate"] = rate
-        if concurrency is not None:
-            settings["concurrency"] = concurrency
-        partition = context.partition_key if context.has_partition_key else None
-        run_group = context.run.root_run_id or context.run.run_id
-        job_id = "/".join([*asset_key.path, partition or "-", run_group])
-        location = _journal_location(context, journal_dir, asset_key, partition)
-        journal = RowJournal(
-            location,
-            job_id=job_id,
-            incremental=incremental,
-            max_age=max_age,
-            version=journal_version,
-            storage_options=journal_storage_options,
-        )
-        context.log.info(
-            f"{len(rows)} rows through {workflow!r}; journal {location} (job {job_id}, "
-            f"{journal.finished_rows} rows already done"
-            + (f", {journal.reusable_rows} reusable" if incremental else "")
-            + ")"
-        )
-        try:
-            with journal:
-                done = asyncio.run(
-                    enrich_async(
-                        rows,
-                        workflow,
-                        columns=mapping,
-                        keep_columns=keep_columns,
-                        output_columns=output_columns,
-                        prefix=prefix,
-                        journal=journal,
-                        budget=budget,
-                        on_progress=_progress_logger(context),
-                        progress_interval_s=progress_interval_s,
-                        **settings,
-                    )
-                )
-        except FanOutStopped as exc:
-            raise dg.Failure(
-                description=str(exc),
-                metadata=run_metadata(exc.stats) if exc.stats is not None else None,
-                allow_retries=False,
-            ) from None
-        except JournalError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=True) from None
-        table = done.to_arrow()
-        kept = list(rows.columns) if keep_columns is None else list(keep_columns)
-        lineage = column_lineage(source_key, kept, list(mapping.values()), result_names)
-        extra = {**run_metadata(done.stats), **checked, "runwf/journal": location}
-        yield dg.Output(table.to_pandas(), metadata=table_metadata(table, lineage, extra))
-        yield failure_rate_result(table, prefix, failure_rate_threshold, failure_rate_severity)
-        yield every_row_result(table, prefix, len(rows))
-
-    return _enriched
+    return build(enriched)
 
 
 def _asset_key(source: SourceAsset) -> dg.AssetKey:
@@ -213,52 +190,3 @@ def _asset_key(source: SourceAsset) -> dg.AssetKey:
     if isinstance(source, str):
         return dg.AssetKey.from_user_string(source)
     return dg.AssetKey(list(source))
-
-
-def _identifier(text: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "_" for c in text).strip("_")
-    return cleaned or "workflow"
-
-
-def _code_version(
-    workflow: Workflow,
-    columns: Mapping[str, str],
-    keep_columns: Sequence[str] | None,
-    output_columns: Mapping[str, str] | None,
-    prefix: str,
-    journal_version: str,
-) -> str:
-    """Changes whenever the answers or the table's shape would (so the UI flags the asset)."""
-    config = {
-        "workflow": workflow.fingerprint(),
-        "columns": dict(sorted(columns.items())),
-        "keep_columns": list(keep_columns) if keep_columns is not None else None,
-        "output_columns": dict(output_columns or {}),
-        "prefix": prefix,
-        "journal_version": journal_version,
-    }
-    text = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _journal_location(
-    context: dg.AssetExecutionContext,
-    journal_dir: str | None,
-    asset_key: dg.AssetKey,
-    partition: str | None,
-) -> str:
-    base = journal_dir or os.path.join(context.instance.storage_directory(), "runwf_journal")
-    parts = [*asset_key.path] + ([_identifier(partition)] if partition else [])
-    return "/".join([base.rstrip("/"), *parts])
-
-
-def _progress_logger(context: dg.AssetExecutionContext) -> Any:
-    def log(progress: Progress) -> None:
-        total = "?" if progress.total is None else str(progress.total)
-        eta = "" if progress.eta_s is None else f", ETA {progress.eta_s:.0f} s"
-        context.log.info(
-            f"{progress.done}/{total} rows done ({progress.failed} failed), "
-            f"{progress.in_flight} in flight, {progress.rows_per_s:.1f} rows/s{eta}"
-        )
-
-    return log

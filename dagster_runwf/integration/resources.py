@@ -17,6 +17,7 @@ import httpx
 from pydantic import Field
 
 from ..engine.client import DEFAULT_TIMEOUT, check_base_url
+from ..engine.limiter_store import SQLITE_SCHEME
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import fetch_balance, fetch_schema
 from ..services.aitutor import AITutorWorkflow
@@ -47,6 +48,13 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
     )
     concurrency: int | None = Field(
         default=None, description="Runs in flight at once; default: the service's default."
+    )
+    rate_limit_store: str = Field(
+        default="auto",
+        description="Where the key's rate-limit window is kept, so the runs and steps using "
+        "the key at once share its rate: 'auto' (a SQLite file in the Dagster instance's "
+        "storage, shared by every process of this host; this process only for an ephemeral "
+        "instance), 'memory' (this process only), or 'sqlite:///path/to/limits.sqlite'.",
     )
     connect_timeout_s: float = Field(default=DEFAULT_TIMEOUT.connect or 15.0)
     read_timeout_s: float = Field(
@@ -98,6 +106,12 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
             Rate.parse(self.rate)
         if self.concurrency is not None and self.concurrency < 1:
             raise ConfigError(f"{type(self).__name__}.concurrency must be >= 1")
+        store = self.rate_limit_store
+        if store not in ("auto", "memory") and not store.startswith(SQLITE_SCHEME):
+            raise ConfigError(
+                f"{type(self).__name__}.rate_limit_store is {store!r}; use 'auto', 'memory' "
+                "or 'sqlite:///path/to/limits.sqlite'"
+            )
 
     def preflight(self, workflow: Workflow) -> dict[str, Any]:
         """Free checks before the first paid run; metadata describing what was checked.

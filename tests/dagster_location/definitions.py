@@ -31,17 +31,44 @@ profiles = enriched_asset(
     failure_rate_threshold=0.05,
 )
 
+profiles_in_chunks = enriched_asset(
+    source=companies,
+    workflow=AITutorWorkflow("wf_echo", ["text"]),
+    name="profiles_in_chunks",
+    columns={"text": "name"},
+    journal_dir=os.environ.get("RUNWF_TEST_JOURNAL_DIR"),
+    preflight=False,
+    resource_key="aitutor_at_5_per_s",
+    concurrency=4,
+    chunk_size=10,
+    retry_policy=dg.RetryPolicy(max_retries=1),
+    pool="runwf_test_key",
+)
+
 enrich_companies = dg.define_asset_job("enrich_companies", selection=[companies, profiles])
 
+enrich_companies_in_chunks = dg.define_asset_job(
+    "enrich_companies_in_chunks",
+    selection=[companies, profiles_in_chunks],
+    executor_def=dg.multiprocess_executor.configured({"max_concurrent": 4}),
+)
+
 defs = dg.Definitions(
-    assets=[companies, profiles],
-    jobs=[enrich_companies],
+    assets=[companies, profiles, profiles_in_chunks],
+    jobs=[enrich_companies, enrich_companies_in_chunks],
     resources={
         "aitutor": AITutorResource(
             api_key=dg.EnvVar("AITUTOR_API_KEY"),
             base_url=dg.EnvVar("AITUTOR_BASE_URL"),
             rate="unlimited",
-        )
+        ),
+        # The chunk steps share this rate through the default rate-limit store ("auto": a
+        # SQLite file in the instance's storage).
+        "aitutor_at_5_per_s": AITutorResource(
+            api_key=dg.EnvVar("AITUTOR_API_KEY"),
+            base_url=dg.EnvVar("AITUTOR_BASE_URL"),
+            rate="5/s",
+        ),
     },
 )
 
@@ -49,3 +76,8 @@ defs = dg.Definitions(
 def enrich_companies_job() -> dg.JobDefinition:
     """The job, for `dagster.reconstructable`."""
     return defs.resolve_job_def("enrich_companies")
+
+
+def enrich_companies_in_chunks_job() -> dg.JobDefinition:
+    """The chunked job, for `dagster.reconstructable`."""
+    return defs.resolve_job_def("enrich_companies_in_chunks")

@@ -1,0 +1,158 @@
+"""An enriched asset computed chunk by chunk: a graph of a split step, one enrich step per
+chunk (mapped over a ``DynamicOut``) and a collect step that builds the same table, metadata
+and checks as the single-step asset.
+
+Chunk steps run in parallel under the multiprocess executor (or on other hosts with other
+executors), each retried on its own by the ``RetryPolicy`` and capped by the ``pool``. They
+share the key's rate through the resource's ``rate_limit_store`` (``"auto"``: a SQLite file
+in the instance's storage), and each chunk is its own journal job, so a retry or a
+re-execution of a chunk pays only for its unfinished rows. Only rows and results pass
+between steps, never the key.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the op functions' annotations.
+
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from ..engine.budget import Budget
+from ..engine.stats import RunStats
+from ..engine.table import join_results, result_fields
+from .plan import EnrichmentPlan, identifier
+
+AssetDecorator = Callable[[Callable[..., Any]], dg.AssetsDefinition]
+"""What ``dagster.asset(...)`` and ``dagster.graph_asset(...)`` return."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows ``start:start + len(rows)`` of a table of ``table_rows`` rows."""
+
+    number: int
+    start: int
+    table_rows: int
+    rows: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """A chunk's result columns (no input columns), in its rows' order."""
+
+    number: int
+    results: pa.Table
+    stats: RunStats
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """What the split step learnt that the collect step reports (no secrets)."""
+
+    mapping: dict[str, str]
+    checked: dict[str, Any]
+    journal: str
+
+
+def chunk_budget(budget: Budget | None, rows: int, table_rows: int) -> Budget | None:
+    """A chunk's share of ``budget``, in proportion to its rows, rounded down so the
+    chunks' shares never add up to more than the whole."""
+    if budget is None or table_rows == 0:
+        return budget
+    share = rows / table_rows
+    return Budget(
+        max_runs=None if budget.max_runs is None else math.floor(budget.max_runs * share),
+        max_credits=None if budget.max_credits is None else budget.max_credits * share,
+    )
+
+
+def chunked_asset(
+    plan: EnrichmentPlan,
+    *,
+    chunk_size: int,
+    retry_policy: dg.RetryPolicy | None,
+    pool: str | None,
+    io_manager_key: str | None,
+    asset_settings: Mapping[str, Any],
+) -> dg.AssetsDefinition:
+    """The graph-backed enriched asset; see ``chunk_size`` of :func:`enriched_asset`."""
+    name = identifier("__".join(plan.asset_key.path))
+    resources = {plan.resource_key}
+    check_names = [spec.name for spec in plan.check_specs()]
+
+    @dg.op(
+        name=f"{name}__split",
+        required_resource_keys=resources,
+        out={"chunks": dg.DynamicOut(), "summary": dg.Out()},
+    )
+    def split(context: dg.OpExecutionContext, rows: pd.DataFrame) -> Iterator[Any]:
+        settings = plan.resolve(context, rows)  # the pre-flight, once, before any paid run
+        location = plan.journal_location(context)
+        yield dg.Output(SplitSummary(settings.mapping, settings.checked, location), "summary")
+        starts = range(0, len(rows), chunk_size) if len(rows) else range(1)
+        context.log.info(f"{len(rows)} rows in {len(starts)} chunks of up to {chunk_size}")
+        for number, start in enumerate(starts):
+            chunk = Chunk(number, start, len(rows), rows.iloc[start : start + chunk_size])
+            yield dg.DynamicOutput(chunk, mapping_key=f"chunk_{number:05d}", output_name="chunks")
+
+    @dg.op(
+        name=f"{name}__enrich_chunk",
+        required_resource_keys=resources,
+        retry_policy=retry_policy,
+        pool=pool,
+    )
+    def enrich_chunk(context: dg.OpExecutionContext, chunk: Chunk) -> ChunkResult:
+        started_at = time.time()
+        # Row positions within the chunk; the collect step puts the inputs back.
+        rows = chunk.rows.reset_index(drop=True)
+        settings = plan.resolve(context, rows, preflight=False)
+        journal = plan.journal(context, chunk=f"chunk-{chunk.number:05d}")
+        done = plan.enrich(
+            context,
+            rows,
+            settings,
+            journal,
+            keep_columns=[],
+            budget=chunk_budget(plan.budget, len(rows), chunk.table_rows),
+            first_row=chunk.start,
+        )
+        names = [f.name for f in result_fields(plan.prefix, plan.output_columns)]
+        results = done.to_arrow().select(names).replace_schema_metadata(None)
+        return ChunkResult(chunk.number, results, done.stats, started_at, time.time())
+
+    @dg.op(
+        name=f"{name}__collect",
+        out={
+            "result": dg.Out(io_manager_key=io_manager_key or "io_manager"),
+            **{check: dg.Out(dagster_type=dg.Nothing, is_required=False) for check in check_names},
+        },
+    )
+    def collect(
+        rows: pd.DataFrame, summary: SplitSummary, parts: list[ChunkResult]
+    ) -> Iterator[Any]:
+        ordered = sorted(parts, key=lambda part: part.number)
+        table = join_results(
+            rows,
+            pa.concat_tables([part.results for part in ordered]),
+            keep_columns=plan.keep_columns,
+            prefix=plan.prefix,
+            output_columns=plan.output_columns,
+        )
+        elapsed = max(p.finished_at for p in ordered) - min(p.started_at for p in ordered)
+        stats = RunStats.combined((part.stats for part in ordered), elapsed_s=elapsed)
+        extra = {**summary.checked, "runwf/journal": summary.journal, "runwf/chunks": len(parts)}
+        yield from plan.materialization(rows, table, stats, summary.mapping, extra)
+
+    def chunked(rows: pd.DataFrame) -> Any:
+        chunks, summary = split(rows)
+        return collect(rows, summary, chunks.map(enrich_chunk).collect())
+
+    build: AssetDecorator = dg.graph_asset(**asset_settings)
+    return build(chunked)
