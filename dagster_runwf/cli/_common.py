@@ -1,0 +1,179 @@
+"""What every ``runwf`` command shares: keys and base URLs, argument parsing, exit statuses.
+
+A command raises; :func:`run_command` turns what it raised into one line on stderr and an
+exit status, so no traceback ever reaches a user, and scrubs the API keys from that line
+(the package's own messages never hold a key, but an unexpected error might).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Literal, NoReturn
+
+from ..engine.client import check_base_url
+from ..services.errors import ConfigError, RunwfError
+
+Service = Literal["aitutor", "runchat"]
+
+KEY_VARIABLES: dict[Service, str] = {"aitutor": "AITUTOR_API_KEY", "runchat": "RUNCHAT_API_KEY"}
+"""Where each service's API key is read from (never from a flag: flags land in history)."""
+
+BASE_URL_VARIABLES: dict[Service, str] = {
+    "aitutor": "AITUTOR_BASE_URL",
+    "runchat": "RUNCHAT_BASE_URL",
+}
+"""Where each service's base URL is read from when ``--base-url`` is not given."""
+
+SERVICE_NAMES: dict[Service, str] = {"aitutor": "AI Tutor", "runchat": "Runchat"}
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""A fatal stop (bad key, no credits, unknown workflow, budget), a service or journal error."""
+EXIT_USAGE = 2
+"""A configuration error: bad arguments, a missing key or column, an unreadable input."""
+EXIT_ROW_ERRORS = 3
+"""``--fail-on-row-errors`` and some rows failed."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (128 + SIGINT), as shells report it."""
+EXIT_TERMINATED = 143
+"""SIGTERM (128 + SIGTERM)."""
+
+ENV_HELP = """environment:
+  AITUTOR_API_KEY    the AI Tutor secret key (sk_...)
+  RUNCHAT_API_KEY    the Runchat API key
+  AITUTOR_BASE_URL   AI Tutor API root when --base-url is not given
+                     (default https://aitutor-api.vercel.app/api/v1)
+  RUNCHAT_BASE_URL   Runchat API root when --base-url is not given
+                     (default https://runchat.com/api/v1)
+Keys are never taken as flags, so they stay out of shell history and process lists.
+A key is only sent over https, or over http to a loopback address (a local emulator)."""
+
+
+class CommandError(Exception):
+    """A fatal condition of a command, reported as one line with this exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Interrupted(Exception):
+    """The command was interrupted (Ctrl-C or SIGTERM); the message says what was kept."""
+
+    def __init__(self, message: str, status: int = EXIT_INTERRUPTED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other ``runwf`` error."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"runwf: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def make_parser(prog: str, description: str, epilog: str) -> Parser:
+    """A parser for one command, with its help laid out as written."""
+    return Parser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_base_url(parser: argparse.ArgumentParser, service: Service | None = None) -> None:
+    """The ``--base-url`` option (its help names the service's variable when known)."""
+    where = (
+        f"${BASE_URL_VARIABLES[service]}, else the service's public URL"
+        if service is not None
+        else "$AITUTOR_BASE_URL / $RUNCHAT_BASE_URL, else the service's public URL"
+    )
+    parser.add_argument(
+        "--base-url", metavar="URL", help=f"the service's API root (default: {where})"
+    )
+
+
+def api_key(service: Service) -> str:
+    """The service's API key, from its environment variable.
+
+    Raises:
+        CommandError: the variable is unset or empty.
+    """
+    variable = KEY_VARIABLES[service]
+    key = os.environ.get(variable, "").strip()
+    if not key:
+        raise CommandError(
+            f"{variable} is not set; export it with your {SERVICE_NAMES[service]} API key "
+            "(keys are read from the environment only, never from flags)"
+        )
+    return key
+
+
+def base_url(service: Service, flag: str | None) -> str | None:
+    """``--base-url``, else the service's variable, else ``None`` (the service default).
+
+    Raises:
+        ConfigError: the URL is not https (or http to loopback).
+    """
+    variable = BASE_URL_VARIABLES[service]
+    url = flag or os.environ.get(variable, "").strip() or None
+    if url is None:
+        return None
+    return check_base_url(url, setting="--base-url" if flag else variable)
+
+
+def one_line(message: str) -> str:
+    """A multi-line message folded into one line."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def scrub(message: str, secrets: Sequence[str]) -> str:
+    """``message`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def _known_keys() -> list[str]:
+    keys = [os.environ.get(variable, "").strip() for variable in KEY_VARIABLES.values()]
+    # Longest first, so a key that contains another is scrubbed whole.
+    return sorted((k for k in keys if k), key=len, reverse=True)
+
+
+def run_command(command: Callable[[], int]) -> int:
+    """Run a command, turning whatever it raises into one line on stderr and a status.
+
+    Set ``RUNWF_DEBUG=1`` to see the traceback of an unexpected error instead.
+    """
+    try:
+        return command()
+    except CommandError as exc:
+        return _fail(str(exc), exc.status)
+    except Interrupted as exc:
+        return _fail(str(exc), exc.status)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except RunwfError as exc:  # fatal stops, service and journal errors
+        return _fail(str(exc), EXIT_FAILED)
+    except OSError as exc:  # the output or the journal cannot be written
+        return _fail(str(exc), EXIT_FAILED)
+    except Exception as exc:
+        if os.environ.get("RUNWF_DEBUG"):
+            raise
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc} (set RUNWF_DEBUG=1 to see the traceback)",
+            EXIT_FAILED,
+        )
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"runwf: error: {scrub(one_line(message), _known_keys())}", file=sys.stderr)
+    return status

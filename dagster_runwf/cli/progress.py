@@ -1,0 +1,145 @@
+"""The progress of ``runwf enrich`` on stderr: a live bar on a terminal, lines in a log.
+
+The engine calls back with a :class:`~dagster_runwf.engine.stats.Progress` every
+``interval_s``. On a terminal that feeds a ``rich`` progress bar, refreshed several times a
+second; anywhere else (CI logs, ``2> file``, a pipe) a bar would be a mess of control
+characters, so a plain line is printed every few seconds instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import TYPE_CHECKING, TextIO
+
+from ..engine.stats import Progress
+
+if TYPE_CHECKING:
+    import rich.progress
+
+LIVE_INTERVAL_S = 0.25
+"""Seconds between the engine's reports when a bar is drawn."""
+LINE_INTERVAL_S = 5.0
+"""Seconds between progress lines when stderr is not a terminal."""
+
+
+class ProgressDisplay:
+    """Shows a run's progress on ``stream``; pass the instance as ``on_progress``.
+
+    Use it as a context manager around the run, so a live bar is taken down (and the
+    terminal restored) however the run ends.
+
+    Args:
+        label: the command, e.g. ``"enrich"``, shown before the bar or each line.
+        total: rows in the input, when known.
+        stream: where to draw; stderr by default.
+        live: draw a bar (``True``) or print lines (``False``); by default a bar exactly
+            when ``stream`` is a terminal.
+        line_interval_s: seconds between lines when not live.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        total: int | None,
+        *,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        line_interval_s: float = LINE_INTERVAL_S,
+    ) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self.live = _is_terminal(self._stream) if live is None else live
+        self._label = label
+        self._total = total
+        self._line_interval_s = line_interval_s
+        self._last_line_at: float | None = None
+        self._bar: rich.progress.Progress | None = None
+        self._task: rich.progress.TaskID | None = None
+
+    @property
+    def interval_s(self) -> float:
+        """How often the engine should report (its ``progress_interval_s``)."""
+        return LIVE_INTERVAL_S if self.live else self._line_interval_s
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.live:
+            self._start_bar()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __call__(self, progress: Progress) -> None:
+        """Take one report from the engine."""
+        if self._bar is not None and self._task is not None:
+            self._bar.update(
+                self._task,
+                completed=progress.done,
+                total=progress.total,
+                detail=_detail(progress),
+            )
+            return
+        if self.live:
+            return
+        # The last report of a finished run says nothing the summary will not.
+        if progress.total is not None and progress.done >= progress.total:
+            return
+        # A line at most every interval, and none in the first one: a short run (or one
+        # stopped at once by a fatal error) prints only its summary or its error.
+        if progress.elapsed_s - (self._last_line_at or 0.0) < self._line_interval_s * 0.9:
+            return
+        self._last_line_at = progress.elapsed_s
+        print(f"runwf {self._label}: {progress}", file=self._stream, flush=True)
+
+    def _start_bar(self) -> None:
+        # Imported here: a bar is drawn only on a terminal, and rich costs import time.
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+
+        console = Console(file=self._stream)
+        # Narrow enough for an 80-column terminal with a six-figure row count.
+        self._bar = Bar(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[detail]}"),
+            console=console,
+            refresh_per_second=8,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self._label, total=self._total, detail="starting")
+
+
+def _detail(progress: Progress) -> str:
+    parts = [f"{progress.failed} failed", f"{progress.in_flight} in flight"]
+    parts.append(f"{progress.rows_per_s:.1f}/s")
+    if progress.eta_s is not None:
+        parts.append(f"ETA {_duration(progress.eta_s)}")
+    return " · ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
