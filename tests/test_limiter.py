@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import pytest
 
 from dagster_runwf import ConfigError, Rate, RetryPolicy
 from dagster_runwf.engine.limiter import RateLimiter, shared_limiter
-from dagster_runwf.engine.limiter_store import SqliteWindowStore
+from dagster_runwf.engine.limiter_redis import RedisWindowStore
+from dagster_runwf.engine.limiter_sqlite import SqliteWindowStore
+from dagster_runwf.engine.limiter_store import WindowStore
 from dagster_runwf.services.http import RateLimitInfo
 
 
@@ -27,17 +30,24 @@ class FakeClock:
 LimiterFactory = Callable[..., RateLimiter]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def new_limiter(request: pytest.FixtureRequest, tmp_path: Path) -> LimiterFactory:
-    """Makes limiters on a fake clock, each with its own window, in memory or in SQLite: the
-    decisions must be the same whichever store holds the window."""
+    """Makes limiters on a fake clock, each with its own window, in memory, SQLite or Redis:
+    the decisions must be the same whichever store holds the window."""
     buckets = itertools.count()
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    run = uuid.uuid4().hex
 
     def make(rate: Rate, *, clock: FakeClock | None = None, **settings: Any) -> RateLimiter:
         clock = clock or FakeClock()
+        bucket = f"{run}-key-{next(buckets)}"
+        store: WindowStore
         if request.param == "memory":
             return RateLimiter(rate, clock=clock, **settings)
-        store = SqliteWindowStore(tmp_path / "limits.sqlite", f"key-{next(buckets)}", clock)
+        if request.param == "sqlite":
+            store = SqliteWindowStore(tmp_path / "limits.sqlite", bucket, clock)
+        else:
+            store = RedisWindowStore(redis_url, bucket, clock=clock)
         return RateLimiter(rate, store=store, **settings)
 
     return make

@@ -1,8 +1,9 @@
-"""One key's rate shared by several processes through a SQLite window store."""
+"""One key's rate shared by several processes through a SQLite or Redis window store."""
 
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,15 +12,16 @@ import pytest
 from dagster_runwf import AITutorWorkflow, ConfigError, Rate, run_workflow_rows_sync
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.limiter import RateLimiter
-from dagster_runwf.engine.limiter_store import SqliteWindowStore, open_window_store
+from dagster_runwf.engine.limiter_sqlite import SqliteWindowStore
+from dagster_runwf.engine.limiter_store import open_window_store
 
 from .conftest import ECHO
 
 SHARED_KEY = "sk_shared_between_processes"
 
 
-def _reserve_slots(path: str, count: int) -> list[float]:
-    limiter = RateLimiter(Rate(10, 1.0), store=SqliteWindowStore(path, "one key"))
+def _reserve_slots(store_url: str, bucket: str, count: int) -> list[float]:
+    limiter = RateLimiter(Rate(10, 1.0), store=open_window_store(store_url, bucket))
     starts = []
     while len(starts) < count:
         start, reserved = limiter.reserve()
@@ -28,14 +30,24 @@ def _reserve_slots(path: str, count: int) -> list[float]:
     return starts
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store shared by processes: a SQLite file, or a real Redis server."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'limits.sqlite'}"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
 def _max_in_window(starts: list[float], window: float) -> int:
     return max(sum(1 for s in starts if t - window < s <= t) for t in starts)
 
 
-def test_processes_reserving_from_one_store_never_exceed_the_rate(tmp_path: Path) -> None:
+def test_processes_reserving_from_one_store_never_exceed_the_rate(store_url: str) -> None:
+    bucket = uuid.uuid4().hex
     context = multiprocessing.get_context("spawn")
     with context.Pool(3) as pool:
-        per_process = pool.starmap(_reserve_slots, [(str(tmp_path / "limits.sqlite"), 12)] * 3)
+        per_process = pool.starmap(_reserve_slots, [(store_url, bucket, 12)] * 3)
     starts = sorted(s for starts in per_process for s in starts)
     assert len(starts) == len(set(starts)) == 36
     assert _max_in_window(starts, 1.0) == 10  # full windows, never more
@@ -53,12 +65,19 @@ def _run_rows(base_url: str, prefix: str, store: str | None) -> tuple[int, int]:
     return sum(r.status == "succeeded" for r in results), stats.rate_limited
 
 
-@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("shared", ["sqlite", "redis", None])
 def test_engine_runs_in_three_processes_keep_the_key_rate_only_with_a_shared_store(
-    start_emulator: Callable[..., Emulator], tmp_path: Path, shared: bool
+    start_emulator: Callable[..., Emulator],
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    shared: str | None,
 ) -> None:
     emu = start_emulator(workflows=[ECHO], aitutor_rate_limit=10)
-    store = f"sqlite://{tmp_path / 'limits.sqlite'}" if shared else None
+    store = None
+    if shared == "sqlite":
+        store = f"sqlite://{tmp_path / 'limits.sqlite'}"
+    elif shared == "redis":
+        store = request.getfixturevalue("redis_url")
     context = multiprocessing.get_context("spawn")
     with context.Pool(3) as pool:
         outcomes = pool.starmap(_run_rows, [(emu.aitutor_url, p, store) for p in "abc"])
@@ -81,7 +100,10 @@ def test_store_urls(tmp_path: Path) -> None:
     store = open_window_store(f"sqlite://{path}", "b")
     assert isinstance(store, SqliteWindowStore) and path.exists()
     with pytest.raises(ConfigError, match="not supported"):
-        open_window_store("redis-ish://x", "b")
+        open_window_store("memcached://x", "b")
+    with pytest.raises(ConfigError, match="cannot be reached") as refused:
+        open_window_store("redis://:secret@127.0.0.1:1/0", "b")
+    assert "secret" not in str(refused.value)
     with pytest.raises(ConfigError, match="names no file"):
         open_window_store("sqlite://", "b")
     blocker = tmp_path / "a-file"

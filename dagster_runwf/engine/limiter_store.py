@@ -8,23 +8,23 @@ slot:
 
 - :class:`MemoryWindowStore` (the default): a list under a thread lock, shared by every
   thread and event loop of one process.
-- :class:`SqliteWindowStore`: a SQLite file, shared by every process of one host — chunk
-  steps under Dagster's multiprocess executor, or several runs of a backfill. Start times
-  are wall-clock seconds, the one clock all processes agree on.
+- :class:`~dagster_runwf.engine.limiter_sqlite.SqliteWindowStore`: a SQLite file, shared
+  by every process of one host — chunk steps under Dagster's multiprocess executor, or the
+  runs of a backfill. Start times are wall-clock seconds, the one clock they agree on.
+- :class:`~dagster_runwf.engine.limiter_redis.RedisWindowStore`: a Redis server, shared by
+  every process of every host that reaches it (Dagster's k8s, celery or dask executors).
+  Start times are on the Redis server's clock.
 
-``open_window_store("sqlite:///path/limits.sqlite", bucket)`` picks one from a URL.
+:func:`open_window_store` picks one from a URL.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Protocol
 
 from ..services.errors import ConfigError
@@ -70,6 +70,9 @@ class WindowStore(Protocol):
     clock: Callable[[], float]
     """The clock start times are measured on (seconds)."""
 
+    shared: bool
+    """Other processes use the store too, so a transaction may wait for their turn."""
+
     def transaction(self) -> contextlib.AbstractContextManager[WindowView]:
         """Exclusive access to the window until the block ends."""
         ...
@@ -77,6 +80,8 @@ class WindowStore(Protocol):
 
 class MemoryWindowStore:
     """A key's window in this process only (threads and event loops share it)."""
+
+    shared = False
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -133,180 +138,37 @@ class MemoryWindowStore:
             self._head = 0
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runwf_starts (bucket TEXT NOT NULL, start REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS runwf_starts_by_bucket ON runwf_starts (bucket, start);
-CREATE TABLE IF NOT EXISTS runwf_buckets (
-    bucket TEXT PRIMARY KEY,
-    blocked_until REAL NOT NULL,
-    forgotten_before REAL NOT NULL
-);
-"""
-
-_FORGET_EVERY = 256
-"""Appends between two deletions of forgotten start times (a delete per request is waste)."""
-
-
-class SqliteWindowStore:
-    """A key's window in a SQLite file, shared by every process of one host.
-
-    Each decision is one ``BEGIN IMMEDIATE`` transaction (a few hundred microseconds), so
-    processes take turns and never reserve the same slot. The file holds only start times
-    and blocks, keyed by ``bucket`` (a fingerprint of the key and service, never the key);
-    it is not synced to disk on every commit because losing it loses nothing but a few
-    seconds of history. Needs a local file system: SQLite's locks do not work over NFS.
-
-    Args:
-        path: the SQLite file (created with its folder if missing).
-        bucket: which key's window this is.
-        clock: wall-clock seconds; every process of the host must use the same clock.
-    """
-
-    def __init__(
-        self, path: str | os.PathLike[str], bucket: str, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.path = Path(path)
-        self.bucket = bucket
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._pid = -1
-        self._appends = 0
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.transaction():
-                pass
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"rate-limit store {str(self.path)!r} cannot be opened: {exc}; give a "
-                "writable path on a local disk"
-            ) from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        # A connection must not cross a fork: a child opens its own.
-        if self._connection is None or self._pid != os.getpid():
-            connection = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=OFF")
-            connection.executescript(_SCHEMA)
-            self._connection, self._pid = connection, os.getpid()
-        return self._connection
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[WindowView]:
-        with self._lock:
-            connection = self._connect()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                view = _SqliteView(connection, self.bucket)
-                yield view
-                if view.appended:
-                    self._appends += view.appended
-                    if self._appends >= _FORGET_EVERY:
-                        self._appends = 0
-                        view.delete_forgotten()
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-
-    def close(self) -> None:
-        """Close this process's connection (the file stays for others)."""
-        with self._lock:
-            if self._connection is not None and self._pid == os.getpid():
-                self._connection.close()
-            self._connection = None
-
-
-class _SqliteView:
-    def __init__(self, connection: sqlite3.Connection, bucket: str) -> None:
-        self._db = connection
-        self._bucket = bucket
-        self.appended = 0
-        row = connection.execute(
-            "SELECT blocked_until, forgotten_before FROM runwf_buckets WHERE bucket = ?",
-            (bucket,),
-        ).fetchone()
-        if row is None:
-            connection.execute("INSERT INTO runwf_buckets VALUES (?, ?, ?)", (bucket, 0.0, _NEVER))
-            row = (0.0, _NEVER)
-        self._blocked_until, self._forgotten_before = float(row[0]), float(row[1])
-
-    @property
-    def blocked_until(self) -> float:
-        return self._blocked_until
-
-    @property
-    def forgotten_before(self) -> float:
-        return self._forgotten_before
-
-    def block_until(self, until: float) -> None:
-        if until > self._blocked_until:
-            self._blocked_until = until
-            self._db.execute(
-                "UPDATE runwf_buckets SET blocked_until = ? WHERE bucket = ?",
-                (until, self._bucket),
-            )
-
-    def latest(self, n: int) -> float | None:
-        row = self._db.execute(
-            "SELECT start FROM runwf_starts WHERE bucket = ? AND start >= ? "
-            "ORDER BY start DESC LIMIT 1 OFFSET ?",
-            (self._bucket, self._forgotten_before, n - 1),
-        ).fetchone()
-        return None if row is None else float(row[0])
-
-    def count_between(self, since: float, until: float) -> int:
-        row = self._db.execute(
-            "SELECT count(*) FROM runwf_starts WHERE bucket = ? AND start > ? AND start <= ?",
-            (self._bucket, since, until),
-        ).fetchone()
-        return int(row[0])
-
-    def append(self, start: float) -> None:
-        self._db.execute("INSERT INTO runwf_starts VALUES (?, ?)", (self._bucket, start))
-        self.appended += 1
-
-    def remove(self, start: float) -> None:
-        self._db.execute(
-            "DELETE FROM runwf_starts WHERE rowid = (SELECT rowid FROM runwf_starts "
-            "WHERE bucket = ? AND start = ? LIMIT 1)",
-            (self._bucket, start),
-        )
-
-    def forget_before(self, horizon: float) -> None:
-        if horizon > self._forgotten_before:
-            self._forgotten_before = horizon
-            self._db.execute(
-                "UPDATE runwf_buckets SET forgotten_before = ? WHERE bucket = ?",
-                (horizon, self._bucket),
-            )
-
-    def delete_forgotten(self) -> None:
-        self._db.execute(
-            "DELETE FROM runwf_starts WHERE bucket = ? AND start < ?",
-            (self._bucket, self._forgotten_before),
-        )
-
-
 SQLITE_SCHEME = "sqlite://"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def open_window_store(url: str | None, bucket: str) -> WindowStore:
-    """The store a URL names: ``None``/``"memory"`` for this process only, or
-    ``"sqlite:///absolute/path.sqlite"`` (or ``"sqlite://relative/path.sqlite"``) for every
-    process of this host.
+    """The store ``url`` names, holding the window of ``bucket`` (a key's fingerprint).
+
+    - ``None`` or ``"memory"``: this process only;
+    - ``"sqlite:///absolute/path.sqlite"`` (or ``"sqlite://relative/path"``): every process
+      of this host;
+    - ``"redis://host:6379/0"`` (``rediss://`` for TLS, ``unix://`` for a socket): every
+      process that reaches the Redis server; needs the ``redis`` extra.
+
+    Raises:
+        ConfigError: the URL names no supported store, or the store cannot be opened.
     """
     if url is None or url == "memory":
         return MemoryWindowStore()
     if url.startswith(SQLITE_SCHEME):
+        from .limiter_sqlite import SqliteWindowStore
+
         path = url[len(SQLITE_SCHEME) :]
         if not path:
             raise ConfigError(f"rate-limit store {url!r} names no file")
         return SqliteWindowStore(path, bucket)
+    if url.startswith(REDIS_SCHEMES):
+        from .limiter_redis import RedisWindowStore
+
+        return RedisWindowStore(url, bucket)
     raise ConfigError(
-        f"rate-limit store {url!r} is not supported: use 'memory' (this process) or "
-        "'sqlite:///path/to/limits.sqlite' (every process of this host)"
+        f"rate-limit store {url!r} is not supported: use 'memory' (this process), "
+        "'sqlite:///path/to/limits.sqlite' (every process of this host) or "
+        "'redis://host:6379/0' (every host reaching that Redis server)"
     )

@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -62,6 +62,7 @@ Row = Mapping[str, Any]
 RateSetting = Rate | str | Literal["unlimited"] | None
 
 _DONE = object()
+_T = TypeVar("_T")
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -471,13 +472,15 @@ class WorkflowRun:
                     service=self.workflow.display_name,
                 )
                 if self.limiter is not None:
-                    self.limiter.observe(self.workflow.rate_limit_info(response), started_at)
+                    await self._decide(
+                        self.limiter.observe, self.workflow.rate_limit_info(response), started_at
+                    )
                 outcome = self.workflow.parse(response)
             except RateLimitedError as exc:
                 self.stats.rate_limited += 1
                 rate_limited += 1
                 if self.limiter is not None:
-                    self.limiter.on_rate_limited(self._retry_after(response))
+                    await self._decide(self.limiter.on_rate_limited, self._retry_after(response))
                 if rate_limited > self.retry.max_rate_limited:
                     return failed(exc)
                 if self.limiter is None and not await self._sleep(
@@ -521,18 +524,26 @@ class WorkflowRun:
         while not self._stop_event.is_set():
             if self.limiter is None:
                 return time.monotonic()
-            start, reserved = self.limiter.reserve()
+            start, reserved = await self._decide(self.limiter.reserve)
             delay = start - self.limiter.clock()
             if delay > 0 and not await self._sleep(delay):
                 return None
             if self._stop_event.is_set():
                 return None
             if reserved:
-                confirmed = self.limiter.confirm(start)
+                confirmed = await self._decide(self.limiter.confirm, start)
                 if confirmed is not None:
                     return confirmed
             # A 429 moved the block past our slot, or we woke too late to use it.
         return None
+
+    async def _decide(self, decision: Callable[..., _T], *args: Any) -> _T:
+        """Run a limiter decision; off the event loop when the store is shared, since it may
+        wait for another process's turn and must not hold up requests about to be sent."""
+        assert self.limiter is not None
+        if self.limiter.store.shared:
+            return await asyncio.to_thread(decision, *args)
+        return decision(*args)
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep, waking early on a stop; ``True`` if the full time passed."""

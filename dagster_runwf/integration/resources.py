@@ -17,7 +17,7 @@ import httpx
 from pydantic import Field
 
 from ..engine.client import DEFAULT_TIMEOUT, check_base_url
-from ..engine.limiter_store import SQLITE_SCHEME
+from ..engine.limiter_store import REDIS_SCHEMES, SQLITE_SCHEME
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import fetch_balance, fetch_schema
 from ..services.aitutor import AITutorWorkflow
@@ -54,7 +54,9 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
         description="Where the key's rate-limit window is kept, so the runs and steps using "
         "the key at once share its rate: 'auto' (a SQLite file in the Dagster instance's "
         "storage, shared by every process of this host; this process only for an ephemeral "
-        "instance), 'memory' (this process only), or 'sqlite:///path/to/limits.sqlite'.",
+        "instance), 'memory' (this process only), 'sqlite:///path/to/limits.sqlite' (every "
+        "process of this host), or 'redis://host:6379/0' (every host reaching that Redis; "
+        "set it from an EnvVar if the URL holds a password).",
     )
     connect_timeout_s: float = Field(default=DEFAULT_TIMEOUT.connect or 15.0)
     read_timeout_s: float = Field(
@@ -107,10 +109,12 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
         if self.concurrency is not None and self.concurrency < 1:
             raise ConfigError(f"{type(self).__name__}.concurrency must be >= 1")
         store = self.rate_limit_store
-        if store not in ("auto", "memory") and not store.startswith(SQLITE_SCHEME):
+        if store not in ("auto", "memory") and not store.startswith(
+            (SQLITE_SCHEME, *REDIS_SCHEMES)
+        ):
             raise ConfigError(
-                f"{type(self).__name__}.rate_limit_store is {store!r}; use 'auto', 'memory' "
-                "or 'sqlite:///path/to/limits.sqlite'"
+                f"{type(self).__name__}.rate_limit_store is not a store URL; use 'auto', "
+                "'memory', 'sqlite:///path/to/limits.sqlite' or 'redis://host:6379/0'"
             )
 
     def preflight(self, workflow: Workflow) -> dict[str, Any]:
