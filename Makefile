@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,14 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check dagster_runwf tests bench
-	$(BIN)/ruff format --check dagster_runwf tests bench
+	$(BIN)/ruff check dagster_runwf tests bench example_project
+	$(BIN)/ruff format --check dagster_runwf tests bench example_project
 	$(BIN)/mypy
 
+# The documentation site, into site/; any warning (a broken link or reference, a docstring
+# that does not parse) fails the build.
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info site

@@ -55,6 +55,7 @@ from .services import (
 
 if TYPE_CHECKING:
     from .integration.assets import enriched_asset
+    from .integration.component import EnrichedAssetComponent
     from .integration.io_manager import ParquetIOManager
     from .integration.resources import AITutorResource, RunchatResource
     from .integration.schedules import nightly_schedule
@@ -64,6 +65,7 @@ _DAGSTER_NAMES = {
     "RunchatResource": "resources",
     "ParquetIOManager": "io_manager",
     "enriched_asset": "assets",
+    "EnrichedAssetComponent": "component",
     "nightly_schedule": "schedules",
 }
 
@@ -77,6 +79,11 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".integration.{module}", __name__), name)
 
 
+def __dir__() -> list[str]:
+    # The lazy names too: `dg list components` finds the component by listing this module.
+    return sorted([*globals(), *_DAGSTER_NAMES])
+
+
 __all__ = [
     "AITutorResource",
     "AITutorWorkflow",
@@ -87,6 +94,7 @@ __all__ = [
     "enrich",
     "enrich_async",
     "enriched_asset",
+    "EnrichedAssetComponent",
     "nightly_schedule",
     "BudgetReachedError",
     "ConfigError",

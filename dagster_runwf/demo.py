@@ -1,113 +1,179 @@
-"""``python -m dagster_runwf.demo``: the engine over a small table, on the embedded emulator.
+"""``python -m dagster_runwf.demo``: the example project, materialized through Dagster on the
+embedded emulator.
 
-No account is needed: an emulator of both services starts in-process on loopback, and the
-demo enriches 200 companies through an AI Tutor workflow (answers with web citations) and 20
-questions through a Runchat flow, at the services' real rate limits scaled up so it takes
-seconds. It writes the results tables as Parquet next to a row journal (``demo_output/``),
-reruns the same job to show that nothing is paid twice, and prints a summary.
+No account is needed and nothing is paid: any ``AITUTOR_API_KEY`` / ``RUNCHAT_API_KEY`` in
+the environment is ignored, and an emulator of both services starts in this process on
+loopback. The demo loads ``example_project`` (300 companies that arrived over five days),
+runs its nightly job once per day through Dagster, so that each day's companies get an AI
+Tutor summary with citations and a Runchat industry classification and the per-industry
+summary is rebuilt, then prints where the Parquet files landed and what it cost. The assets
+are incremental: run the demo again and every successful answer comes from the row journal;
+only the rows that failed are paid for again.
+
+The runs are kept in a local Dagster instance next to the Parquet files, so ``dagster dev``
+can show them afterwards (the command is printed at the end).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import os
+import sys
 import time
+import warnings
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from .emulator import Emulator, EmulatorConfig
-from .engine import RowJournal, RunStats, enrich
-from .services import AITutorWorkflow, RunchatWorkflow
-
-_COMPANIES = [
-    ("Acme Robotics", "Germany"),
-    ("Blue Harbor Foods", "Canada"),
-    ("Cobalt Analytics", "India"),
-    ("Delta Greenhouses", "Netherlands"),
-    ("Evergreen Textiles", "Portugal"),
-    ("Fjord Energy", "Norway"),
-    ("Granite Logistics", "USA"),
-    ("Helios Solar", "Spain"),
-    ("Iris Diagnostics", "France"),
-    ("Juniper Software", "Ireland"),
-]
+_REPO = Path(__file__).resolve().parents[1]
+_DEFAULT_OUT = _REPO / "example_project" / "output"
+_ENRICHED = ("company_profiles", "company_industries")
+_QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
-def _summary(name: str, stats: RunStats) -> str:
-    p50 = stats.latency.percentile(50)
-    latency = f", p50 latency {p50 * 1000:.0f} ms" if p50 is not None else ""
-    return (
-        f"{name}: {stats.rows} rows, {stats.succeeded} succeeded, {stats.failed} failed, "
-        f"{stats.requests} requests ({stats.rate_limited} answered 429) in "
-        f"{stats.elapsed_s:.1f} s{latency}"
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; returns the process's exit status."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--out",
+        default=str(_DEFAULT_OUT),
+        help="folder for Parquet files, journals and the Dagster instance "
+        "(default: example_project/output)",
     )
+    out = Path(parser.parse_args(argv).out).resolve()
+    if not (_REPO / "example_project").is_dir():
+        print("the demo runs example_project/, which is in the source repository only")
+        return 2
+    if str(_REPO) not in sys.path:
+        sys.path.insert(0, str(_REPO))
+    # The demo never talks to a real service, whatever the shell holds.
+    for name in ("AITUTOR_API_KEY", "RUNCHAT_API_KEY", "AITUTOR_BASE_URL", "RUNCHAT_BASE_URL"):
+        os.environ.pop(name, None)
+    os.environ["EXAMPLE_OUTPUT_DIR"] = str(out)
+    home = out / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    # An empty dagster.yaml: the default local instance, without Dagster asking for one.
+    (home / "dagster.yaml").touch()
+    os.environ["DAGSTER_HOME"] = str(home)
 
+    import dagster as dg
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="demo_output", help="folder for Parquet and journal")
-    out = Path(parser.parse_args(argv).out)
-    config = EmulatorConfig.from_dict(
-        {
-            "include_builtins": True,
-            "aitutor_rate_limit": 50,
-            "runchat_rate_limit": 10,
-            "runchat_window_s": 1.0,
-            "faults": {"error_rate": 0.02},
-        }
-    )
-    key = "sk_demo_key"  # the emulator accepts any key
-    job = dt.datetime.now(dt.timezone.utc).strftime("demo-%Y%m%dT%H%M%S")
-    with Emulator(config) as emulator:
-        print(f"emulator: AI Tutor at {emulator.aitutor_url}, Runchat at {emulator.runchat_url}")
-        companies = pd.DataFrame(
-            [
-                {"name": f"{name} #{i // len(_COMPANIES)}", "country": country}
-                for i, (name, country) in enumerate(_COMPANIES * 20)
-            ]
-        )
-        profiles = AITutorWorkflow("wf_company_profile", ["company", "country"])
-        started = time.monotonic()
-        settings: dict[str, Any] = {
-            "api_key": key,
-            "base_url": emulator.aitutor_url,
-            "columns": {"company": "name"},
-            "destination": out / "companies.parquet",
-            "rate": "50/s",
-            "concurrency": 32,
-        }
-        with RowJournal(out / "journal" / "companies", job_id=job) as journal:
-            done = enrich(companies, profiles, journal=journal, **settings)
-        print(_summary("AI Tutor wf_company_profile", done.stats))
-        print(f"  wrote {done.path}")
-        first = done.to_pandas().iloc[0]
-        print(f"  row 0 -> {first['wf_result'][:90]!r}")
-        print(f"           citations {list(first['wf_citations'])}")
-        with RowJournal(out / "journal" / "companies", job_id=job) as journal:
-            again = enrich(companies, profiles, journal=journal, **settings)
+    from example_project import resources, settings
+    from example_project.definitions import build_definitions
+
+    from .emulator import Emulator, EmulatorConfig
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+    started = time.monotonic()
+    with Emulator(EmulatorConfig.from_dict(resources.emulator_config())) as emulator:
+        os.environ[resources.EMULATOR_URL_VARIABLE] = emulator.base_url
+        print(f"emulator: AI Tutor and Runchat on {emulator.base_url} (any key, no account)")
+        defs = build_definitions()
+        job = defs.resolve_job_def("nightly_enrichment_job")
+        days = settings.DAILY.get_partition_keys()
         print(
-            f"  rerun of the same job: {again.stats.requests} requests, "
-            f"{again.stats.reused} rows from the journal"
+            f"materializing example_project through Dagster: job {job.name}, "
+            f"{len(days)} daily partitions ({days[0]} .. {days[-1]})"
         )
-        questions = pd.DataFrame({"question": [f"What is dataset {i} about?" for i in range(20)]})
-        with RowJournal(out / "journal" / "questions", job_id=job) as journal:
-            answered = enrich(
-                questions,
-                RunchatWorkflow("demo", ["query_nodeA"], result_output="Answer"),
-                api_key=key,
-                base_url=emulator.runchat_url,
-                columns={"query_nodeA": "question"},
-                destination=out / "questions.parquet",
-                journal=journal,
-                rate="10/s",
-                concurrency=8,
-            )
-        print(_summary("Runchat demo", answered.stats))
-        print(f"  wrote {answered.path}")
-        print(f"done in {time.monotonic() - started:.1f} s")
+        totals: dict[str, Counter[str]] = defaultdict(Counter)
+        checks: Counter[tuple[str, bool]] = Counter()
+        with dg.DagsterInstance.get() as instance:
+            for day in days:
+                day_started = time.monotonic()
+                result = job.execute_in_process(
+                    partition_key=day,
+                    instance=instance,
+                    run_config=_QUIET_RUN_CONFIG,
+                    raise_on_error=False,
+                )
+                if not result.success:
+                    print(f"  {day}: run {result.run_id} failed:")
+                    for event in result.all_events:
+                        if event.is_step_failure and event.step_failure_data is not None:
+                            print(f"    {event.step_key}: {event.step_failure_data.error}")
+                    return 1
+                line = []
+                for node in _ENRICHED:
+                    (materialization,) = result.asset_materializations_for_node(node)
+                    meta = {k: v.value for k, v in materialization.metadata.items()}
+                    for name in ("rows", "succeeded", "failed", "sent", "reused"):
+                        totals[node][name] += int(_number(meta.get(f"runwf/{name}")))
+                    totals[node]["elapsed_ms"] += int(1000 * _number(meta.get("runwf/elapsed_s")))
+                    line.append(
+                        f"{node} {meta['runwf/succeeded']}/{meta['runwf/rows']} ok, "
+                        f"{meta['runwf/sent']} paid"
+                    )
+                for evaluation in result.get_asset_check_evaluations():
+                    checks[(evaluation.check_name, evaluation.passed)] += 1
+                print(f"  {day}: {'; '.join(line)} ({time.monotonic() - day_started:.1f} s)")
+            paid = sum(emulator.stats()["runs_by_workflow"].values())
+
+    print()
+    labels = {
+        "company_profiles": f"AI Tutor {settings.aitutor_workflow_id()}",
+        "company_industries": f"Runchat {settings.runchat_flow_id()}",
+    }
+    for node in _ENRICHED:
+        t = totals[node]
+        print(
+            f"{node} ({labels[node]}): {t['rows']} rows, {t['succeeded']} succeeded, "
+            f"{t['failed']} failed; {t['sent']} paid runs, {t['reused']} reused from the "
+            f"journal; {t['elapsed_ms'] / 1000:.1f} s"
+        )
+    summary = defs.resolve_assets_def("industry_summary")
+    print(
+        f"industry_summary: {_summary_line(settings.warehouse_dir() / 'industry_summary.parquet')}"
+    )
+    passed = sum(n for (_, ok), n in checks.items() if ok)
+    print(f"asset checks: {passed} of {sum(checks.values())} passed")
+    print(f"paid runs received by the emulator: {paid}")
+    print()
+    warehouse = settings.warehouse_dir()
+    print(f"Parquet: {_shown(warehouse)}/")
+    for node in (*_ENRICHED, "companies"):
+        files = sorted((warehouse / node).glob("*.parquet"))
+        print(f"  {node}/  {len(files)} files, one per day ({files[0].name} .. {files[-1].name})")
+    print(f"  {summary.key.to_user_string()}.parquet")
+    print(f"journal: {_shown(out / 'journal')}/")
+    print(f"done in {time.monotonic() - started:.1f} s")
+    failed = sum(totals[node]["failed"] for node in _ENRICHED)
+    print(
+        "the assets are incremental: a rerun reuses every successful answer from the journal "
+        f"and pays only for the {failed} rows that failed"
+    )
+    moved = "" if out == _DEFAULT_OUT else f"EXAMPLE_OUTPUT_DIR={_shown(out)} "
+    print(
+        f"browse these runs in the Dagster UI: {moved}DAGSTER_HOME={_shown(home)} "
+        ".venv/bin/dagster dev -m example_project.definitions"
+    )
+    return 0
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def _summary_line(path: Path) -> str:
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    companies, failed = int(frame["companies"].sum()), int(frame["failed"].sum())
+    rate = failed / companies if companies else 0.0
+    return (
+        f"{len(frame)} rows (industry x country) over {companies} companies, "
+        f"{failed} failed ({rate:.1%}), {int(frame['classified'].sum())} classified"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

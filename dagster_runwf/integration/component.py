@@ -1,0 +1,396 @@
+"""The enriched asset as a Dagster Component: declared in a ``defs.yaml`` instead of Python.
+
+.. code-block:: yaml
+
+    type: dagster_runwf.EnrichedAssetComponent
+    attributes:
+      service: aitutor
+      workflow: wf_company_profile
+      inputs: [company, country]
+      columns: {company: name}
+      source: companies
+      api_key: "{{ env.AITUTOR_API_KEY }}"
+      incremental: true
+      partitions: {cadence: daily, start_date: "2026-11-01"}
+      schedule: {hour_of_day: 2}
+
+The component builds its asset with :func:`~dagster_runwf.enriched_asset` (nothing is
+reimplemented here), so a YAML asset and a Python one with the same settings are the same
+asset: same key, deps, code version, checks and metadata.
+
+``api_key: "{{ env.NAME }}"`` becomes ``dagster.EnvVar("NAME")`` rather than the key's value,
+so the key is read when a run starts and the UI shows only the variable's name, as with a
+resource written in Python.
+
+The component is registered with ``dg`` through the ``dagster_dg_cli.registry_modules``
+entry point, so ``dg list components`` shows it and ``dg scaffold defs
+dagster_runwf.EnrichedAssetComponent <path>`` writes a commented ``defs.yaml`` to start from.
+"""
+
+# No `from __future__ import annotations`: Dagster derives the YAML schema from the
+# annotations at runtime.
+
+import datetime as dt
+import re
+import textwrap
+import threading
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+import dagster as dg
+from pydantic import BaseModel, Field, SkipValidation
+
+from ..engine.budget import Budget
+from ..engine.table import DEFAULT_PREFIX
+from ..services.aitutor import AITutorWorkflow
+from ..services.base import Workflow
+from ..services.errors import ConfigError
+from ..services.runchat import RunchatWorkflow
+from .assets import enriched_asset
+from .resources import AITutorResource, RunchatResource, WorkflowServiceResource
+from .schedules import nightly_schedule
+
+Service = Literal["aitutor", "runchat"]
+
+_ENV_REFERENCE = re.compile(
+    r"""^\s*\{\{\s*(?:env\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)"""
+    r"""|env\(\s*['"](?P<call>[A-Za-z_][A-Za-z0-9_]*)['"]\s*\))\s*\}\}\s*$"""
+)
+
+
+def _resolve_secret(context: dg.ResolutionContext, raw: Any) -> str | None:
+    """``{{ env.NAME }}`` -> ``EnvVar("NAME")``; anything else is rendered as usual.
+
+    Rendering the template would put the key's value into the resource's config, which
+    Dagster shows in the UI; an ``EnvVar`` is shown by name and read when a run starts.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        match = _ENV_REFERENCE.match(raw)
+        if match:
+            return dg.EnvVar(match.group("attr") or match.group("call"))
+    value = context.resolve_value(raw, as_type=str)
+    return None if value is None else str(value)
+
+
+class PartitionsModel(dg.Resolvable, dg.Model):
+    """Time partitions of the enriched asset (give the source asset the same ones)."""
+
+    cadence: Literal["hourly", "daily", "weekly", "monthly"] = Field(
+        default="daily", description="One partition per hour, day, week or month."
+    )
+    start_date: str = Field(description="The first partition, e.g. '2026-11-01'.")
+    end_date: str | None = Field(
+        default=None, description="The end (exclusive); default: open-ended."
+    )
+    timezone: str | None = Field(default=None, description="Default: UTC.")
+
+    def build(self) -> dg.TimeWindowPartitionsDefinition:
+        """The partitions definition."""
+        classes: dict[str, type[dg.TimeWindowPartitionsDefinition]] = {
+            "hourly": dg.HourlyPartitionsDefinition,
+            "daily": dg.DailyPartitionsDefinition,
+            "weekly": dg.WeeklyPartitionsDefinition,
+            "monthly": dg.MonthlyPartitionsDefinition,
+        }
+        settings: dict[str, Any] = {"start_date": self.start_date, "end_date": self.end_date}
+        if self.timezone:
+            settings["timezone"] = self.timezone
+        return classes[self.cadence](**settings)
+
+
+class ScheduleModel(dg.Resolvable, dg.Model):
+    """A nightly schedule for the enriched asset (see :func:`nightly_schedule`)."""
+
+    name: str | None = Field(default=None, description="Default: nightly_<asset name>.")
+    hour_of_day: int = Field(default=2, description="When to run.")
+    minute_of_hour: int = 0
+    execution_timezone: str | None = Field(
+        default=None, description="Timezone of an unpartitioned asset's schedule."
+    )
+    running: bool = Field(default=False, description="Start the schedule turned on.")
+    include_source: bool = Field(
+        default=True, description="Materialize the source asset in the same run first."
+    )
+
+
+class BudgetModel(dg.Resolvable, dg.Model):
+    """A cap on what one job may spend (see :class:`~dagster_runwf.Budget`)."""
+
+    max_runs: int | None = Field(default=None, description="Paid runs per job.")
+    max_credits: float | None = Field(
+        default=None, description="Credits per job (Runchat reports per-run costs)."
+    )
+
+
+class EnrichedAssetScaffoldParams(BaseModel):
+    """Options of ``dg scaffold defs dagster_runwf.EnrichedAssetComponent --json-params``."""
+
+    service: Service = "aitutor"
+    source: str = "my_table"
+
+
+class EnrichedAssetScaffolder(dg.Scaffolder[EnrichedAssetScaffoldParams]):
+    """Writes a commented ``defs.yaml`` for one service, to be filled in."""
+
+    @classmethod
+    def get_scaffold_params(cls) -> type[EnrichedAssetScaffoldParams]:
+        """``service`` (aitutor or runchat) and ``source`` (the upstream asset key)."""
+        return EnrichedAssetScaffoldParams
+
+    def scaffold(self, request: dg.ScaffoldRequest[EnrichedAssetScaffoldParams]) -> None:
+        """Write ``defs.yaml`` (or, with ``--format python``, Dagster's ``component.py``)."""
+        if request.scaffold_format == "python":
+            from dagster.components.component_scaffolding import scaffold_component
+
+            scaffold_component(request, {})
+            return
+        params = request.params or EnrichedAssetScaffoldParams()
+        text = (
+            _SCAFFOLD_TEMPLATES[params.service]
+            .replace("TYPE_NAME", request.type_name)
+            .replace("SOURCE", params.source)
+        )
+        path = request.target_path / "defs.yaml"
+        if request.append and path.exists():
+            text = path.read_text(encoding="utf-8").rstrip("\n") + "\n---\n" + text
+        path.write_text(text, encoding="utf-8")
+
+
+_SCAFFOLD_TEMPLATES = {
+    "aitutor": textwrap.dedent(
+        """\
+        type: TYPE_NAME
+
+        attributes:
+          # One AI Tutor workflow run per row of the source asset; the results table
+          # (input columns, then wf_status, wf_result, wf_citations, ...) is this asset.
+          service: aitutor
+          workflow: wf_abc123                   # the workflow's id
+          inputs: [story]                       # its template variables ({{story}})
+          columns: {story: text}                # variable -> column, where names differ
+          api_key: "{{ env.AITUTOR_API_KEY }}"  # stays an EnvVar: never shown or logged
+          # base_url: "{{ env.AITUTOR_BASE_URL }}"
+          # rate: 10/s
+          # concurrency: 16
+          # incremental: true                   # reuse the answers of unchanged rows
+          # keep_columns: [id, text]
+          # partitions: {cadence: daily, start_date: "2026-01-01"}
+          # schedule: {hour_of_day: 2}
+          # group_name: enrichment
+          # The upstream asset, whose value is a DataFrame:
+          source: SOURCE
+        """
+    ),
+    "runchat": textwrap.dedent(
+        """\
+        type: TYPE_NAME
+
+        attributes:
+          # One Runchat flow run per row of the source asset; the results table
+          # (input columns, then wf_status, wf_result, wf_outputs, ...) is this asset.
+          service: runchat
+          workflow: my-flow-id                  # the flow's id
+          inputs: [query_nodeA]                 # input ids (paramId_nodeId)
+          columns: {query_nodeA: question}      # input id -> column
+          api_key: "{{ env.RUNCHAT_API_KEY }}"  # stays an EnvVar: never shown or logged
+          # base_url: "{{ env.RUNCHAT_BASE_URL }}"
+          # result_output: Answer               # output label or id of the text result
+          # output_columns: {answer: Answer}    # new column -> output label or id
+          # rate: 10/min
+          # incremental: true
+          # partitions: {cadence: daily, start_date: "2026-01-01"}
+          # schedule: {hour_of_day: 2}
+          # The upstream asset, whose value is a DataFrame:
+          source: SOURCE
+        """
+    ),
+}
+
+# Definitions.merge accepts one resource key from several components only when they hold
+# the very same object, so components declaring the same key and URL share one.
+_resources: dict[tuple[Any, ...], WorkflowServiceResource] = {}
+_resources_lock = threading.Lock()
+
+
+@dg.scaffold_with(EnrichedAssetScaffolder)
+class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
+    """A table enriched by a hosted AI workflow, one run per row, declared in YAML.
+
+    Builds the asset with :func:`~dagster_runwf.enriched_asset` (see it for what each
+    setting does), and optionally the service's resource (when ``api_key`` is set) and a
+    nightly schedule. Without ``api_key`` the asset uses the resource of that key
+    (``resource_key``, default ``aitutor`` / ``runchat``) defined elsewhere in the project.
+    """
+
+    service: Service = Field(description="aitutor (AI Tutor API) or runchat.")
+    workflow: str = Field(description="The workflow's id (AI Tutor wf_..., Runchat flow id).")
+    source: str = Field(
+        description="Key of the upstream asset whose value is a DataFrame, e.g. "
+        "'companies' or 'raw/companies'."
+    )
+    inputs: list[str] | None = Field(
+        default=None,
+        description="AI Tutor: the template variables; Runchat: input ids (paramId_nodeId) "
+        "or, with webhook, body fields. Default: the keys of 'columns'.",
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Input -> column, for inputs named unlike their column."
+    )
+    name: str | None = Field(default=None, description="Default: <source>_<workflow id>.")
+    key_prefix: str | list[str] | None = None
+    keep_columns: list[str] | None = Field(
+        default=None, description="Input columns kept in the results; default: all."
+    )
+    output_columns: dict[str, str] | None = Field(
+        default=None, description="Runchat: new column -> output label or id."
+    )
+    result_output: str | None = Field(
+        default=None, description="Runchat: the output (label or id) holding the text result."
+    )
+    citations_output: str | None = Field(
+        default=None, description="Runchat: the output (label or id) listing sources."
+    )
+    webhook: bool = Field(default=False, description="Runchat: send each row as the body.")
+    on_missing: Literal["fail", "null"] = Field(
+        default="fail", description="A missing cell fails the row, or is sent as null."
+    )
+    prefix: str = DEFAULT_PREFIX
+    resource_key: str | None = Field(
+        default=None, description="Resource holding the key; default: the service's name."
+    )
+    # SkipValidation: pydantic would turn the EnvVar (a str subclass) into a plain str.
+    api_key: Annotated[
+        str | None,
+        SkipValidation,
+        dg.Resolver(
+            _resolve_secret,
+            model_field_type=str,
+            inject_before_resolve=False,
+            description="Define the resource here with this key, e.g. "
+            "'{{ env.AITUTOR_API_KEY }}' (kept as an EnvVar). Omit to use a resource "
+            "defined elsewhere.",
+        ),
+        Field(repr=False),
+    ] = None
+    base_url: str | None = Field(
+        default=None, description="With api_key: the service's API root (default: public)."
+    )
+    rate: str | None = Field(default=None, description="e.g. '10/s', '10/min', 'unlimited'.")
+    concurrency: int | None = Field(default=None, description="Runs in flight at once.")
+    budget: BudgetModel | None = None
+    journal_dir: str | None = Field(
+        default=None, description="Where journals live; default: the instance's storage."
+    )
+    incremental: bool = Field(
+        default=False, description="Reuse earlier answers for unchanged rows."
+    )
+    max_age_hours: float | None = Field(
+        default=None, description="Incremental: reuse only answers younger than this."
+    )
+    journal_version: str = Field(default="", description="Change it to stop reusing answers.")
+    preflight: bool = True
+    failure_rate_threshold: float = 0.05
+    failure_rate_severity: Literal["WARN", "ERROR"] = "WARN"
+    progress_interval_s: float = 10.0
+    partitions: PartitionsModel | None = None
+    schedule: ScheduleModel | None = None
+    group_name: str | None = None
+    tags: dict[str, str] | None = None
+    owners: list[str] | None = None
+    description: str | None = None
+    pool: str | None = None
+    io_manager_key: str | None = None
+
+    def build_workflow(self) -> Workflow:
+        """The service's workflow object from ``workflow``, ``inputs`` and ``columns``."""
+        inputs = list(self.inputs) if self.inputs is not None else list(self.columns)
+        if not inputs:
+            raise ConfigError(
+                f"workflow {self.workflow!r}: list its inputs in 'inputs' (or map them in "
+                "'columns')"
+            )
+        if self.service == "aitutor":
+            return AITutorWorkflow(self.workflow, inputs, on_missing=self.on_missing)
+        return RunchatWorkflow(
+            self.workflow,
+            inputs,
+            webhook=self.webhook,
+            result_output=self.result_output,
+            citations_output=self.citations_output,
+            on_missing=self.on_missing,
+        )
+
+    def build_asset(self) -> dg.AssetsDefinition:
+        """The asset, exactly as :func:`~dagster_runwf.enriched_asset` builds it."""
+        budget = self.budget
+        return enriched_asset(
+            source=self.source,
+            workflow=self.build_workflow(),
+            name=self.name,
+            key_prefix=self.key_prefix,
+            resource_key=self.resource_key,
+            columns=self.columns,
+            keep_columns=self.keep_columns,
+            output_columns=self.output_columns,
+            prefix=self.prefix,
+            rate=self.rate,
+            concurrency=self.concurrency,
+            budget=Budget(budget.max_runs, budget.max_credits) if budget else None,
+            journal_dir=self.journal_dir,
+            incremental=self.incremental,
+            max_age=dt.timedelta(hours=self.max_age_hours) if self.max_age_hours else None,
+            journal_version=self.journal_version,
+            preflight=self.preflight,
+            failure_rate_threshold=self.failure_rate_threshold,
+            failure_rate_severity=dg.AssetCheckSeverity[self.failure_rate_severity],
+            progress_interval_s=self.progress_interval_s,
+            partitions_def=self.partitions.build() if self.partitions else None,
+            group_name=self.group_name,
+            tags=self.tags,
+            owners=self.owners,
+            description=self.description,
+            pool=self.pool,
+            io_manager_key=self.io_manager_key,
+        )
+
+    def build_resource(self) -> WorkflowServiceResource | None:
+        """The service's resource when ``api_key`` is set, else ``None``."""
+        if self.api_key is None:
+            return None
+        cls = AITutorResource if self.service == "aitutor" else RunchatResource
+        key = self.api_key
+        # An EnvVar refuses str(): it stands for a value read at run time.
+        secret = ("env", key.env_var_name) if isinstance(key, dg.EnvVar) else ("value", key)
+        identity = (cls, secret, self.base_url)
+        with _resources_lock:
+            resource = _resources.get(identity)
+            if resource is None:
+                resource = cls(api_key=self.api_key, base_url=self.base_url or None)
+                _resources[identity] = resource
+        return resource
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        """The asset (with its checks), and the resource and schedule when configured."""
+        asset = self.build_asset()
+        schedules: list[Any] = []
+        if self.schedule is not None:
+            selection: Sequence[dg.AssetsDefinition | dg.AssetKey | str] = (
+                [self.source, asset] if self.schedule.include_source else [asset]
+            )
+            schedules.append(
+                nightly_schedule(
+                    selection,
+                    name=self.schedule.name or f"nightly_{asset.key.path[-1]}",
+                    hour_of_day=self.schedule.hour_of_day,
+                    minute_of_hour=self.schedule.minute_of_hour,
+                    execution_timezone=self.schedule.execution_timezone,
+                    running=self.schedule.running,
+                )
+            )
+        resource = self.build_resource()
+        resources: dict[str, Any] = {}
+        if resource is not None:
+            resources[self.resource_key or self.service] = resource
+        return dg.Definitions(assets=[asset], schedules=schedules, resources=resources)
