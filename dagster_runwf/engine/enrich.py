@@ -164,18 +164,25 @@ def enrich(frame: pd.DataFrame, workflow: Workflow, *, api_key: str, **settings:
         frame: the input table (any index; row ``i`` of the result is ``frame.iloc[i]``).
         workflow: e.g. ``AITutorWorkflow("wf_abc123", ["company"])``.
         api_key: the service's API key.
-        columns: workflow input -> column name, for inputs named differently from their
-            column (inputs not listed use the column of the same name).
-        keep_columns: input columns to carry into the results; ``None`` for all.
-        output_columns: new column -> output label (or id) to lift from ``wf_outputs``.
-        prefix: prefix of the result columns (default ``"wf_"``).
-        destination: a local path or fsspec URL for the Parquet file, written atomically
-            and streamed in row groups; ``None`` to keep the table in memory.
-        storage_options: fsspec options for a URL destination.
-        journal: a :class:`RowJournal` (or any :class:`Journal`).
-        row_group_size: rows per Parquet row group.
-        **settings: engine settings of :class:`WorkflowRun` (``base_url``, ``rate``,
-            ``concurrency``, ``retry``, ``budget``, ``on_progress``…).
+        **settings: the table settings below, and the engine settings of
+            :class:`WorkflowRun` (``base_url``, ``rate``, ``concurrency``, ``retry``,
+            ``budget``, ``on_progress``…).
+
+    Keyword Args:
+        columns (Mapping[str, str] | None): workflow input -> column name, for inputs named
+            differently from their column (inputs not listed use the column of the same
+            name).
+        keep_columns (Sequence[str] | None): input columns to carry into the results;
+            ``None`` for all.
+        output_columns (Mapping[str, str] | None): new column -> output label (or id) to
+            lift from ``wf_outputs``.
+        prefix (str): prefix of the result columns (default ``"wf_"``).
+        destination (str | os.PathLike[str] | None): a local path or fsspec URL for the
+            Parquet file, written atomically and streamed in row groups; ``None`` to keep
+            the table in memory.
+        storage_options (Mapping[str, Any] | None): fsspec options for a URL destination.
+        journal (Journal | None): a :class:`RowJournal` (or any :class:`Journal`).
+        row_group_size (int): rows per Parquet row group.
 
     Returns:
         an :class:`Enrichment` with the stats and the table (or its path).

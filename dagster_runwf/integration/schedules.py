@@ -34,8 +34,10 @@ def nightly_schedule(
     Args:
         assets: the assets to materialize (definitions, keys or key strings).
         name: the schedule's name; its job is named ``<name>_job``.
-        hour_of_day, minute_of_hour: when to run, in ``execution_timezone`` (default UTC;
-            for partitioned assets, the partitions' own timezone).
+        hour_of_day: the hour to run at, in ``execution_timezone`` (default UTC; for
+            partitioned assets, the partitions' own timezone).
+        minute_of_hour: the minute to run at.
+        execution_timezone: the timezone of unpartitioned runs, e.g. ``"Europe/Berlin"``.
         running: start the schedule as running (default: stopped until turned on in the UI).
 
     Example::
