@@ -128,7 +128,7 @@ def test_runchat_webhook_body_and_instance_id() -> None:
         lambda: AITutorWorkflow("", ["x"]),
         lambda: AITutorWorkflow("wf_a", "story"),
         lambda: AITutorWorkflow("wf_a", ["x", "x"]),
-        lambda: RunchatWorkflow("demo", ["a"], on_missing="skip"),  # type: ignore[arg-type]
+        lambda: RunchatWorkflow("demo", ["a"], on_missing="ignore"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_workflow_settings_are_config_errors(build: object) -> None:

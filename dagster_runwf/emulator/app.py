@@ -85,6 +85,7 @@ AT_FAILED = _enc(
 AT_RUN_FAILED = _enc(
     {"error": "The workflow failed on this input", "success": False, "code": "workflow_run_failed"}
 )
+AT_SUCCESS_FALSE = AT_RUN_FAILED  # the same body, answered with a 200
 AT_NO_ROUTE = _enc({"error": "Not found", "success": False})
 
 # Runchat bodies: ``{"error": str}``.
@@ -95,6 +96,8 @@ RC_NO_CREDITS = _enc(
     {"error": "You have used all of your credits. Please upgrade your plan to continue."}
 )
 RC_FAILED = _enc({"error": "Internal server error"})
+# A run that failed, answered with a 200 in the shape of a job's answer ("status": "error").
+RC_STATUS_ERROR = _enc({"status": "error", "error": "The flow failed on this input"})
 RC_NO_ROUTE = _enc({"error": "Not found"})
 
 
@@ -132,7 +135,11 @@ class _Ctx:
 
 
 class _Dropped(Exception):
-    """The connection was closed on purpose, with no response."""
+    """The connection was closed on purpose: with no response, or halfway through one."""
+
+    def __init__(self, status: str = "dropped") -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class EmulatorApp:
@@ -184,12 +191,12 @@ class EmulatorApp:
         try:
             resp = await impl(request, ctx)
             status = resp.status
-        except _Dropped:
+        except _Dropped as dropped:
             transport = request.transport
             if transport is not None:
                 transport.close()
             resp = web.Response(status=500)
-            status = "dropped"
+            status = dropped.status
         except asyncio.CancelledError:
             status = "cancelled"
             self._record(ctx, status)
@@ -239,13 +246,39 @@ class EmulatorApp:
         self.state.bodies_by_sha256[ctx.sha] += 1
         return body
 
-    def _fault_response(self, fault: Fault, service: Service) -> web.Response:
+    def _fault_response(self, fault: Fault, service: Service, faults: FaultConfig) -> web.Response:
         self.state.faults_injected[fault.value] += 1
-        if fault is Fault.DROP:
+        kind = faults.fail_with if fault is Fault.FAIL_ATTEMPT else fault.value
+        if kind in ("drop", "reset"):  # a reset before the run has nothing to cut short
             raise _Dropped()
-        if fault is Fault.HTML_ERROR:
+        if kind in ("html", "html_error"):
             return web.Response(status=502, body=HTML_502, content_type="text/html")
-        return _json(500, AT_FAILED if service == "aitutor" else RC_FAILED)
+        if kind == "success_false":
+            return _json(200, AT_SUCCESS_FALSE if service == "aitutor" else RC_STATUS_ERROR)
+        return _json(faults.error_status, AT_FAILED if service == "aitutor" else RC_FAILED)
+
+    async def _answer(
+        self,
+        request: web.Request,
+        payload: Any,
+        faults: FaultConfig,
+        late: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.StreamResponse:
+        """A run's answer, damaged on the way when ``late`` says so (see ``fail_with``)."""
+        if late is None:
+            return self._success(payload, faults, headers)
+        self.state.faults_injected[late] += 1
+        if late == "malformed":
+            return self._success(payload, faults, headers, malformed=True)
+        # "reset": the headers and half the body, then the connection closes.
+        body = _enc(payload)
+        resp = web.StreamResponse(status=200, headers=headers)
+        resp.content_type = "application/json"
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        await resp.write(body[: len(body) // 2])
+        raise _Dropped("reset")
 
     def _rate_limited(self, service: Service, faults: FaultConfig) -> web.Response:
         headers = {"Retry-After": faults.retry_after} if faults.retry_after else None
@@ -256,9 +289,11 @@ class EmulatorApp:
         payload: Any,
         faults: FaultConfig,
         headers: Mapping[str, str] | None = None,
+        *,
+        malformed: bool = False,
     ) -> web.Response:
         body = _enc(payload)
-        if self.faults.malformed(faults):
+        if malformed or self.faults.malformed(faults):
             self.state.faults_injected["malformed"] += 1
             body = body[: max(1, len(body) // 2)]
         elif faults.huge_body_bytes and len(body) < faults.huge_body_bytes:
@@ -301,8 +336,9 @@ class EmulatorApp:
         if not st.has_credits(key):
             return _json(402, AT_NO_CREDITS)
         fault = self.faults.before_run(faults, wf_id, ctx.sha or "")
-        if fault is not None:
-            return self._fault_response(fault, "aitutor")
+        late = self.faults.late(fault, faults)
+        if fault is not None and late is None:
+            return self._fault_response(fault, "aitutor", faults)
         delay = self.faults.delay(spec, faults)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -315,7 +351,7 @@ class EmulatorApp:
         if run.citations:
             payload["citations"] = run.citations
         headers = {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(remaining)}
-        return self._success(payload, faults, headers)
+        return await self._answer(request, payload, faults, late, headers)
 
     async def aitutor_balance(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "aitutor", "aitutor.balance", self._aitutor_balance)
@@ -368,9 +404,10 @@ class EmulatorApp:
             return _json(402, AT_NO_CREDITS)
         _, faults = self.faults.faults_for(spec)
         fault = self.faults.before_run(faults, wf_id, ctx.sha or "")
-        cut = fault is Fault.ERROR or self.faults.malformed(faults)
-        if fault is not None and fault is not Fault.ERROR:
-            return self._fault_response(fault, "aitutor")
+        late = self.faults.late(fault, faults)
+        cut = fault is Fault.ERROR or late is not None or self.faults.malformed(faults)
+        if fault is not None and fault is not Fault.ERROR and late is None:
+            return self._fault_response(fault, "aitutor", faults)
         run = aitutor_run(spec, body)
         st.undefined_substitutions += len(run.undefined)
         text = run.result
@@ -485,8 +522,9 @@ class EmulatorApp:
                 if p.required and p.id not in inputs:
                     return _json(400, _enc({"error": f"Missing required input: {p.id}"}))
         fault = self.faults.before_run(faults, spec.id, ctx.sha or "")
-        if fault is not None:
-            return self._fault_response(fault, "runchat")
+        late = self.faults.late(fault, faults)
+        if fault is not None and late is None:
+            return self._fault_response(fault, "runchat", faults)
         delay = self.faults.delay(spec, faults)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -506,7 +544,7 @@ class EmulatorApp:
             "runchat_instance_id": instance_id,
             "data": data,
         }
-        return self._success(payload, faults)
+        return await self._answer(request, payload, faults, late)
 
     async def runchat_no_route(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "runchat", "runchat.other", self._no_route)

@@ -50,6 +50,10 @@ def _check_keys(
         raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
 
 
+FAIL_WITH = ("error", "html", "drop", "reset", "malformed", "success_false")
+"""The ways ``fail_attempts`` can fail a request (see :attr:`FaultConfig.fail_with`)."""
+
+
 @dataclass
 class FaultConfig:
     """Faults to inject, globally or for one workflow (a workflow's own set wins whole).
@@ -60,9 +64,19 @@ class FaultConfig:
     """
 
     error_rate: float = 0.0
-    """Fraction of runs that answer 500 (nothing charged)."""
+    """Fraction of runs that answer ``error_status`` (nothing charged)."""
+    error_status: int = 500
+    """Status of the error answers (``error_rate``, and ``fail_attempts`` with
+    ``fail_with="error"``), e.g. 502, 503 or 504; the body is the service's JSON error."""
     fail_attempts: int = 0
-    """The first N requests for each distinct (workflow, body) answer 500."""
+    """The first N requests for each distinct (workflow, body) fail the way ``fail_with``
+    says."""
+    fail_with: str = "error"
+    """How the first ``fail_attempts`` requests fail: ``"error"`` (an ``error_status``
+    answer), ``"html"`` (a proxy's 502 HTML page), ``"drop"`` (the connection is closed with
+    no response), ``"reset"`` (the run happens and is charged, then the connection is
+    closed halfway through the answer), ``"malformed"`` (200 with truncated JSON; charged)
+    or ``"success_false"`` (200 whose body says the run failed; nothing charged)."""
     rate_limit_burst: int = 0
     """The next N requests answer 429 whatever the rate (re-armed by reset or a patch)."""
     retry_after: str | None = None
@@ -93,6 +107,14 @@ class FaultConfig:
         for name in ("fail_attempts", "rate_limit_burst", "huge_body_bytes"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"FaultConfig.{name} must be >= 0")
+        if not 400 <= int(self.error_status) <= 599:
+            raise ValueError(
+                f"FaultConfig.error_status must be a 4xx or 5xx status, got {self.error_status!r}"
+            )
+        if self.fail_with not in FAIL_WITH:
+            raise ValueError(
+                f"FaultConfig.fail_with must be one of {FAIL_WITH}, got {self.fail_with!r}"
+            )
         if self.slow_s < 0:
             raise ValueError("FaultConfig.slow_s must be >= 0")
         if self.retry_after is not None:

@@ -16,6 +16,8 @@ from enum import Enum
 from dagster_runwf.emulator.config import EmulatorConfig, FaultConfig, WorkflowSpec
 
 GLOBAL_SCOPE = "*"
+LATE_FAILURES = frozenset({"reset", "malformed"})
+"""``fail_with`` kinds that damage the answer of a run that happened."""
 
 
 class Fault(Enum):
@@ -82,6 +84,13 @@ class FaultInjector:
                 return Fault.FAIL_ATTEMPT
         if faults.error_rate and rng.random() < faults.error_rate:
             return Fault.ERROR
+        return None
+
+    def late(self, fault: Fault | None, faults: FaultConfig) -> str | None:
+        """``"reset"`` or ``"malformed"`` when the request fails only after its run (which is
+        then charged, as a real answer lost on the way would be); else ``None``."""
+        if fault is Fault.FAIL_ATTEMPT and faults.fail_with in LATE_FAILURES:
+            return faults.fail_with
         return None
 
     def malformed(self, faults: FaultConfig) -> bool:

@@ -9,12 +9,13 @@ down as concurrency grows (about 5x fewer rows/s at concurrency 64: ``bench/``).
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
 
-from ..services.errors import ConfigError, TransportError
+from ..services.errors import ConfigError, FatalError, TransportError
 from ..services.http import HttpRequest, HttpResponse
 
 HttpBackend = Literal["httpx", "aiohttp"]
@@ -109,17 +110,68 @@ async def send(
             params=dict(request.params) if request.params else None,
             headers=headers,
         )
-    except httpx.TimeoutException as exc:
-        raise TransportError(
-            f"{service}: no answer in time ({type(exc).__name__}) from {url}", service=service
-        ) from None
     except (httpx.TransportError, OSError) as exc:
-        raise TransportError(
-            f"{service}: connection failed ({type(exc).__name__}: {exc}) to {url}",
-            service=service,
-        ) from None
+        untrusted = _certificate_error(exc)
+        if untrusted is not None:
+            raise FatalError(
+                f"{service}: the TLS certificate of {httpx.URL(url).host} does not verify "
+                f"({getattr(untrusted, 'verify_message', None) or 'certificate verify failed'})"
+                "; the key is never sent to a server "
+                "that cannot prove who it is. Check base_url, or point SSL_CERT_FILE at your "
+                "organisation's CA bundle if a proxy re-signs TLS",
+                service=service,
+            ) from None
+        raise transport_error(exc, client.timeout, service=service, url=url) from None
     return HttpResponse(
         status=response.status_code,
         headers={k.lower(): v for k, v in response.headers.items()},
         content=response.content,
+    )
+
+
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate failure under a transport error, whichever backend wrapped it."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chains are short; a bound guards against a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+_TIMEOUT_PHASES: dict[type[Exception], tuple[str, str]] = {
+    httpx.ReadTimeout: ("read", "; raise the read timeout if this workflow's runs take longer"),
+    httpx.ConnectTimeout: ("connect", "; check the base URL and the network"),
+    httpx.WriteTimeout: ("write", ""),
+    httpx.PoolTimeout: ("pool", ""),
+}
+
+
+def transport_error(
+    exc: Exception, timeout: httpx.Timeout, *, service: str, url: str
+) -> TransportError:
+    """A :class:`TransportError` saying what really happened: a timeout (which one, after how
+    long) or a failed connection (refused, dropped, reset)."""
+    shown: BaseException = exc
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.partition(".")[0] == "aiohttp":
+        # httpx-aiohttp turns every aiohttp connection error, a refused or dropped connection
+        # included, into httpx.ConnectTimeout; the aiohttp error underneath says what it was.
+        shown = cause
+        timed_out = isinstance(cause, TimeoutError)
+    else:
+        timed_out = isinstance(exc, httpx.TimeoutException)
+    if timed_out:
+        phase, advice = _TIMEOUT_PHASES.get(type(exc), ("", ""))
+        seconds = getattr(timeout, phase, None) if phase else None
+        after = f" after {seconds:g} s" if seconds else ""
+        return TransportError(
+            f"{service}: no answer in time ({type(exc).__name__}{after}) from {url}{advice}",
+            service=service,
+        )
+    return TransportError(
+        f"{service}: connection failed ({type(shown).__name__}: {shown}) to {url}",
+        service=service,
     )

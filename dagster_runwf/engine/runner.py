@@ -441,13 +441,13 @@ class WorkflowRun:
     ) -> RowResult | None:
         failures = rate_limited = 0
 
-        def failed(exc: ServiceError) -> RowResult:
+        def failed(exc: ServiceError, note: str = "") -> RowResult:
             self._last_failure = exc
             return RowResult(
                 index,
                 prepared.input_hash,
                 "failed",
-                error=str(exc),
+                error=str(exc) + note,
                 error_type=type(exc).__name__,
                 attempts=tally.attempts,
                 latency_s=tally.latency_s(),
@@ -482,7 +482,11 @@ class WorkflowRun:
                 if self.limiter is not None:
                     await self._decide(self.limiter.on_rate_limited, self._retry_after(response))
                 if rate_limited > self.retry.max_rate_limited:
-                    return failed(exc)
+                    return failed(
+                        exc,
+                        f" (gave up after {_plural(rate_limited, 'rate-limited answer')}; lower "
+                        "the rate or raise RetryPolicy.max_rate_limited)",
+                    )
                 if self.limiter is None and not await self._sleep(
                     self.retry.delay(rate_limited, self._retry_after(response), self._rng)
                 ):
@@ -492,7 +496,12 @@ class WorkflowRun:
                 self.stats.transient_errors += 1
                 failures += 1
                 if failures >= self.retry.max_attempts:
-                    return failed(exc)
+                    # Say the retries ran out and that the row is not done for good.
+                    return failed(
+                        exc,
+                        f" (gave up after {_plural(failures, 'attempt')}; a re-run tries this "
+                        "row again)",
+                    )
                 delay = self.retry.delay(failures, self._retry_after(response), self._rng)
                 if not await self._sleep(delay):
                     return None
@@ -666,6 +675,10 @@ _MAX_UNRECORDED = 10_000
 _DEFAULT_CONCURRENCY = {"aitutor": 32, "runchat": 8}
 """Enough runs in flight to fill the documented rate at typical run times (seconds to a
 minute): AI Tutor 10/s x ~3 s; Runchat 10/min x ~45 s."""
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _journal_failed(journal: Journal, batch: list[RowResult], exc: Exception) -> JournalError:

@@ -130,6 +130,15 @@ class ResultsTableWriter:
             raise ConfigError(f"output_columns repeat a result column name: {self._outputs}")
         self._frame = frame[kept] if keep_columns is not None else frame
         self._input_schema = _input_schema(self._frame)
+        # A non-default index is stored as columns too: its names must not collide either.
+        index_clash = sorted({f.name for f in fields} & set(self._input_schema.names))
+        if index_clash:
+            raise ConfigError(
+                f"the table's index {index_clash} would collide with the result column(s) of the "
+                "same name; rename the index (frame.rename_axis(...)), reset it "
+                "(frame.reset_index(drop=True)) or choose another prefix"
+            )
+        _check_convertible(self._frame, self._input_schema, row_group_size)
         self.schema = pa.schema(
             list(self._input_schema) + fields, metadata=self._input_schema.metadata
         )
@@ -254,18 +263,62 @@ def check_column_names(frame: pd.DataFrame) -> None:
         )
 
 
+_ARROW_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError, KeyError)
+"""What pyarrow raises for pandas data it cannot convert (its own errors, but also a
+UnicodeEncodeError for a lone surrogate, an OverflowError for a huge int, a KeyError or
+ValueError for index names it cannot place)."""
+
+
 def _input_schema(frame: pd.DataFrame) -> pa.Schema:
     """The kept input columns' schema, from the whole table so every batch agrees."""
     try:
         schema = pa.Schema.from_pandas(frame, preserve_index=None)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
-        raise ConfigError(f"an input column cannot be stored in Parquet: {exc}") from exc
+    except _ARROW_ERRORS as exc:
+        raise _unstorable(frame, exc) from None
     # A column of only nulls would be typed `null`; store it as text (typed as this pandas
     # version types text) so its type does not change on the night it gets a value.
     for i, field in enumerate(schema):
         if pa.types.is_null(field.type):
             schema = schema.set(i, field.with_type(_text_type()))
     return schema
+
+
+def _check_convertible(frame: pd.DataFrame, schema: pa.Schema, batch_rows: int) -> None:
+    """Convert the input columns batch by batch, keeping nothing, so a table Parquet cannot
+    hold fails here, before the first paid request, and not when a row group is written."""
+    for start in range(0, max(len(frame), 1), batch_rows):
+        try:
+            pa.Table.from_pandas(
+                frame.iloc[start : start + batch_rows], schema=schema, preserve_index=None
+            )
+        except _ARROW_ERRORS as exc:
+            raise _unstorable(frame, exc) from None
+
+
+def _unstorable(frame: pd.DataFrame, error: BaseException) -> ConfigError:
+    """A :class:`ConfigError` naming the column (or the index) Parquet cannot hold."""
+    for name in frame.columns:
+        try:
+            pa.Schema.from_pandas(frame[[name]], preserve_index=False)
+        except _ARROW_ERRORS as exc:
+            column = frame[name]
+            kinds = ""
+            if column.dtype == object:
+                found = sorted({type(v).__name__ for v in column if v is not None})
+                kinds = f"; it holds values of type {', '.join(found)}" if found else ""
+            return ConfigError(
+                f"input column {name!r} cannot be stored in the results table (Parquet): "
+                f"{type(exc).__name__}: {exc}{kinds}. Convert it first (e.g. "
+                f"frame[{name!r}] = frame[{name!r}].astype(str)) or leave it out with "
+                "keep_columns"
+            )
+    reserved = [n for n in frame.columns if str(n).startswith("__index_level_")]
+    hint = f"rename the column(s) {reserved}, " if reserved else ""
+    return ConfigError(
+        f"the table's index cannot be stored with its columns in the results table "
+        f"(Parquet): {type(error).__name__}: {error}. Fix: {hint}reset the index "
+        "(frame.reset_index(drop=True)) or give its levels distinct names"
+    )
 
 
 @functools.cache

@@ -37,7 +37,9 @@ class AITutorWorkflow(Workflow):
         variables: the workflow's template variables (``{{name}}``); every row must provide
             each one. Only these are sent.
         on_missing: a missing cell is a row error (``"fail"``, the default: the server would
-            otherwise run the workflow with the text ``null``) or is sent as ``null``.
+            otherwise run the workflow with the text ``null``), skips its row unsent
+            (``"skip"``) or is sent as ``null`` (``"null"``); see
+            :data:`~dagster_runwf.services.base.OnMissing`.
     """
 
     service: ClassVar[str] = "aitutor"

@@ -22,8 +22,10 @@ from .errors import (
     AuthenticationError,
     ConfigError,
     CreditsExhaustedError,
+    FatalError,
     RateLimitedError,
     RowInputError,
+    RowSkippedError,
     RunFailedError,
     ServerError,
     ServiceError,
@@ -34,8 +36,22 @@ from .outcome import Outcome
 from .rate import Rate
 from .values import MISSING, JsonValue, UnsendableValue, to_json_value
 
-OnMissing = Literal["fail", "null"]
-"""What a missing cell (None, NaN, NA, NaT) means: a row error (``"fail"``) or JSON ``null``."""
+OnMissing = Literal["fail", "null", "skip"]
+"""What a missing cell (None, NaN, NA, NaT) of an input means for its row.
+
+- ``"fail"`` (the default): a data error. The row is not sent and is recorded as failed
+  (``RowInputError``), its error naming the input and how to change the policy.
+- ``"skip"``: expected gaps. The row is not sent either and is recorded as failed with a
+  :class:`RowSkippedError` (``wf_error_type`` ``"RowSkippedError"``, error
+  ``skipped (on_missing='skip'): …``), so the results table keeps one row per input row;
+  the Dagster ``failure_rate`` check does not count skipped rows.
+- ``"null"``: the workflow copes with an empty input. The cell is sent as JSON ``null``.
+
+No policy ever sends a row with a variable left out: AI Tutor would run the workflow with
+the text ``undefined`` in its place.
+"""
+
+ON_MISSING: tuple[OnMissing, ...] = ("fail", "null", "skip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +83,9 @@ class Workflow(ABC):
     Args:
         workflow_id: the service's id of the workflow.
         input_names: the inputs every row must provide; only these are sent.
-        on_missing: a missing cell is a row error (``"fail"``) or is sent as ``null``.
+        on_missing: what a missing cell (None, NaN, NA, NaT) means: ``"fail"`` (a row error,
+            the default), ``"skip"`` (the row is skipped, recorded as failed unsent) or
+            ``"null"`` (sent as JSON ``null``); see :data:`OnMissing`.
     """
 
     service: ClassVar[str]
@@ -94,8 +112,10 @@ class Workflow(ABC):
         names = tuple(require_text(n, f"each of {self.inputs_setting}") for n in input_names)
         if len(set(names)) != len(names):
             raise ConfigError(f"{self.inputs_setting} name one input twice: {list(names)}")
-        if on_missing not in ("fail", "null"):
-            raise ConfigError(f"on_missing must be 'fail' or 'null', got {on_missing!r}")
+        if on_missing not in ON_MISSING:
+            raise ConfigError(
+                f"on_missing must be one of {', '.join(map(repr, ON_MISSING))}, got {on_missing!r}"
+            )
         self._input_names = names
         self.on_missing: OnMissing = on_missing
 
@@ -164,7 +184,13 @@ class Workflow(ABC):
                 if self.on_missing == "fail":
                     raise RowInputError(
                         f"input {name!r} is missing (None/NaN/NA); set on_missing='null' to "
-                        "send it as null",
+                        "send it as null, or on_missing='skip' to skip such rows",
+                        service=self.display_name,
+                        variable=name,
+                    )
+                if self.on_missing == "skip":
+                    raise RowSkippedError(
+                        f"skipped (on_missing='skip'): input {name!r} is missing",
                         service=self.display_name,
                         variable=name,
                     )
@@ -178,14 +204,37 @@ class Workflow(ABC):
         Raises:
             RowInputError: the row cannot be sent (see :meth:`convert_inputs`).
         """
-        body = self.build_body(self.convert_inputs(inputs))
-        content = canonical_json(body)
+        converted = self.convert_inputs(inputs)
+        body = self.build_body(converted)
+        try:
+            content = canonical_json(body)
+        except ValueError as exc:  # text that is not valid Unicode (a lone surrogate)
+            raise self._unencodable(converted, exc) from None
         digest = hashlib.sha256()
         digest.update(f"{self.service}\0{self.workflow_id}\0".encode())
         digest.update(content)
         return PreparedRun(
             request=HttpRequest("POST", self.run_path(), content), input_hash=digest.hexdigest()
         )
+
+    def _unencodable(self, inputs: Mapping[str, JsonValue], error: ValueError) -> RowInputError:
+        """The row error for inputs that convert but do not encode, naming the input."""
+        for name, value in inputs.items():
+            try:
+                canonical_json(value)
+            except ValueError as exc:
+                reason = (
+                    f"text that is not valid Unicode ({exc.object[exc.start : exc.end]!r}: "
+                    f"{exc.reason}); clean the text upstream"
+                    if isinstance(exc, UnicodeEncodeError)
+                    else str(exc)
+                )
+                return RowInputError(
+                    f"input {name!r} cannot be sent as JSON: {reason}",
+                    service=self.display_name,
+                    variable=name,
+                )
+        return RowInputError(f"the row cannot be sent as JSON: {error}", service=self.display_name)
 
     # -- responses --------------------------------------------------------------------------
 
@@ -241,6 +290,15 @@ class Workflow(ABC):
             return RateLimitedError(text, **kwargs)
         if status >= 500 or status in (408, 425):
             return ServerError(text, **kwargs)
+        if 300 <= status < 400:
+            # Not followed, so that the key is never sent on to another host; every row
+            # would get the same answer.
+            location = response.headers.get("location") or "nowhere"
+            return FatalError(
+                f"{where}, a redirect to {location}, which is not followed: set base_url to "
+                "the service's real API root",
+                **kwargs,
+            )
         return RunFailedError(text, **kwargs)
 
     def classify(self, status: int, code: str | None, detail: str) -> type[ServiceError] | None:

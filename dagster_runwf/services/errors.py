@@ -97,6 +97,12 @@ class RowInputError(RowError):
         self.variable = variable
 
 
+class RowSkippedError(RowInputError):
+    """The row was left out on purpose: an input is missing and the workflow's
+    ``on_missing`` is ``"skip"``. Recorded as failed (never sent), but not counted by the
+    ``failure_rate`` check."""
+
+
 class RunFailedError(RowError):
     """The service ran the workflow for this row and answered that it failed."""
 

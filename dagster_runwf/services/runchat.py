@@ -16,6 +16,7 @@ from .base import OnMissing, Workflow, require_text, unexpected_body
 from .errors import (
     AuthenticationError,
     CreditsExhaustedError,
+    RunFailedError,
     ServerError,
     ServiceError,
 )
@@ -66,7 +67,9 @@ class RunchatWorkflow(Workflow):
             by default the first text-typed output.
         citations_output: id or label of an output listing the run's sources (URLs); by
             default a run has no citations.
-        on_missing: a missing cell is a row error (``"fail"``) or is sent as ``null``.
+        on_missing: a missing cell is a row error (``"fail"``), skips its row unsent
+            (``"skip"``) or is sent as ``null`` (``"null"``); see
+            :data:`~dagster_runwf.services.base.OnMissing`.
     """
 
     service: ClassVar[str] = "runchat"
@@ -115,6 +118,18 @@ class RunchatWorkflow(Workflow):
     def parse_success(self, payload: Any, response: HttpResponse) -> Outcome:
         if not isinstance(payload, dict):
             raise _unexpected(response, "a JSON object was expected")
+        if payload.get("status") == "error" or payload.get("success") is False:
+            # A 200 that says the run failed (a job's answer has this shape): a row error,
+            # not a success without an answer.
+            error = payload.get("error")
+            said = "status=error" if payload.get("status") == "error" else "success=false"
+            raise RunFailedError(
+                f"{DISPLAY_NAME} answered {response.status} with {said}"
+                + (f": {error}" if error else ""),
+                service=DISPLAY_NAME,
+                status=response.status,
+                detail=None if error is None else str(error),
+            )
         data = payload.get("data", [])
         if not isinstance(data, list):
             raise _unexpected(response, "'data' is not a list")

@@ -90,6 +90,8 @@ def _convert(value: object, path: str) -> JsonValue:
     if kind is str or kind is bool or kind is int:
         return value
     if kind is float:
+        if value != value:  # NaN inside a list or object: missing, like numpy's NaN below
+            return None
         return _finite(value, path)  # type: ignore[arg-type]
     if is_missing(value):
         return None
