@@ -319,3 +319,35 @@ def test_dg_scaffolds_a_defs_yaml_in_a_project(tmp_path: Path) -> None:
     text = (tmp_path / "src" / "proj" / "defs" / "profiles" / "defs.yaml").read_text()
     assert text.startswith("type: dagster_runwf.EnrichedAssetComponent\n")
     assert "source: companies" in text
+
+
+def test_a_chunked_yaml_asset_is_the_python_factorys_chunked_asset(
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator, tmp_path: Path
+) -> None:
+    chunked_yaml = AITUTOR_YAML.replace("  tags: {team: data}\n", "").replace(
+        "  schedule: {hour_of_day: 3}\n",
+        "  chunk_size: 2\n  max_retries: 2\n  pool: aitutor-key\n  on_missing: skip\n",
+    )
+    defs = load_yaml(chunked_yaml)
+    (from_yaml,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    twin = enriched_asset(
+        source=notes,
+        workflow=AITutorWorkflow("wf_echo", ["text"], on_missing="skip"),
+        columns={"text": "body"},
+        keep_columns=["id", "body"],
+        rate="unlimited",
+        concurrency=4,
+        journal_dir=str(tmp_path / "journal"),
+        incremental=True,
+        failure_rate_threshold=0.25,
+        partitions_def=DAILY,
+        group_name="enrichment",
+        chunk_size=2,
+        retry_policy=dg.RetryPolicy(max_retries=2),
+        pool="aitutor-key",
+    )
+    assert spec_of(from_yaml) == spec_of(twin)
+    ops = {node.name: node for node in from_yaml.node_def.node_defs}  # type: ignore[attr-defined]
+    chunk_op = ops["notes_wf_echo__enrich_chunk"]
+    assert chunk_op.retry_policy == dg.RetryPolicy(max_retries=2)
+    assert chunk_op.pool == "aitutor-key"

@@ -239,3 +239,75 @@ def test_the_key_appears_nowhere_in_what_a_run_leaves(start_emulator: Any, tmp_p
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_rows_skipped_on_purpose_do_not_count_as_failures(
+    start_emulator: Any, tmp_path: Path
+) -> None:
+    emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO])
+
+    @dg.asset(name="companies")
+    def gappy() -> pd.DataFrame:
+        names = [None] * 10 + ["bad one"] + [f"company {i}" for i in range(9)]
+        return pd.DataFrame({"name": names})
+
+    asset = enriched_asset(
+        source=gappy,
+        workflow=AITutorWorkflow("wf_echo", ["text"], on_missing="skip"),
+        columns={"text": "name"},
+        journal_dir=str(tmp_path / "journal"),
+        failure_rate_threshold=0.15,
+    )
+    result = dg.materialize([gappy, asset], resources=resources(emu))
+    table = result.output_for_node(asset.node_def.name)
+    assert (table["wf_error_type"] == "RowSkippedError").sum() == 10
+    assert "skipped (on_missing='skip')" in table["wf_error"].iloc[0]
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    rate = checks["failure_rate"]
+    assert rate.passed, "1 failed of the 10 rows sent: 10%, not 11 of 20"
+    assert rate.metadata["skipped"].value == 10 and rate.metadata["failed"].value == 1
+    assert runs_at(emu) == 10, "the 10 rows with a name were sent, none of the skipped"
+
+
+def test_a_column_parquet_cannot_hold_fails_the_step_once_with_its_name(
+    start_emulator: Any, tmp_path: Path
+) -> None:
+    emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO])
+
+    @dg.asset(name="companies")
+    def odd() -> pd.DataFrame:
+        return pd.DataFrame({"name": ["a", "b"], "z": [complex(1, 2), complex(0, 1)]})
+
+    asset = profiles(tmp_path, retry_policy=dg.RetryPolicy(max_retries=2))
+    result = dg.materialize([odd, asset], resources=resources(emu), raise_on_error=False)
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert len(failures) == 1, "not retried: no retry would fix it"
+    text = str(failures[0].step_failure_data.user_failure_data.description)  # type: ignore[union-attr]
+    assert "'z'" in text
+    assert runs_at(emu) == 0, "refused before any paid request"
+
+
+def test_a_429_on_the_free_pre_flight_is_left_to_the_retry_policy(
+    start_emulator: Any, tmp_path: Path
+) -> None:
+    from dagster_runwf import RunchatResource, RunchatWorkflow
+
+    emu = start_emulator(rate_limit_enabled=False, faults={"rate_limit_burst": 1})
+
+    @dg.asset(name="texts")
+    def texts() -> pd.DataFrame:
+        return pd.DataFrame({"text": ["hello", "world"]})
+
+    asset = enriched_asset(
+        source=texts,
+        workflow=RunchatWorkflow("translate", ["text_n1"]),
+        columns={"text_n1": "text"},
+        journal_dir=str(tmp_path / "journal"),
+        retry_policy=dg.RetryPolicy(max_retries=1),
+    )
+    runchat = RunchatResource(api_key=KEY, base_url=emu.runchat_url, rate="unlimited")
+    result = dg.materialize([texts, asset], resources={"runchat": runchat})
+    assert result.success
+    assert emu.stats()["by_status"].get("429") == 1
+    restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]
+    assert len(restarts) == 1

@@ -158,9 +158,10 @@ def build_parser() -> Parser:
     )
     parser.add_argument(
         "--on-missing",
-        choices=["fail", "null"],
+        choices=["fail", "null", "skip"],
         default="fail",
-        help="a missing (empty) cell fails its row without a run (default) or is sent as null",
+        help="a missing (empty) cell fails its row without a run (default), is sent as null, "
+        "or skips its row (recorded as skipped, not sent)",
     )
     parser.add_argument(
         "--rate",

@@ -12,6 +12,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..services.errors import RowSkippedError
+
 FAILURE_RATE_CHECK = "failure_rate"
 EVERY_ROW_CHECK = "every_row_answered"
 
@@ -36,15 +38,26 @@ def check_specs(asset_key: dg.AssetKey, threshold: float) -> Sequence[dg.AssetCh
 def failure_rate_result(
     table: pa.Table, prefix: str, threshold: float, severity: dg.AssetCheckSeverity
 ) -> dg.AssetCheckResult:
-    """Passed when the share of failed rows is at most ``threshold``."""
-    rows = table.num_rows
-    failed = int(pc.sum(pc.equal(table.column(f"{prefix}status"), "failed")).as_py() or 0)
+    """Passed when the share of failed rows is at most ``threshold``; rows skipped on purpose
+    (``on_missing="skip"``) count neither as failed nor as rows."""
+    failed_rows = pc.equal(table.column(f"{prefix}status"), "failed")
+    skipped_rows = pc.and_(
+        failed_rows, pc.equal(table.column(f"{prefix}error_type"), RowSkippedError.__name__)
+    )
+    skipped = int(pc.sum(skipped_rows).as_py() or 0)
+    failed = int(pc.sum(failed_rows).as_py() or 0) - skipped
+    rows = table.num_rows - skipped
     rate = failed / rows if rows else 0.0
     return dg.AssetCheckResult(
         check_name=FAILURE_RATE_CHECK,
         passed=rate <= threshold,
         severity=severity,
-        metadata={"failure_rate": round(rate, 6), "failed": failed, "threshold": threshold},
+        metadata={
+            "failure_rate": round(rate, 6),
+            "failed": failed,
+            "skipped": skipped,
+            "threshold": threshold,
+        },
         description=None
         if rate <= threshold
         else f"{failed} of {rows} rows failed ({rate:.1%} > {threshold:.1%}); see the "

@@ -253,8 +253,9 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         default=None, description="Runchat: the output (label or id) listing sources."
     )
     webhook: bool = Field(default=False, description="Runchat: send each row as the body.")
-    on_missing: Literal["fail", "null"] = Field(
-        default="fail", description="A missing cell fails the row, or is sent as null."
+    on_missing: Literal["fail", "null", "skip"] = Field(
+        default="fail",
+        description="A missing cell fails the row, is sent as null, or skips the row.",
     )
     prefix: str = DEFAULT_PREFIX
     resource_key: str | None = Field(
@@ -302,6 +303,18 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
     description: str | None = None
     pool: str | None = None
     io_manager_key: str | None = None
+    max_retries: int = Field(
+        default=0, description="Step retries on errors other than fatal stops (RetryPolicy)."
+    )
+    chunk_size: int | None = Field(
+        default=None,
+        description="Enrich in steps of this many rows (a graph-backed asset); default: one step.",
+    )
+    rate_limit_store: str = Field(
+        default="auto",
+        description="With api_key: where the key's rate-limit window is shared: 'auto', "
+        "'memory', 'sqlite:///path' or 'redis://host:6379/0'.",
+    )
 
     def build_workflow(self) -> Workflow:
         """The service's workflow object from ``workflow``, ``inputs`` and ``columns``."""
@@ -353,6 +366,8 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
             description=self.description,
             pool=self.pool,
             io_manager_key=self.io_manager_key,
+            retry_policy=dg.RetryPolicy(max_retries=self.max_retries) if self.max_retries else None,
+            chunk_size=self.chunk_size,
         )
 
     def build_resource(self) -> WorkflowServiceResource | None:
@@ -363,11 +378,15 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         key = self.api_key
         # An EnvVar refuses str(): it stands for a value read at run time.
         secret = ("env", key.env_var_name) if isinstance(key, dg.EnvVar) else ("value", key)
-        identity = (cls, secret, self.base_url)
+        identity = (cls, secret, self.base_url, self.rate_limit_store)
         with _resources_lock:
             resource = _resources.get(identity)
             if resource is None:
-                resource = cls(api_key=self.api_key, base_url=self.base_url or None)
+                resource = cls(
+                    api_key=self.api_key,
+                    base_url=self.base_url or None,
+                    rate_limit_store=self.rate_limit_store,
+                )
                 _resources[identity] = resource
         return resource
 

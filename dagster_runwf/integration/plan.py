@@ -29,7 +29,7 @@ from ..engine.journal import RowJournal
 from ..engine.stats import Progress, RunStats
 from ..engine.table import result_fields
 from ..services.base import Workflow
-from ..services.errors import FanOutStopped, JournalError, RunwfError
+from ..services.errors import FanOutStopped, JournalError, RunwfError, TransientError
 from .checks import check_specs, every_row_result, failure_rate_result
 from .metadata import column_lineage, run_metadata, table_metadata
 from .resources import WorkflowServiceResource
@@ -118,6 +118,9 @@ class EnrichmentPlan:
             mapping = column_mapping(rows, self.workflow, self.columns)
             checked = service.preflight(self.workflow) if preflight and self.preflight else {}
             settings = service.engine_settings()
+        except TransientError as exc:
+            # A 429 or 5xx on the free pre-flight call: worth the step's retry policy.
+            raise dg.Failure(description=str(exc), allow_retries=True) from None
         except RunwfError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         if self.rate is not None:
@@ -201,6 +204,9 @@ class EnrichmentPlan:
             ) from None
         except JournalError as exc:
             raise dg.Failure(description=str(exc), allow_retries=True) from None
+        except RunwfError as exc:
+            # E.g. an input column Parquet cannot hold: no retry would fix it.
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
 
     def materialization(
         self,
