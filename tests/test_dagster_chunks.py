@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from dagster_runwf import AITutorResource, AITutorWorkflow, Budget, enriched_asset
 from dagster_runwf.emulator import Emulator
+from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.integration.chunks import chunk_budget
 
 from .conftest import ECHO, KEY
@@ -113,15 +115,21 @@ def test_chunk_budgets_never_add_up_to_more_than_the_budget() -> None:
 
 
 @pytest.fixture
-def limited_location(
-    start_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Emulator:
-    """The test code location against an emulator enforcing 5 requests/s with 15 credits."""
-    emu = start_emulator(workflows=[ECHO], aitutor_rate_limit=5, keys={KEY: {"credits": 15}})
-    monkeypatch.setenv("AITUTOR_API_KEY", KEY)
-    monkeypatch.setenv("AITUTOR_BASE_URL", emu.aitutor_url)
-    monkeypatch.setenv("RUNWF_TEST_JOURNAL_DIR", str(tmp_path / "journal"))
-    return emu
+def limited_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorProcess]:
+    """The test code location against an emulator enforcing 5 requests/s with 15 credits,
+    in its own process so that it stamps arrivals on time while the steps' processes and
+    the run's orchestration here compete for the CPU."""
+    config = {
+        "include_builtins": True,
+        "workflows": [ECHO],
+        "aitutor_rate_limit": 5,
+        "keys": {KEY: {"credits": 15}},
+    }
+    with Emulator.in_subprocess(config) as emu:
+        monkeypatch.setenv("AITUTOR_API_KEY", KEY)
+        monkeypatch.setenv("AITUTOR_BASE_URL", emu.aitutor_url)
+        monkeypatch.setenv("RUNWF_TEST_JOURNAL_DIR", str(tmp_path / "journal"))
+        yield emu
 
 
 def _overlapping_chunk_steps(instance: dg.DagsterInstance, run_id: str) -> int:
@@ -143,7 +151,7 @@ def _overlapping_chunk_steps(instance: dg.DagsterInstance, run_id: str) -> int:
 
 
 def test_chunk_steps_in_parallel_processes_share_the_key_rate_and_resume(
-    limited_location: Emulator,
+    limited_location: EmulatorProcess,
 ) -> None:
     from .dagster_location.definitions import defs, enrich_companies_in_chunks_job
 

@@ -41,7 +41,8 @@ class RateLimiter:
         rate: the allowed rate.
         explicit: the user chose ``rate``; a larger ``x-ratelimit-limit`` does not raise it.
         margin_s: extra spacing added to the window for network jitter; by default 1% of the
-            window plus 5 ms.
+            window plus 5 ms, or with a shared store 2% plus 30 ms (other processes' requests
+            meet more scheduling jitter between their slot and the wire).
         clock: a monotonic clock in seconds (injectable for tests); ignored with ``store``.
         store: where the window is kept; by default in this process only. A
             :class:`~dagster_runwf.engine.limiter_store.SqliteWindowStore` shares it with
@@ -60,8 +61,11 @@ class RateLimiter:
         self._configured = rate
         self._explicit = explicit
         self.window_s = rate.window_s
-        self.margin_s = rate.window_s * 0.01 + 0.005 if margin_s is None else margin_s
         self.store: WindowStore = store if store is not None else MemoryWindowStore(clock)
+        if margin_s is None:
+            shared = self.store.shared
+            margin_s = rate.window_s * (0.02 if shared else 0.01) + (0.03 if shared else 0.005)
+        self.margin_s = margin_s
         self._lock = threading.Lock()
         self._limit = rate.requests
         self._backoff_level = 0
