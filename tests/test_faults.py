@@ -456,6 +456,22 @@ def test_a_response_body_of_several_megabytes_is_read_whole(
     assert paid_runs(emu) == 3
 
 
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+def test_a_body_beyond_the_cap_fails_its_row_unread(
+    start_emulator: Callable[..., Emulator], tmp_path: Path, backend: str
+) -> None:
+    target = TARGETS[0]
+    emu = emulator_for(start_emulator, faults={"huge_body_bytes": 4_000_000})
+    values = texts(3)
+    done = enrich_rows(emu, target, values, tmp_path, max_response_bytes=1_000_000, backend=backend)
+    table = done.to_pandas()
+    assert table["wf_status"].tolist() == ["failed"] * 3
+    assert set(table["wf_error_type"]) == {"ResponseTooLargeError"}
+    assert "more than 1,000,000 bytes" in table["wf_error"].iloc[0]
+    assert "max_response_bytes" in table["wf_error"].iloc[0]
+    assert table["wf_attempts"].tolist() == [1, 1, 1], "not retried: the run may be paid"
+
+
 # -- fatal errors mid-run --------------------------------------------------------------------
 
 

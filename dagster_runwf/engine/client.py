@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..services.errors import ConfigError, FatalError, TransportError
+from ..services.errors import ConfigError, FatalError, ResponseTooLargeError, TransportError
 from ..services.http import HttpRequest, HttpResponse
 
 HttpBackend = Literal["httpx", "aiohttp"]
@@ -92,6 +92,11 @@ def _aiohttp_transport(concurrency: int) -> httpx.AsyncBaseTransport:
     return transport
 
 
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""The largest answer read (a few MB is a big one): more is a proxy or a runaway workflow,
+and would otherwise be held in memory whole."""
+
+
 async def send(
     client: httpx.AsyncClient,
     base_url: str,
@@ -99,17 +104,29 @@ async def send(
     headers: dict[str, str],
     *,
     service: str,
+    max_bytes: int = MAX_RESPONSE_BYTES,
 ) -> HttpResponse:
-    """Send one request; transport failures become :class:`TransportError`."""
+    """Send one request and read its answer, at most ``max_bytes`` of it.
+
+    Raises:
+        TransportError: the connection failed or timed out.
+        FatalError: the server's TLS certificate does not verify.
+        ResponseTooLargeError: the answer is larger than ``max_bytes``.
+    """
     url = f"{base_url}/{request.path}"
+    built = client.build_request(
+        request.method,
+        url,
+        content=request.content,
+        params=dict(request.params) if request.params else None,
+        headers=headers,
+    )
     try:
-        response = await client.request(
-            request.method,
-            url,
-            content=request.content,
-            params=dict(request.params) if request.params else None,
-            headers=headers,
-        )
+        response = await client.send(built, stream=True)
+        try:
+            content = await _read_capped(response, max_bytes, service=service)
+        finally:
+            await response.aclose()
     except (httpx.TransportError, OSError) as exc:
         untrusted = _certificate_error(exc)
         if untrusted is not None:
@@ -125,7 +142,28 @@ async def send(
     return HttpResponse(
         status=response.status_code,
         headers={k.lower(): v for k, v in response.headers.items()},
-        content=response.content,
+        content=content,
+    )
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int, *, service: str) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if not (declared.isdigit() and int(declared) > max_bytes):
+        chunks: list[bytes] = []
+        read = 0
+        async for chunk in response.aiter_bytes():
+            read += len(chunk)
+            if read > max_bytes:
+                break
+            chunks.append(chunk)
+        else:
+            return b"".join(chunks)
+    raise ResponseTooLargeError(
+        f"{service} answered {response.status_code} with more than {max_bytes:,} bytes; it "
+        "was not read further (a misbehaving proxy, or a workflow returning far more than "
+        "usual?). Raise max_response_bytes if this workflow really returns that much",
+        service=service,
+        status=response.status_code,
     )
 
 

@@ -47,6 +47,7 @@ from ..services.rate import Rate
 from .budget import Budget, BudgetGate
 from .client import (
     DEFAULT_TIMEOUT,
+    MAX_RESPONSE_BYTES,
     HttpBackend,
     auth_headers,
     check_base_url,
@@ -109,6 +110,8 @@ class WorkflowRun:
             ``"sqlite:///path/limits.sqlite"`` to share it with every process of the host
             (chunk steps under Dagster's multiprocess executor, a backfill's runs).
         limiter: a :class:`RateLimiter` to use instead of the shared one of this key.
+        max_response_bytes: the largest answer read; a larger one fails its row with a
+            :class:`ResponseTooLargeError` instead of filling memory.
         first_row: the position of the first row in the whole table when these rows are a
             part of it (a chunk), so that messages name the table's row.
         seed: seed for the retry jitter (for reproducible tests).
@@ -135,6 +138,7 @@ class WorkflowRun:
         dedup_cache_size: int = 10_000,
         rate_limit_store: str | None = None,
         limiter: RateLimiter | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         first_row: int = 0,
         seed: int | None = None,
     ) -> None:
@@ -181,6 +185,7 @@ class WorkflowRun:
         self._dedup_cache_size = dedup_cache_size
         self._rng = random.Random(seed)
         self._first_row = first_row
+        self._max_response_bytes = max_response_bytes
         self.stats = RunStats()
         self._started = False
         self._in_flight = 0
@@ -470,6 +475,7 @@ class WorkflowRun:
                     prepared.request,
                     self._headers,
                     service=self.workflow.display_name,
+                    max_bytes=self._max_response_bytes,
                 )
                 if self.limiter is not None:
                     await self._decide(

@@ -103,6 +103,11 @@ class RowSkippedError(RowInputError):
     ``failure_rate`` check."""
 
 
+class ResponseTooLargeError(RowError):
+    """The answer was larger than the engine reads (``max_response_bytes``); the run may have
+    been paid, so the row is recorded as failed rather than retried."""
+
+
 class RunFailedError(RowError):
     """The service ran the workflow for this row and answered that it failed."""
 
