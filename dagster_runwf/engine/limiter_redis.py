@@ -125,25 +125,17 @@ class _RedisView:
         self._state = f"{prefix}:state"
         self.appended = 0
         blocked, forgotten = client.hmget(self._state, "blocked_until", "forgotten_before")
-        self._blocked_until = 0.0 if blocked is None else float(blocked)
-        self._forgotten_before = _NEVER if forgotten is None else float(forgotten)
-
-    @property
-    def blocked_until(self) -> float:
-        return self._blocked_until
-
-    @property
-    def forgotten_before(self) -> float:
-        return self._forgotten_before
+        self.blocked_until = 0.0 if blocked is None else float(blocked)
+        self.forgotten_before = _NEVER if forgotten is None else float(forgotten)
 
     def block_until(self, until: float) -> None:
-        if until > self._blocked_until:
-            self._blocked_until = until
+        if until > self.blocked_until:
+            self.blocked_until = until
             self._set_state("blocked_until", until)
 
     def latest(self, n: int) -> float | None:
         found = self._client.zrevrangebyscore(
-            self._starts, "+inf", _score(self._forgotten_before), start=n - 1, num=1,
+            self._starts, "+inf", _score(self.forgotten_before), start=n - 1, num=1,
             withscores=True,
         )  # fmt: skip
         return float(found[0][1]) if found else None
@@ -163,12 +155,12 @@ class _RedisView:
             self._client.zrem(self._starts, found[0])
 
     def forget_before(self, horizon: float) -> None:
-        if horizon > self._forgotten_before:
-            self._forgotten_before = horizon
+        if horizon > self.forgotten_before:
+            self.forgotten_before = horizon
             self._set_state("forgotten_before", horizon)
 
     def delete_forgotten(self) -> None:
-        self._client.zremrangebyscore(self._starts, "-inf", f"({_score(self._forgotten_before)}")
+        self._client.zremrangebyscore(self._starts, "-inf", f"({_score(self.forgotten_before)}")
 
     def _set_state(self, field: str, value: float) -> None:
         self._client.hset(self._state, field, repr(value))

@@ -119,19 +119,11 @@ class _SqliteView:
         if row is None:
             connection.execute("INSERT INTO runwf_buckets VALUES (?, ?, ?)", (bucket, 0.0, _NEVER))
             row = (0.0, _NEVER)
-        self._blocked_until, self._forgotten_before = float(row[0]), float(row[1])
-
-    @property
-    def blocked_until(self) -> float:
-        return self._blocked_until
-
-    @property
-    def forgotten_before(self) -> float:
-        return self._forgotten_before
+        self.blocked_until, self.forgotten_before = float(row[0]), float(row[1])
 
     def block_until(self, until: float) -> None:
-        if until > self._blocked_until:
-            self._blocked_until = until
+        if until > self.blocked_until:
+            self.blocked_until = until
             self._db.execute(
                 "UPDATE runwf_buckets SET blocked_until = ? WHERE bucket = ?",
                 (until, self._bucket),
@@ -141,7 +133,7 @@ class _SqliteView:
         row = self._db.execute(
             "SELECT start FROM runwf_starts WHERE bucket = ? AND start >= ? "
             "ORDER BY start DESC LIMIT 1 OFFSET ?",
-            (self._bucket, self._forgotten_before, n - 1),
+            (self._bucket, self.forgotten_before, n - 1),
         ).fetchone()
         return None if row is None else float(row[0])
 
@@ -164,8 +156,8 @@ class _SqliteView:
         )
 
     def forget_before(self, horizon: float) -> None:
-        if horizon > self._forgotten_before:
-            self._forgotten_before = horizon
+        if horizon > self.forgotten_before:
+            self.forgotten_before = horizon
             self._db.execute(
                 "UPDATE runwf_buckets SET forgotten_before = ? WHERE bucket = ?",
                 (horizon, self._bucket),
@@ -174,5 +166,5 @@ class _SqliteView:
     def delete_forgotten(self) -> None:
         self._db.execute(
             "DELETE FROM runwf_starts WHERE bucket = ? AND start < ?",
-            (self._bucket, self._forgotten_before),
+            (self._bucket, self.forgotten_before),
         )

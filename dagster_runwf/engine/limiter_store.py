@@ -35,15 +35,11 @@ _NEVER = float("-inf")
 class WindowView(Protocol):
     """The window of one key, inside a transaction."""
 
-    @property
-    def blocked_until(self) -> float:
-        """Time before which no request may start."""
-        ...
+    blocked_until: float
+    """Time before which no request may start (set it with :meth:`block_until`)."""
 
-    @property
-    def forgotten_before(self) -> float:
-        """Start times before this have been dropped: no judgement on windows before it."""
-        ...
+    forgotten_before: float
+    """Start times before this have been dropped: no judgement on windows before it."""
 
     def block_until(self, until: float) -> None:
         """Let nothing start before ``until`` (never moves the block earlier)."""
@@ -89,24 +85,16 @@ class MemoryWindowStore:
         # Start times in order; entries before _head are forgotten and dropped in batches.
         self._starts: list[float] = []
         self._head = 0
-        self._forgotten_before = _NEVER
-        self._blocked_until = 0.0
+        self.forgotten_before = _NEVER
+        self.blocked_until = 0.0
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[WindowView]:
         with self._lock:
             yield self
 
-    @property
-    def blocked_until(self) -> float:
-        return self._blocked_until
-
-    @property
-    def forgotten_before(self) -> float:
-        return self._forgotten_before
-
     def block_until(self, until: float) -> None:
-        self._blocked_until = max(self._blocked_until, until)
+        self.blocked_until = max(self.blocked_until, until)
 
     def latest(self, n: int) -> float | None:
         if len(self._starts) - self._head < n:
@@ -131,7 +119,7 @@ class MemoryWindowStore:
 
     def forget_before(self, horizon: float) -> None:
         starts = self._starts
-        self._forgotten_before = max(self._forgotten_before, horizon)
+        self.forgotten_before = max(self.forgotten_before, horizon)
         self._head = bisect.bisect_left(starts, horizon, lo=self._head)
         if self._head > 1024 and self._head * 2 > len(starts):
             del starts[: self._head]
