@@ -269,8 +269,9 @@ def test_rows_skipped_on_purpose_do_not_count_as_failures(
     assert runs_at(emu) == 10, "the 10 rows with a name were sent, none of the skipped"
 
 
+@pytest.mark.parametrize("chunk_size", [None, 1])
 def test_a_column_parquet_cannot_hold_fails_the_step_once_with_its_name(
-    start_emulator: Any, tmp_path: Path
+    start_emulator: Any, tmp_path: Path, chunk_size: int | None
 ) -> None:
     emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO])
 
@@ -278,7 +279,7 @@ def test_a_column_parquet_cannot_hold_fails_the_step_once_with_its_name(
     def odd() -> pd.DataFrame:
         return pd.DataFrame({"name": ["a", "b"], "z": [complex(1, 2), complex(0, 1)]})
 
-    asset = profiles(tmp_path, retry_policy=dg.RetryPolicy(max_retries=2))
+    asset = profiles(tmp_path, retry_policy=dg.RetryPolicy(max_retries=2), chunk_size=chunk_size)
     result = dg.materialize([odd, asset], resources=resources(emu), raise_on_error=False)
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert len(failures) == 1, "not retried: no retry would fix it"

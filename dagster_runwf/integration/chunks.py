@@ -93,7 +93,9 @@ def chunked_asset(
         out={"chunks": dg.DynamicOut(), "summary": dg.Out()},
     )
     def split(context: dg.OpExecutionContext, rows: pd.DataFrame) -> Iterator[Any]:
-        settings = plan.resolve(context, rows)  # the pre-flight, once, before any paid run
+        # Before any paid run: the mapping, the table's columns, and the pre-flight (once).
+        plan.check_table(rows)
+        settings = plan.resolve(context, rows)
         location = plan.journal_location(context)
         yield dg.Output(SplitSummary(settings.mapping, settings.checked, location), "summary")
         starts = range(0, len(rows), chunk_size) if len(rows) else range(1)

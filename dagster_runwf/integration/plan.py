@@ -27,7 +27,7 @@ from ..engine.budget import Budget
 from ..engine.enrich import Enrichment, column_mapping, enrich_async
 from ..engine.journal import RowJournal
 from ..engine.stats import Progress, RunStats
-from ..engine.table import result_fields
+from ..engine.table import ResultsTableWriter, result_fields
 from ..services.base import Workflow
 from ..services.errors import FanOutStopped, JournalError, RunwfError, TransientError
 from .checks import check_specs, every_row_result, failure_rate_result
@@ -129,6 +129,23 @@ class EnrichmentPlan:
             settings["concurrency"] = self.concurrency
         settings["rate_limit_store"] = _rate_limit_store(context, service.rate_limit_store)
         return StepSettings(dict(mapping), settings, checked)
+
+    def check_table(self, rows: pd.DataFrame) -> None:
+        """Check that the results table can be built from ``rows`` (names, and columns
+        Parquet can hold) — for steps that enrich only part of it.
+
+        Raises:
+            dagster.Failure: it cannot (not retried).
+        """
+        try:
+            ResultsTableWriter(
+                rows,
+                keep_columns=self.keep_columns,
+                prefix=self.prefix,
+                output_columns=self.output_columns,
+            )
+        except RunwfError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
 
     def journal_location(self, context: StepContext) -> str:
         """Where this asset's (and partition's) journal lives."""
