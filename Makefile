@@ -18,6 +18,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# Every benchmark scenario (about a quarter of an hour; not part of CI): bench/RESULTS.md.
+.PHONY: bench
+bench: install
+	$(BIN)/python bench/run_all.py
+
 lint: install
 	$(BIN)/ruff check dagster_runwf tests bench example_project
 	$(BIN)/ruff format --check dagster_runwf tests bench example_project

@@ -471,7 +471,7 @@ class RowJournal:
 
     def _merge_files(self, paths: list[str]) -> str | None:
         """Replace this writer's files with one (written first, so nothing is ever lost),
-        streamed file by file; ``None`` when none of them is left.
+        streamed a row group at a time; ``None`` when none of them is left.
 
         A file already gone was folded into a snapshot by a concurrent compaction: its rows
         are there.
@@ -480,9 +480,10 @@ class RowJournal:
         present: list[str] = []
         with contextlib.ExitStack() as stack:
             writer: pq.ParquetWriter | None = None
+            pending: list[pa.Table] = []
             for path in paths:
                 try:
-                    table = _read(self.storage, path)
+                    data = self.storage.read_bytes(path)
                 except FileNotFoundError:
                     continue
                 if writer is None:
@@ -490,8 +491,15 @@ class RowJournal:
                     writer = stack.enter_context(
                         pq.ParquetWriter(handle, JOURNAL_SCHEMA, compression="zstd")
                     )
-                writer.write_table(table, row_group_size=_ROW_GROUP)
+                reader = pq.ParquetFile(pa.BufferReader(data))
+                for group in range(reader.num_row_groups):
+                    pending.append(_conform(reader.read_row_group(group)))
+                    if sum(t.num_rows for t in pending) >= _ROW_GROUP:
+                        writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP)
+                        pending = []
                 present.append(path)
+            if writer is not None and pending:
+                writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP)
         if not present:
             return None
         self.storage.delete(present)
@@ -621,7 +629,11 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 
 def _read(storage: Storage, path: str) -> pa.Table:
-    table = pq.read_table(io.BytesIO(storage.read_bytes(path)))
+    return _conform(pq.read_table(io.BytesIO(storage.read_bytes(path))))
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """The journal's columns, in order and of its types (files of older versions too)."""
     return table.select(JOURNAL_SCHEMA.names).cast(JOURNAL_SCHEMA)
 
 

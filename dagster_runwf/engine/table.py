@@ -67,6 +67,8 @@ RESULT_FIELDS: tuple[tuple[str, pa.DataType, bool], ...] = (
 
 DEFAULT_PREFIX = "wf_"
 DEFAULT_ROW_GROUP_SIZE = 65_536
+_CONVERT_ROWS = 4_096
+"""Results converted to Arrow at a time (a row group is written once it is complete)."""
 
 
 def result_fields(
@@ -89,7 +91,7 @@ class ResultsTableWriter:
         destination: a local path or fsspec URL for the Parquet file; ``None`` to build the
             table in memory (see :meth:`finish`).
         storage_options: fsspec options for a URL destination.
-        row_group_size: rows per Parquet row group (and per conversion batch).
+        row_group_size: rows per Parquet row group.
 
     Raises:
         ConfigError: a kept column is missing, names collide, or a name is not a string.
@@ -147,6 +149,9 @@ class ResultsTableWriter:
         self._pending: dict[int, RowResult] = {}
         self._ready: list[RowResult] = []
         self._next = 0
+        # Ready results already converted to Arrow, not yet a whole row group.
+        self._converted: list[pa.Table] = []
+        self._converted_rows = 0
         self._batches: list[pa.Table] = []
         self._stack = contextlib.ExitStack()
         self._writer: pq.ParquetWriter | None = None
@@ -165,8 +170,10 @@ class ResultsTableWriter:
         while self._next in self._pending:
             self._ready.append(self._pending.pop(self._next))
             self._next += 1
-            if len(self._ready) >= self._row_group_size:
-                self._flush()
+            if len(self._ready) >= min(_CONVERT_ROWS, self._row_group_size - self._converted_rows):
+                self._convert()
+                if self._converted_rows >= self._row_group_size:
+                    self._flush()
 
     @property
     def missing_rows(self) -> int:
@@ -203,14 +210,25 @@ class ResultsTableWriter:
         )
         return list(inputs.columns)
 
-    def _flush(self) -> None:
+    def _convert(self) -> None:
+        """Turn the ready results into Arrow, a few thousand at a time: Arrow holds a row in
+        a fraction of the memory of its Python objects, so a row group's worth of results is
+        never held as objects."""
         if not self._ready:
             return
         start = self._ready[0].index
         stop = start + len(self._ready)
         arrays = self.input_arrays(start, stop) + result_arrays(self._ready, self._outputs)
-        table = pa.Table.from_arrays(arrays, schema=self.schema)
+        self._converted.append(pa.Table.from_arrays(arrays, schema=self.schema))
+        self._converted_rows += len(self._ready)
         self._ready = []
+
+    def _flush(self) -> None:
+        self._convert()
+        if not self._converted:
+            return
+        table = pa.concat_tables(self._converted)
+        self._converted, self._converted_rows = [], 0
         if self._writer is not None:
             self._writer.write_table(table, row_group_size=self._row_group_size)
         else:

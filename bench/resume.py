@@ -1,0 +1,163 @@
+"""Resume and incremental: what a rerun pays for, counted by the emulator.
+
+1. Kill at 50%: a child process runs ``enrich()`` with a ``RowJournal`` over ``--rows``
+   rows (runs of ``--latency`` s, the key limited to ``--rate`` requests/s, concurrency
+   ``--concurrency``: AI Tutor-like). When the emulator (its own process) has answered half
+   the rows, the child is killed with SIGKILL. Once the runs in flight at the emulator have
+   finished, *rows left* = rows not yet paid for; the same job is then rerun to the end.
+   Result: requests of the rerun / rows left. The rerun also pays again for the rows that
+   were paid but not yet journaled when the kill came (in flight, or answered within the
+   last flush interval), so the target is ``<= 1 + concurrency / rows left``. Also shown:
+   requests / rows the journal did not hold (1.0: nothing journaled is sent again).
+2. Nightly incremental: night 1 enriches ``--nightly-rows`` rows with an incremental journal;
+   night 2 (a new job) the same rows plus 10% new ones. Result: requests of night 2 / new
+   rows (target 1.0).
+
+    python bench/resume.py [--rows 600] [--latency 1] [--rate 20] [--concurrency 32]
+                           [--nightly-rows 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    WORKFLOW,
+    Finding,
+    at_most,
+    company_frame,
+    emulator,
+    emulator_config,
+    engine_settings,
+    info,
+    load,
+    parser,
+    print_header,
+    report,
+    save,
+    timed,
+)
+
+from dagster_runwf import RowJournal, enrich
+
+SCENARIO = "6 resume and incremental"
+
+
+def run_job(args: argparse.Namespace) -> None:
+    """In the child (and for the rerun): the whole table through the journal's job."""
+    frame = company_frame(args.rows)
+    settings = engine_settings(args.base_url, args.concurrency, rate=f"{args.rate}/s")
+    with RowJournal(args.journal, job_id="resume") as journal:
+        enrich(frame, WORKFLOW, destination=args.out, journal=journal, **settings)
+
+
+def kill_at_half(args: argparse.Namespace, emu: Any, work: Path) -> list[Finding]:
+    n, c = args.rows, args.concurrency
+    journal, out = work / "journal", work / "out.parquet"
+    cmd = [
+        sys.executable, __file__, "--child", "--rows", str(n), "--concurrency", str(c),
+        "--rate", str(args.rate), "--base-url", emu.aitutor_url, "--journal", str(journal),
+        "--out", str(out),
+    ]  # fmt: skip
+    emu.reset()
+    child = subprocess.Popen(cmd, env=dict(os.environ))
+    while emu.stats()["runs_by_workflow"].get(WORKFLOW.workflow_id, 0) < n // 2:
+        if child.poll() is not None:
+            sys.exit("the child finished before it could be killed")
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    while emu.stats()["in_flight"]:
+        time.sleep(0.05)  # runs the emulator had started still finish (and are charged)
+    before = emu.stats()
+    paid = len(before["runs_by_sha256"])
+    rows_left = n - paid
+    journaled = RowJournal(journal, job_id="resume").finished_rows
+    args.journal, args.out = str(journal), str(out)
+    args.base_url = emu.aitutor_url
+    _, took = timed(lambda: run_job(args))
+    after = emu.stats()
+    rerun_requests = after["by_endpoint"].get("aitutor.run", 0) - before["by_endpoint"].get(
+        "aitutor.run", 0
+    )
+    twice = after["duplicate_runs"]
+    print(
+        f"  kill at 50%: {n} rows, concurrency {c}, {args.latency:g} s runs, {args.rate}/s: "
+        f"{paid} rows paid before the kill, {journaled} journaled; the rerun sent "
+        f"{rerun_requests} requests in {took.wall_s:.1f} s; {twice} rows paid twice in all "
+        f"(load {load()})",
+        flush=True,
+    )
+    return [
+        at_most(
+            SCENARIO,
+            "rerun requests / rows left (not paid)",
+            rerun_requests / rows_left,
+            1 + c / rows_left,
+            f"(1 + {c}/{rows_left})",
+        ),
+        info(SCENARIO, "rerun requests / rows not journaled", rerun_requests / (n - journaled)),
+        info(SCENARIO, "rows paid twice", float(twice)),
+    ]
+
+
+def nightly(args: argparse.Namespace, emu: Any, work: Path) -> list[Finding]:
+    n = args.nightly_rows
+    new = n // 10
+    settings = engine_settings(emu.aitutor_url, args.concurrency)
+    nights = [company_frame(n), company_frame(n + new)]  # night 2: the same rows + 10% new
+    counts = []
+    for night, frame in enumerate(nights, start=1):
+        emu.reset()
+        with RowJournal(work / "nightly", job_id=f"night-{night}", incremental=True) as journal:
+            out = work / f"night-{night}.parquet"
+            _, took = timed(partial(enrich, frame, WORKFLOW, destination=out, journal=journal,
+                                    **settings))  # fmt: skip
+        requests = emu.stats()["by_endpoint"].get("aitutor.run", 0)
+        counts.append(requests)
+        print(
+            f"  night {night}: {len(frame)} rows, {requests} requests, {took.wall_s:.1f} s",
+            flush=True,
+        )
+    return [at_most(SCENARIO, "night 2 requests / new rows", counts[1] / new, 1.0)]
+
+
+def main(argv: list[str] | None = None) -> list[Finding]:
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--rows", type=int, default=600)
+    args_parser.add_argument("--latency", type=float, default=1.0)
+    args_parser.add_argument("--rate", type=int, default=20)
+    args_parser.add_argument("--concurrency", type=int, default=32)
+    args_parser.add_argument("--nightly-rows", type=int, default=10_000)
+    args_parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args_parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    args_parser.add_argument("--journal", help=argparse.SUPPRESS)
+    args_parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = args_parser.parse_args(argv)
+    if args.child:
+        run_job(args)
+        return []
+    print_header("6. Resume and incremental (bench/resume.py)")
+    config = emulator_config(args.latency, rate_limit=True, aitutor_rate_limit=args.rate)
+    findings: list[Finding] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        with emulator(config) as emu:
+            findings += kill_at_half(args, emu, Path(tmp))
+        with emulator(emulator_config()) as emu:
+            findings += nightly(args, emu, Path(tmp))
+    report(findings)
+    save(findings, args.json)
+    return findings
+
+
+if __name__ == "__main__":
+    main()
