@@ -605,3 +605,29 @@ def test_an_incremental_job_opened_during_a_compaction_sees_every_success(
         pytest.fail(f"the interleaving did not happen as planned: {folded}")
     for job in ("old", "mid", "new"):
         assert reader.lookup(digest(job)) is not None, f"{job} is hidden"
+
+
+def test_a_job_folder_removed_mid_walk_by_another_compaction_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RowJournal(tmp_path, job_id="kept", keep_jobs=10) as journal:
+        journal.record([success("kept")])
+    with RowJournal(tmp_path, job_id="folded", keep_jobs=10) as journal:
+        journal.record([success("folded")])
+    vanishing = tmp_path / "jobs" / job_folder_name("folded")
+    scandir = os.scandir
+
+    def remove_then_scan(path: Any = ".") -> Any:
+        if Path(path) == vanishing and vanishing.exists():
+            for file in vanishing.iterdir():  # another process's compaction, at that moment
+                file.unlink()
+            vanishing.rmdir()
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", remove_then_scan)
+    storage = Storage(tmp_path)
+    assert storage.remove_stale_temporaries(storage.root) == 0
+    assert not vanishing.exists()
+    assert [Path(f).parent.name for f in storage.list_files(storage.path("jobs"))] == [
+        job_folder_name("kept")
+    ]

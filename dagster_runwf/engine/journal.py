@@ -19,11 +19,21 @@ unless ``incremental=True``: then the latest success of any earlier job (within
 ``max_age``) answers rows whose inputs did not change. Failed rows are never reused across
 jobs.
 
-The journal stays bounded: when a writer closes, it merges its files of this job into one,
-and jobs beyond the ``keep_jobs`` most recent (and not written to within ``keep_recent``)
+The journal stays bounded: a writer merges its files 64 at a time while it runs (and 64
+merged files into one), when it closes it merges its files of this job into one, and jobs
+beyond the ``keep_jobs`` most recent (and not written to within ``keep_recent``)
 are folded into one snapshot holding the latest success per input (failures and answers
 older than ``max_age`` are dropped); a folded job still finds its successes there when
 resumed. :meth:`RowJournal.clear` deletes everything.
+
+Memory: rows read when the journal opens (this job's earlier attempts; in incremental mode
+the reusable answers) are kept decoded, as Arrow arrays, since most of them will be asked
+for. Rows this writer records are kept only compressed (the Parquet bytes of a few thousand
+rows at a time, about a tenth of their Arrow size) and decoded one row group at a time
+when a lookup needs one (an identical row further apart than the engine's dedup cache).
+The index from input hash to row is two NumPy arrays (16 bytes a row) plus a small dict of
+recent additions. A merge copies one row group at a time into the new file (built
+compressed in memory, then written atomically), so it never holds the job decoded.
 """
 
 from __future__ import annotations
@@ -32,15 +42,18 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
 import threading
 import uuid
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -74,14 +87,25 @@ JOURNAL_SCHEMA = pa.schema(
 
 _NAMES = tuple(JOURNAL_SCHEMA.names)
 _HASH_COLUMN = _NAMES.index("input_hash")
+_FINISHED_COLUMN = _NAMES.index("finished_at")
 _SUFFIX = ".parquet"
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 """File names start with the UTC time of writing, so they sort by age."""
 _JOBS_KEY = b"runwf_jobs"
 """Snapshot metadata: the job ids whose rows it holds (read without reading the rows)."""
 _MERGE_EVERY = 64
-"""Small files a writer accumulates before merging them into one, so a long run (or one
-killed before it could close) leaves few files."""
+"""Files of one size a writer accumulates before merging them into one (small files into a
+merged one, 64 merged files into a larger one…), so a long run (or one killed before it
+could close) leaves few files, and no row is re-merged more than once per level."""
+_ROW_GROUP = 1024
+"""Rows per Parquet row group of the files and in-memory segments the journal writes: a
+lookup of a row recorded by this writer decodes one row group."""
+_SEGMENT_ROWS = 4096
+"""Rows this writer recorded are kept decoded until there are this many, then compressed
+into one in-memory segment."""
+_WRITTEN = -1
+"""Locations below zero are rows this writer recorded: ``-1 - number`` (in recording order);
+at or above zero, ``table << 32 | row`` of a table read when the journal opened."""
 
 
 class RowJournal:
@@ -154,19 +178,24 @@ class RowJournal:
         self._job_folder = self.storage.path("jobs", job_folder_name(job_id))
         self._writer = uuid.uuid4().hex[:10]
         self._sequence = 0
-        self._written: list[str] = []
-        # Per table read or written: its columns (one Arrow array each, in schema order).
+        # This writer's files of the job, by merge level (0: one per record() call).
+        self._levels: list[list[str]] = [[]]
+        # Per table read when opening: its columns (one Arrow array each, in schema order)
+        # and its finished_at as int64 microseconds.
         self._tables: list[list[pa.Array]] = []
-        self._finished: list[Any] = []  # per table: finished_at as int64 microseconds
-        self._own: dict[int, tuple[int, int]] = {}
-        self._reusable: dict[int, tuple[int, int]] = {}
+        self._finished: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        self._written = _WrittenRows()
+        # 64-bit key of the input hash -> location (see _WRITTEN).
+        self._own = _KeyIndex()
+        self._reusable = _KeyIndex()
         # Rows whose 64-bit key collides with another row's, by full hash (almost always empty).
-        self._own_spill: dict[str, tuple[int, int]] = {}
-        self._spill: dict[str, tuple[int, int]] = {}
+        self._own_spill: dict[str, int] = {}
+        self._spill: dict[str, int] = {}
         self._runs_spent = 0
         self._credits_spent = 0.0
         self._closed = False
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # files: one record() or merge at a time
+        self._memory_lock = threading.RLock()  # the in-memory rows and index
         self._load()
 
     def __repr__(self) -> str:
@@ -193,10 +222,15 @@ class RowJournal:
         key = _key(input_hash)
         for index, spill in ((self._own, self._own_spill), (self._reusable, self._spill)):
             where = index.get(key)
-            if where is not None and self._hash_at(where) != input_hash:
+            if where is None:
+                continue
+            columns, row = self._row(where)
+            if columns[_HASH_COLUMN][row].as_py() != input_hash:
                 where = spill.get(input_hash)
-            if where is not None:
-                return _decode(self._tables[where[0]], where[1])
+                if where is None:
+                    continue
+                columns, row = self._row(where)
+            return _decode(columns, row)
         return None
 
     def record(self, results: Sequence[RowResult]) -> None:
@@ -209,10 +243,9 @@ class RowJournal:
         table = _encode(results, self.job_id, self.version)
         with self._lock:  # the engine records from worker threads
             path = self._write(table)
-            self._written.append(path)
-            self._add(table, own=True)
-            if len(self._written) >= _MERGE_EVERY:
-                self._merge_written()
+            with self._memory_lock:
+                self._remember_written(table)
+            self._add_file(path, level=0)
 
     def spent(self) -> tuple[int, float]:
         """Runs paid and credits reported by this job's earlier attempts (at opening)."""
@@ -235,8 +268,11 @@ class RowJournal:
         if self._closed:
             return
         self._closed = True
-        if len(self._written) > 1:
-            self._merge_written()
+        with self._lock:
+            files = [path for level in self._levels for path in level]
+            if len(files) > 1:
+                merged = self._merge_files(files)
+                self._levels = [[merged] if merged else []]
         self.compact()
 
     def compact(self) -> int:
@@ -291,19 +327,21 @@ class RowJournal:
 
     def clear(self) -> None:
         """Delete every job and snapshot at this location (and forget them here)."""
-        self.storage.delete_tree(self.storage.root)
-        self._forget()
-        self._written.clear()
+        with self._lock:
+            self.storage.delete_tree(self.storage.root)
+            self._forget()
+            self._levels = [[]]
 
     def _forget(self) -> None:
         """Drop every row read or written (before reading again)."""
-        for table_state in (self._tables, self._finished):
-            table_state.clear()
-        for index in (self._own, self._reusable):
-            index.clear()
-        for spill in (self._own_spill, self._spill):
-            spill.clear()
-        self._runs_spent, self._credits_spent = 0, 0.0
+        with self._memory_lock:
+            for table_state in (self._tables, self._finished):
+                table_state.clear()
+            self._written = _WrittenRows()
+            self._own, self._reusable = _KeyIndex(), _KeyIndex()
+            for spill in (self._own_spill, self._spill):
+                spill.clear()
+            self._runs_spent, self._credits_spent = 0, 0.0
 
     # -- internals --------------------------------------------------------------------------
 
@@ -347,6 +385,7 @@ class RowJournal:
             self._add(_read(self.storage, path), own=False)
 
     def _add(self, table: pa.Table, *, own: bool, count_spent: bool = False) -> None:
+        """Keep a table read at opening (decoded) and index its rows."""
         table = table.filter(pc.equal(table.column("version"), self.version))
         if not own:
             keep = pc.equal(table.column("status"), "succeeded")
@@ -357,59 +396,217 @@ class RowJournal:
         if table.num_rows == 0:
             return
         table = table.combine_chunks()
-        number = len(self._tables)
-        self._tables.append([column.chunk(0) for column in table.columns])
-        finished = table.column("finished_at").cast(pa.int64()).to_numpy()
-        self._finished.append(finished)
-        index, spill = (self._own, self._own_spill) if own else (self._reusable, self._spill)
-        for row, input_hash in enumerate(table.column("input_hash").to_pylist()):
-            key = _key(input_hash)
-            earlier = index.get(key)
-            if earlier is not None and self._hash_at(earlier) != input_hash:
-                # Two hashes share 64 bits: keep the newcomer by its full hash.
-                earlier = spill.get(input_hash)
-                if earlier is None or self._finished_at(earlier) <= finished[row]:
-                    spill[input_hash] = (number, row)
-            elif earlier is None or self._finished_at(earlier) <= finished[row]:
-                index[key] = (number, row)  # the latest answer wins
+        with self._memory_lock:
+            number = len(self._tables)
+            self._tables.append([column.chunk(0) for column in table.columns])
+            finished = table.column("finished_at").cast(pa.int64()).to_numpy()
+            self._finished.append(finished)
+            hashes = table.column("input_hash").to_pylist()
+            for row, input_hash in enumerate(hashes):
+                self._index(own, input_hash, number << 32 | row, int(finished[row]))
         if count_spent:
             self._runs_spent += table.num_rows
             credits = pc.sum(table.column("credits")).as_py()
             self._credits_spent += float(credits or 0.0)
 
-    def _finished_at(self, where: tuple[int, int]) -> int:
-        return int(self._finished[where[0]][where[1]])
+    def _remember_written(self, table: pa.Table) -> None:
+        """Keep rows this writer recorded (compressed, in time) and index them."""
+        start = self._written.add(table)
+        finished = table.column("finished_at").cast(pa.int64()).to_numpy()
+        for row, input_hash in enumerate(table.column("input_hash").to_pylist()):
+            self._index(True, input_hash, _WRITTEN - (start + row), int(finished[row]))
 
-    def _hash_at(self, where: tuple[int, int]) -> str:
-        value: str = self._tables[where[0]][_HASH_COLUMN][where[1]].as_py()
+    def _index(self, own: bool, input_hash: str, where: int, finished: int) -> None:
+        """Point the input's entry at ``where``, unless an answer finished later is known."""
+        index, spill = (self._own, self._own_spill) if own else (self._reusable, self._spill)
+        key = _key(input_hash)
+        earlier = index.get(key)
+        if earlier is not None and self._hash_at(earlier) != input_hash:
+            # Two hashes share 64 bits: keep the newcomer by its full hash.
+            earlier = spill.get(input_hash)
+            if earlier is None or self._finished_at(earlier) <= finished:
+                spill[input_hash] = where
+        elif earlier is None or self._finished_at(earlier) <= finished:
+            index.set(key, where)  # the latest answer wins
+
+    def _row(self, where: int) -> tuple[list[pa.Array], int]:
+        """The columns holding a location's row, and the row's position in them."""
+        if where >= 0:
+            return self._tables[where >> 32], where & 0xFFFFFFFF
+        with self._memory_lock:
+            return self._written.row(_WRITTEN - where)
+
+    def _finished_at(self, where: int) -> int:
+        if where >= 0:
+            return int(self._finished[where >> 32][where & 0xFFFFFFFF])
+        columns, row = self._row(where)
+        finished: int = columns[_FINISHED_COLUMN][row].value
+        return finished
+
+    def _hash_at(self, where: int) -> str:
+        columns, row = self._row(where)
+        value: str = columns[_HASH_COLUMN][row].as_py()
         return value
 
     def _write(self, table: pa.Table, folder: str | None = None) -> str:
+        path = self._next_path(folder)
+        self.storage.write_bytes(path, _parquet_bytes(table))
+        return path
+
+    def _next_path(self, folder: str | None = None) -> str:
         self._sequence += 1
         stamp = dt.datetime.now(dt.timezone.utc).strftime(_STAMP)
         name = f"{stamp}-{self._writer}-{self._sequence:06d}{_SUFFIX}"
-        path = f"{folder or self._job_folder}/{name}"
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
-        self.storage.write_bytes(path, buffer.getvalue())
-        return path
+        return f"{folder or self._job_folder}/{name}"
 
-    def _merge_written(self) -> None:
-        """Replace this writer's files with one (written first, so nothing is ever lost)."""
-        tables = []
-        present = []
-        for path in self._written:
+    def _add_file(self, path: str, level: int) -> None:
+        """Note a file this writer wrote; merge a level once it holds ``_MERGE_EVERY``."""
+        while len(self._levels) <= level:
+            self._levels.append([])
+        self._levels[level].append(path)
+        if len(self._levels[level]) >= _MERGE_EVERY:
+            files, self._levels[level] = self._levels[level], []
+            merged = self._merge_files(files)
+            if merged is not None:
+                self._add_file(merged, level + 1)
+
+    def _merge_files(self, paths: list[str]) -> str | None:
+        """Replace this writer's files with one (written first, so nothing is ever lost);
+        ``None`` when none of them is left.
+
+        Rows are copied a row group at a time into the new file, built in memory (compressed:
+        about a tenth of the rows' Arrow size) and then written atomically. A file already
+        gone was folded into a snapshot by a concurrent compaction: its rows are there.
+        """
+        merged = self._next_path()
+        present: list[str] = []
+        sink = pa.BufferOutputStream()
+        writer: pq.ParquetWriter | None = None
+        pending: list[pa.Table] = []
+        for path in paths:
             try:
-                tables.append(_read(self.storage, path))
-                present.append(path)
-            except FileNotFoundError:  # folded into a snapshot by a concurrent compaction
+                data = self.storage.read_bytes(path)
+            except FileNotFoundError:
                 continue
-        self._written = []
-        if not tables:
-            return
-        merged = self._write(pa.concat_tables(tables))
+            if writer is None:
+                writer = pq.ParquetWriter(sink, JOURNAL_SCHEMA, compression="zstd")
+            reader = pq.ParquetFile(pa.BufferReader(data))
+            for group in range(reader.num_row_groups):
+                pending.append(_conform(reader.read_row_group(group, use_threads=False)))
+                if sum(t.num_rows for t in pending) >= _ROW_GROUP:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP)
+                    pending = []
+            present.append(path)
+        if writer is not None:
+            if pending:
+                writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP)
+            writer.close()
+            with self.storage.open_for_write(merged) as handle:
+                handle.write(memoryview(sink.getvalue()))  # no copy of the file
+        if not present:
+            return None
         self.storage.delete(present)
-        self._written = [merged]
+        return merged
+
+
+class _KeyIndex:
+    """64-bit keys -> int64 locations, in about 16 bytes a key: two sorted NumPy arrays, plus
+    a dict of recent additions folded into them as it grows.
+
+    Written by one thread at a time (under the journal's memory lock); read without a lock:
+    the sorted arrays are replaced as one tuple, before the dict they absorbed is emptied,
+    so a reader (dict first, then arrays) always finds a key that is in either.
+    """
+
+    _FOLD_AT = 4096
+
+    def __init__(self) -> None:
+        empty_keys: np.ndarray[Any, np.dtype[np.uint64]] = np.empty(0, np.uint64)
+        empty_values: np.ndarray[Any, np.dtype[np.int64]] = np.empty(0, np.int64)
+        self._sorted = (empty_keys, empty_values)
+        self._recent: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._sorted[0]) + len(self._recent)
+
+    def get(self, key: int) -> int | None:
+        found = self._recent.get(key)
+        if found is not None:
+            return found
+        keys, values = self._sorted
+        at = int(keys.searchsorted(np.uint64(key)))
+        if at < len(keys) and int(keys[at]) == key:
+            return int(values[at])
+        return None
+
+    def set(self, key: int, value: int) -> None:
+        if key not in self._recent:
+            keys, values = self._sorted
+            at = int(keys.searchsorted(np.uint64(key)))
+            if at < len(keys) and int(keys[at]) == key:
+                values[at] = value
+                return
+        self._recent[key] = value
+        if len(self._recent) >= max(self._FOLD_AT, len(self._sorted[0]) // 4):
+            self._fold()
+
+    def _fold(self) -> None:
+        recent = self._recent
+        keys = np.concatenate([self._sorted[0], np.fromiter(recent.keys(), np.uint64, len(recent))])
+        values = np.concatenate(
+            [self._sorted[1], np.fromiter(recent.values(), np.int64, len(recent))]
+        )
+        order = np.argsort(keys, kind="stable")
+        self._sorted = (keys[order], values[order])
+        self._recent = {}
+
+
+class _WrittenRows:
+    """The rows one writer recorded, in recording order: the latest few thousand as Arrow
+    arrays, the rest as compressed Parquet segments decoded a row group at a time."""
+
+    def __init__(self) -> None:
+        # Per segment: its Parquet bytes and the offset of each of its row groups.
+        self._segments: list[tuple[bytes, list[int]]] = []
+        self._segment_starts: list[int] = []
+        self._tail: list[list[pa.Array]] = []
+        self._tail_starts: list[int] = []
+        self._rows = 0
+        self._decoded: tuple[int, int, list[pa.Array]] | None = None
+
+    def add(self, table: pa.Table) -> int:
+        """Keep a table's rows; the number of its first row."""
+        start = self._rows
+        self._tail.append([column.chunk(0) for column in table.combine_chunks().columns])
+        self._tail_starts.append(start)
+        self._rows += table.num_rows
+        if self._rows - self._tail_starts[0] >= _SEGMENT_ROWS:
+            tail = pa.Table.from_arrays(
+                [pa.chunked_array(c) for c in zip(*self._tail, strict=True)],
+                schema=JOURNAL_SCHEMA,
+            )
+            data = _parquet_bytes(tail)
+            metadata = pq.read_metadata(pa.BufferReader(data))
+            groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+            self._segments.append((data, list(itertools.accumulate(groups, initial=0))))
+            self._segment_starts.append(self._tail_starts[0])
+            self._tail, self._tail_starts = [], []
+        return start
+
+    def row(self, number: int) -> tuple[list[pa.Array], int]:
+        """The columns holding row ``number``, and its position in them."""
+        if self._tail_starts and number >= self._tail_starts[0]:
+            at = bisect_right(self._tail_starts, number) - 1
+            return self._tail[at], number - self._tail_starts[at]
+        segment = bisect_right(self._segment_starts, number) - 1
+        data, group_starts = self._segments[segment]
+        offset = number - self._segment_starts[segment]
+        group = bisect_right(group_starts, offset) - 1
+        if self._decoded is None or self._decoded[:2] != (segment, group):
+            table = pq.ParquetFile(pa.BufferReader(data)).read_row_group(group, use_threads=False)
+            columns = [column.chunk(0) for column in table.combine_chunks().columns]
+            self._decoded = (segment, group, columns)
+        return self._decoded[2], offset - group_starts[group]
 
 
 def job_folder_name(job_id: str) -> str:
@@ -428,8 +625,22 @@ def _file_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+def _parquet_bytes(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd", row_group_size=_ROW_GROUP)
+    return buffer.getvalue()
+
+
 def _read(storage: Storage, path: str) -> pa.Table:
-    table = pq.read_table(io.BytesIO(storage.read_bytes(path)))
+    # Every read is single-threaded (use_threads=False here and for row groups): Arrow's
+    # reader threads can outlive a short process and abort it at exit (apache/arrow#34314),
+    # and the journal's files are small enough for one thread.
+    data = storage.read_bytes(path)
+    return _conform(pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False))
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """The journal's columns, in order and of its types (files of older versions too)."""
     return table.select(JOURNAL_SCHEMA.names).cast(JOURNAL_SCHEMA)
 
 

@@ -111,10 +111,7 @@ class Storage:
     def list_files(self, folder: str, suffix: str = "") -> list[str]:
         """Files below ``folder`` (recursively), sorted, temporaries skipped; [] if none."""
         if self.local:
-            base = Path(folder)
-            if not base.is_dir():
-                return []
-            found = [str(p) for p in base.rglob(f"*{suffix}") if p.is_file()]
+            found = [p for p in _local_files(folder) if p.endswith(suffix)]
         else:
             self.fs.invalidate_cache(folder)
             try:
@@ -126,8 +123,11 @@ class Storage:
     def list_folders(self, folder: str) -> list[str]:
         """Immediate sub-folders of ``folder``, sorted; [] if none."""
         if self.local:
-            base = Path(folder)
-            return sorted(str(p) for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+            try:
+                with os.scandir(folder) as entries:
+                    return sorted(e.path for e in entries if e.is_dir())
+            except (FileNotFoundError, NotADirectoryError):
+                return []
         self.fs.invalidate_cache(folder)
         try:
             entries = self.fs.ls(folder, detail=True)
@@ -153,9 +153,20 @@ class Storage:
 
     def remove_stale_temporaries(self, folder: str) -> int:
         """Delete temporary files crashed local writers left below ``folder``; how many."""
-        if not self.local or not Path(folder).is_dir():
+        if not self.local:
             return 0
-        return _remove_stale(Path(folder).rglob(f"{TEMP_PREFIX}*"))
+        return _remove_stale(
+            Path(p) for p in _local_files(folder) if _name(p).startswith(TEMP_PREFIX)
+        )
+
+
+def _local_files(folder: str) -> Iterator[str]:
+    """Every file below a local folder. A sub-folder that vanishes during the walk (another
+    writer's compaction removing an emptied job folder) is skipped, not an error: os.walk
+    ignores folders it cannot list, where Path.rglob raises."""
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            yield os.path.join(parent, name)
 
 
 STALE_AFTER_S = 3600.0
