@@ -129,6 +129,43 @@ def test_compression_and_row_group_size_are_used(tmp_path: Path) -> None:
     assert "compression 'bogus'" in str(raised.value.__cause__)
 
 
+def test_a_frame_written_a_row_group_at_a_time_is_the_frame_converted_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slices of 4 rows: "late" is all-null in the first slice and "tags" in the second;
+    # each keeps the type inferred from the whole frame, and the index survives slicing.
+    index = pd.Index([f"k{n}" for n in range(10)], name="key")
+    whole = pd.DataFrame(
+        {
+            "late": [None] * 5 + [f"s{n}" for n in range(5)],
+            "tags": [["a"]] * 3 + [None] * 5 + [["b", "c"]] * 2,
+            "n": range(10),
+        },
+        index=index,
+    )
+
+    @dg.asset
+    def sliced() -> pd.DataFrame:
+        return whole
+
+    write_table = pq.ParquetWriter.write_table
+    converted: list[int] = []  # rows of each Arrow table handed to the writer
+
+    def count_rows(writer: pq.ParquetWriter, table: pa.Table, **kwargs: Any) -> None:
+        converted.append(table.num_rows)
+        write_table(writer, table, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", count_rows)
+    assert materialize([sliced], io(tmp_path, row_group_size=4)).success
+    assert converted == [4, 4, 2], "never the whole frame in Arrow at once"
+    monkeypatch.undo()
+    written = pq.ParquetFile(tmp_path / "sliced.parquet")
+    assert written.metadata.num_row_groups == 3
+    pq.write_table(pa.Table.from_pandas(whole, preserve_index=None), tmp_path / "whole.parquet")
+    expected = pq.read_table(tmp_path / "whole.parquet")
+    assert written.read().equals(expected, check_metadata=True)
+
+
 def test_the_default_folder_is_the_instances_storage_directory(tmp_path: Path) -> None:
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         resources = {"io_manager": ParquetIOManager()}
@@ -349,6 +386,17 @@ def test_each_materialization_carries_row_count_schema_path_and_size(tmp_path: P
 # -- 5. atomic writes and clear errors --------------------------------------------------------
 
 
+def fail_after_the_first_row_group(monkeypatch: pytest.MonkeyPatch, error: OSError) -> None:
+    """Make every Parquet write fail half way: one row group written, then ``error``."""
+    write_table = pq.ParquetWriter.write_table
+
+    def write_one_then_fail(writer: pq.ParquetWriter, table: pa.Table, **kwargs: Any) -> None:
+        write_table(writer, table.slice(0, 1), **kwargs)
+        raise error
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", write_one_then_fail)
+
+
 def test_a_failing_write_leaves_the_earlier_file_and_no_temporary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -356,11 +404,7 @@ def test_a_failing_write_leaves_the_earlier_file_and_no_temporary(
     written = tmp_path / "raw" / "frame.parquet"
     before = written.read_bytes()
 
-    def write_half_then_fail(table: pa.Table, where: Any, **kwargs: Any) -> None:
-        where.write(b"PAR1" + b"\0" * 4096)
-        raise OSError("disk full")
-
-    monkeypatch.setattr(pq, "write_table", write_half_then_fail)
+    fail_after_the_first_row_group(monkeypatch, OSError("disk full"))
     result = materialize([frame], io(tmp_path), raise_on_error=False)
     assert not result.success
     message = error_text(result)
@@ -372,11 +416,7 @@ def test_a_failing_write_leaves_the_earlier_file_and_no_temporary(
 def test_a_first_failing_write_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def write_half_then_fail(table: pa.Table, where: Any, **kwargs: Any) -> None:
-        where.write(b"PAR1")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(pq, "write_table", write_half_then_fail)
+    fail_after_the_first_row_group(monkeypatch, OSError("disk full"))
     assert not materialize([frame], io(tmp_path), raise_on_error=False).success
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
@@ -448,11 +488,7 @@ def test_partitions_in_object_storage(s3: dict[str, Any], monkeypatch: pytest.Mo
     before = s3["client"].get_object(Bucket="bucket", Key="assets/daily/2024-01-02.parquet")
     body = before["Body"].read()
 
-    def write_then_fail(table: pa.Table, where: Any, **kwargs: Any) -> None:
-        where.write(b"PAR1" + b"\0" * 4096)
-        raise OSError("connection reset")
-
-    monkeypatch.setattr(pq, "write_table", write_then_fail)
+    fail_after_the_first_row_group(monkeypatch, OSError("connection reset"))
     failed = materialize(
         [daily],
         io("s3://bucket/assets", **settings),

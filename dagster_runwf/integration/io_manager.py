@@ -21,7 +21,7 @@ import collections
 import collections.abc
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union
 
 import dagster as dg
@@ -54,6 +54,9 @@ class ParquetIOManager(dg.ConfigurableIOManagerFactory["ParquetUPathIOManager"])
     order; annotate the input ``dict[str, pd.DataFrame]`` (or ``dict[str, pa.Table]``) to get
     one per partition key instead. Input metadata ``allow_missing_partitions=True`` skips
     partitions that were never materialized.
+
+    A DataFrame is converted to Arrow and written one row group (``row_group_size`` rows)
+    at a time, so writing never holds a second full copy of it.
 
     Each output's materialization carries ``dagster/row_count``,
     ``dagster/column_schema`` (Arrow types), ``path`` and ``file_size_bytes``, and
@@ -179,28 +182,31 @@ class ParquetUPathIOManager(dg.UPathIOManager):
                 "annotate the asset '-> None' if it stores its data itself."
             )
             return
-        table = _to_table(context, obj)
+        schema, parts = _table_parts(context, obj, self.row_group_size)
+        rows = 0
         try:
             with self.storage.open_for_write(str(path)) as handle:
-                pq.write_table(
-                    table,
-                    handle,
-                    compression=self.compression or "none",
-                    row_group_size=self.row_group_size,
-                )
+                with pq.ParquetWriter(
+                    handle, schema, compression=self.compression or "none"
+                ) as writer:
+                    for part in parts:
+                        writer.write_table(part, row_group_size=self.row_group_size)
+                        rows += part.num_rows
                 size = handle.tell()
+        except _Unstorable:
+            raise
         except Exception as exc:
             # Dagster's own message names only the step; say which asset and file, and keep
             # an I/O failure an OSError (anything else is about the data).
             message = f"could not write {_describe(context)} to {path}: {type(exc).__name__}: {exc}"
             raise (OSError if isinstance(exc, OSError) else ValueError)(message) from exc
         metadata: dict[str, dg.MetadataValue] = {
-            "dagster/row_count": dg.MetadataValue.int(table.num_rows),
-            "dagster/column_schema": dg.MetadataValue.table_schema(column_schema(table.schema)),
+            "dagster/row_count": dg.MetadataValue.int(rows),
+            "dagster/column_schema": dg.MetadataValue.table_schema(column_schema(schema)),
             "file_size_bytes": dg.MetadataValue.int(size),
         }
         if context.has_asset_partitions:
-            metadata["dagster/partition_row_count"] = dg.MetadataValue.int(table.num_rows)
+            metadata["dagster/partition_row_count"] = dg.MetadataValue.int(rows)
         context.add_output_metadata(metadata)
 
     # -- reading ----------------------------------------------------------------------------
@@ -254,29 +260,56 @@ class ParquetUPathIOManager(dg.UPathIOManager):
 # -- conversion ------------------------------------------------------------------------------
 
 
-def _to_table(context: dg.OutputContext, obj: object) -> pa.Table:
+class _Unstorable(ValueError):
+    """An output that cannot become Parquet (raised before anything is written)."""
+
+
+def _table_parts(
+    context: dg.OutputContext, obj: object, row_group_size: int
+) -> tuple[pa.Schema, Iterator[pa.Table]]:
+    """The output's Arrow schema, and its rows as tables of at most ``row_group_size``.
+
+    A DataFrame is converted one row group at a time, against the schema of the whole frame
+    (so a column that is all-null in one slice keeps its type): writing never holds a second
+    full copy of the data, only the frame and one slice.
+    """
     if isinstance(obj, pa.Table):
-        table = obj
-    elif isinstance(obj, pd.DataFrame):
-        # pyarrow names columns str(label), so 0 and "0" collide too; checked first because
-        # pyarrow's own message for true duplicates does not name the asset.
-        _refuse_duplicates(context, [str(label) for label in obj.columns])
-        try:
-            table = pa.Table.from_pandas(obj, preserve_index=None)
-        except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
-            raise ValueError(
-                f"{_describe(context)} cannot be stored as Parquet: {_failing_part(obj)}: "
-                f"{_first_arg(exc)}"
-            ) from exc
-    else:
+        # Arrow allows repeated names (also an index named like a column), but such a file
+        # cannot be read back, so it is refused before anything is written.
+        _refuse_duplicates(context, obj.schema.names)
+        return obj.schema, iter([obj])
+    if not isinstance(obj, pd.DataFrame):
         raise TypeError(
             f"{_describe(context)} returned a {type(obj).__module__}.{type(obj).__qualname__}; "
             "the Parquet IO manager stores a pandas.DataFrame or a pyarrow.Table"
         )
-    # Arrow allows repeated names (also an index named like a column), but such a file
-    # cannot be read back, so it is refused before anything is written.
-    _refuse_duplicates(context, table.schema.names)
-    return table
+    # pyarrow names columns str(label), so 0 and "0" collide too; checked first because
+    # pyarrow's own message for true duplicates does not name the asset.
+    _refuse_duplicates(context, [str(label) for label in obj.columns])
+    try:
+        schema = pa.Schema.from_pandas(obj, preserve_index=None)
+    except _CONVERSION_ERRORS as exc:
+        raise _unstorable(context, obj, exc) from exc
+    _refuse_duplicates(context, schema.names)
+
+    def parts() -> Iterator[pa.Table]:
+        for start in range(0, len(obj), row_group_size):
+            part = obj.iloc[start : start + row_group_size]
+            try:
+                yield pa.Table.from_pandas(part, schema=schema, preserve_index=None)
+            except _CONVERSION_ERRORS as exc:
+                raise _unstorable(context, part, exc) from exc
+
+    return schema, parts()
+
+
+_CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
+
+
+def _unstorable(context: dg.OutputContext, df: pd.DataFrame, exc: BaseException) -> _Unstorable:
+    return _Unstorable(
+        f"{_describe(context)} cannot be stored as Parquet: {_failing_part(df)}: {_first_arg(exc)}"
+    )
 
 
 def _refuse_duplicates(context: dg.OutputContext, names: list[str]) -> None:

@@ -233,16 +233,25 @@ class EnrichmentPlan:
         mapping: Mapping[str, str],
         extra: Mapping[str, Any],
     ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
-        """The asset's value with its metadata (``extra`` added), then its check results."""
+        """The asset's value with its metadata (``extra`` added), then its check results.
+
+        ``table`` is consumed: its Arrow memory is released column by column as it becomes
+        the DataFrame, so the step never holds the results twice (it must not be used after).
+        """
         kept = list(rows.columns) if self.keep_columns is None else list(self.keep_columns)
         result_names = [f.name for f in result_fields(self.prefix, self.output_columns)]
         lineage = column_lineage(self.source_key, kept, list(mapping.values()), result_names)
-        extra = {**run_metadata(stats), **extra}
-        yield dg.Output(table.to_pandas(), metadata=table_metadata(table, lineage, extra))
-        yield failure_rate_result(
-            table, self.prefix, self.failure_rate_threshold, self.failure_rate_severity
-        )
-        yield every_row_result(table, self.prefix, len(rows))
+        metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra})
+        checks = [
+            failure_rate_result(
+                table, self.prefix, self.failure_rate_threshold, self.failure_rate_severity
+            ),
+            every_row_result(table, self.prefix, len(rows)),
+        ]
+        frame = table.to_pandas(self_destruct=True, split_blocks=True)
+        del table
+        yield dg.Output(frame, metadata=metadata)
+        yield from checks
 
 
 def _rate_limit_store(context: StepContext, setting: str) -> str | None:
