@@ -180,9 +180,8 @@ def test_chunk_steps_in_parallel_processes_share_the_key_rate_and_resume(
     assert event.metadata["runwf/rows"].value == 41 and event.metadata["runwf/reused"].value > 0
     assert len(table) == 41 and (table["wf_status"] == "succeeded").sum() == 40
     assert overlap >= 2, "chunk steps ran at the same time"
-    # The key's rate held across the processes. Unshared, four steps would send up to 20 a
-    # second; shared, at most one request in both runs arrives late enough to crowd a
-    # window (a fresh process's first connection opens after its slot was confirmed: see
-    # docs/reliability.md), and its 429 is retried.
-    assert server["by_status"].get("429", 0) <= 1
-    assert max(server["max_requests_in_window"]["aitutor"].values()) <= 5 + 1
+    # The key's rate held across the processes: unshared, four steps would send up to 20 a
+    # second. Each fresh step process's first request opens its connection after its slot,
+    # and is counted in every window it may arrive in.
+    assert server["by_status"].get("429", 0) == 0
+    assert max(server["max_requests_in_window"]["aitutor"].values()) <= 5

@@ -226,6 +226,55 @@ def test_an_on_time_slot_is_given_up_when_a_late_request_filled_its_window(
     assert reserve(limiter) >= 101.25 - 1e-9, "the next slot is after b has left the window"
 
 
+def reserve_cold(limiter: RateLimiter, setup_s: float) -> float:
+    """Reserve and confirm a slot for a request that opens its connection first."""
+    while True:
+        start, reserved = limiter.reserve(setup_s)
+        limiter.clock.now = start  # type: ignore[attr-defined]
+        if reserved and limiter.confirm(start, setup_s) == start:
+            return start
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_a_first_request_counts_in_every_window_it_may_reach_the_service_in(
+    new_limiter: LimiterFactory, limit: int
+) -> None:
+    # The first request may reach the server up to 0.1 s after its start, so it is counted
+    # at its start and 0.1 s later; requests on warm connections arrive at their start.
+    clock = FakeClock()
+    limiter = new_limiter(Rate(limit, 1.0), clock=clock, margin_s=0.0)
+    warm = [reserve(limiter) for _ in range(limit - 1)]
+    cold = reserve_cold(limiter, 0.1)
+    later = [reserve(limiter) for _ in range(2 * limit)]
+    for arrives in (cold, cold + 0.05, cold + 0.1):  # wherever it really arrives
+        at_server = sorted([*warm, arrives, *later])
+        assert max_in_window(at_server, 1.0) <= limit, (arrives, at_server)
+    if limit > 1:
+        # Without the second place the next request would have been spaced from ``cold``.
+        assert later[0] >= warm[0] + 1.0 - 1e-9 and max(later[:limit]) >= cold + 1.1 - 1e-9
+
+
+def test_a_cold_slot_given_up_frees_both_places(new_limiter: LimiterFactory) -> None:
+    clock = FakeClock()
+    limiter = new_limiter(Rate(2, 1.0), clock=clock, margin_s=0.0)
+    start, reserved = limiter.reserve(0.1)
+    assert reserved
+    limiter.on_rate_limited(0.5)  # a 429 blocks new starts past the slot
+    assert limiter.confirm(start, 0.1) is None
+    clock.now = 100.5
+    assert [reserve(limiter), reserve(limiter)] == pytest.approx([100.5, 100.75]), "both free"
+
+
+def test_a_late_cold_request_moves_both_places(new_limiter: LimiterFactory) -> None:
+    clock = FakeClock()
+    limiter = new_limiter(Rate(2, 1.0), clock=clock, margin_s=0.0)
+    start, _ = limiter.reserve(0.1)  # 100.0
+    clock.now = 100.4  # the process was starved: it really starts now
+    assert limiter.confirm(start, 0.1) == pytest.approx(100.4)
+    nxt = reserve(limiter)
+    assert nxt == pytest.approx(101.4), "both places held until 100.4 and 100.5 leave"
+
+
 def test_a_slot_behind_a_429_block_is_released(new_limiter: LimiterFactory) -> None:
     clock = FakeClock()
     limiter = new_limiter(Rate(10, 1.0), clock=clock)

@@ -95,8 +95,14 @@ class RateLimiter:
                 self.window_s = rate.window_s
                 self._limit = rate.requests
 
-    def reserve(self) -> tuple[float, bool]:
+    def reserve(self, setup_s: float = 0.0) -> tuple[float, bool]:
         """Reserve the earliest allowed start time for one request.
+
+        Args:
+            setup_s: how much later than its start the request may reach the service, e.g.
+                the first request of a new client, which opens its connection first (give
+                :meth:`confirm` the same). The server counts it somewhere in that span, so
+                it holds two places of the window meanwhile: at its start and at its end.
 
         Returns:
             ``(time, True)``: the slot is reserved; sleep until ``time``, then
@@ -117,12 +123,19 @@ class RateLimiter:
             oldest_counted = window.latest(limit)
             if oldest_counted is not None:
                 start = max(start, oldest_counted + window_s + margin_s)
+            if setup_s > 0 and limit > 1:
+                # Room for the second place too, in the window ending setup_s later.
+                second = window.latest(limit - 1)
+                if second is not None:
+                    start = max(start, second + window_s + margin_s - setup_s)
             if start > now + window_s:
                 return start - window_s, False
             window.append(start)
+            if setup_s > 0:
+                window.append(start + setup_s)
             return start, True
 
-    def confirm(self, start: float) -> float | None:
+    def confirm(self, start: float, setup_s: float = 0.0) -> float | None:
         """Just before sending on a slot reserved for ``start``: the start time to report to
         :meth:`observe`, or ``None`` if the slot is lost (reserve again).
 
@@ -130,22 +143,34 @@ class RateLimiter:
         request is late — its process was starved of CPU, say — and moving it to its real
         start time would put one request too many in a window: slots reserved after it
         were spaced from the time it was meant to start, not the time it really does.
+        ``setup_s`` is the one the slot was reserved with.
         """
         span = self.window_s + self.margin_s
         with self.store.transaction() as window:
+
+            def give_up(at: float) -> None:
+                window.remove(at)
+                if setup_s > 0:
+                    window.remove(at + setup_s)
+
             if window.blocked_until > start:
-                window.remove(start)
+                give_up(start)
                 return None
             now = self.store.clock()
             if now - start <= self.margin_s:
                 # On time; but a late request moved into this window may have filled it.
                 if window.count_between(start - span, start) <= self._limit:
                     return start
-                window.remove(start)
+                give_up(start)
                 return None
-            window.remove(start)
+            give_up(start)
             if window.count_between(now - span, now) >= self._limit:
                 return None
+            if setup_s > 0:
+                arrives = now + setup_s
+                if window.count_between(arrives - span, arrives) >= max(self._limit - 1, 1):
+                    return None
+                window.append(now + setup_s)
             window.append(now)
             return now
 
