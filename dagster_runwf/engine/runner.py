@@ -684,8 +684,9 @@ _MAX_UNRECORDED = 10_000
 _FIRST_REQUEST_SETUP_S = 0.1
 """How much later than its slot a run's first request may reach the service: it opens the
 client's first connection (and warms up the HTTP stack), which took ~25 ms on loopback where
-later requests are on time within a few ms. Counting it from then keeps the request ``limit``
-places after it out of its window at the server; it costs at most this long once a run."""
+later requests are on time within a few ms. The limiter counts it in every window from its
+start to this long after (see ``RateLimiter.reserve``), so the request ``limit`` places
+after it cannot share its window at the server; it costs one place of one window a run."""
 
 _DEFAULT_CONCURRENCY = {"aitutor": 32, "runchat": 8}
 """Enough runs in flight to fill the documented rate at typical run times (seconds to a
