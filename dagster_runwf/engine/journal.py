@@ -49,7 +49,7 @@ import re
 import threading
 import uuid
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -395,15 +395,12 @@ class RowJournal:
             table = table.filter(keep)
         if table.num_rows == 0:
             return
-        table = table.combine_chunks()
         with self._memory_lock:
             number = len(self._tables)
-            self._tables.append([column.chunk(0) for column in table.columns])
-            finished = table.column("finished_at").cast(pa.int64()).to_numpy()
+            finished = _finished_micros(table)
+            self._tables.append(_arrays(table))
             self._finished.append(finished)
-            hashes = table.column("input_hash").to_pylist()
-            for row, input_hash in enumerate(hashes):
-                self._index(own, input_hash, number << 32 | row, int(finished[row]))
+            self._index_rows(table, finished, own, lambda row: number << 32 | row)
         if count_spent:
             self._runs_spent += table.num_rows
             credits = pc.sum(table.column("credits")).as_py()
@@ -412,9 +409,19 @@ class RowJournal:
     def _remember_written(self, table: pa.Table) -> None:
         """Keep rows this writer recorded (compressed, in time) and index them."""
         start = self._written.add(table)
-        finished = table.column("finished_at").cast(pa.int64()).to_numpy()
+        finished = _finished_micros(table)
+        self._index_rows(table, finished, True, lambda row: _WRITTEN - (start + row))
+
+    def _index_rows(
+        self,
+        table: pa.Table,
+        finished: np.ndarray[Any, np.dtype[np.int64]],
+        own: bool,
+        location: Callable[[int], int],
+    ) -> None:
+        """Index every row of ``table``; ``location`` gives the location of its n-th row."""
         for row, input_hash in enumerate(table.column("input_hash").to_pylist()):
-            self._index(True, input_hash, _WRITTEN - (start + row), int(finished[row]))
+            self._index(own, input_hash, location(row), int(finished[row]))
 
     def _index(self, own: bool, input_hash: str, where: int, finished: int) -> None:
         """Point the input's entry at ``where``, unless an answer finished later is known."""
@@ -577,7 +584,7 @@ class _WrittenRows:
     def add(self, table: pa.Table) -> int:
         """Keep a table's rows; the number of its first row."""
         start = self._rows
-        self._tail.append([column.chunk(0) for column in table.combine_chunks().columns])
+        self._tail.append(_arrays(table))
         self._tail_starts.append(start)
         self._rows += table.num_rows
         if self._rows - self._tail_starts[0] >= _SEGMENT_ROWS:
@@ -604,8 +611,7 @@ class _WrittenRows:
         group = bisect_right(group_starts, offset) - 1
         if self._decoded is None or self._decoded[:2] != (segment, group):
             table = pq.ParquetFile(pa.BufferReader(data)).read_row_group(group, use_threads=False)
-            columns = [column.chunk(0) for column in table.combine_chunks().columns]
-            self._decoded = (segment, group, columns)
+            self._decoded = (segment, group, _arrays(table))
         return self._decoded[2], offset - group_starts[group]
 
 
@@ -623,6 +629,18 @@ def _key(input_hash: str) -> int:
 
 def _file_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
+
+
+def _arrays(table: pa.Table) -> list[pa.Array]:
+    """One Arrow array per column, in schema order."""
+    return [column.chunk(0) for column in table.combine_chunks().columns]
+
+
+def _finished_micros(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
+    finished: np.ndarray[Any, np.dtype[np.int64]] = (
+        table.column("finished_at").cast(pa.int64()).to_numpy()
+    )
+    return finished
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
