@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from dagster_runwf import ConfigError, Rate, RetryPolicy
 from dagster_runwf.engine.limiter import RateLimiter, shared_limiter
 from dagster_runwf.engine.limiter_redis import RedisWindowStore
 from dagster_runwf.engine.limiter_sqlite import SqliteWindowStore
-from dagster_runwf.engine.limiter_store import WindowStore
+from dagster_runwf.engine.limiter_store import PruneSchedule, WindowStore
 from dagster_runwf.services.http import RateLimitInfo
 
 
@@ -283,3 +284,15 @@ def test_a_slot_behind_a_429_block_is_released(new_limiter: LimiterFactory) -> N
     blocked_until = clock.now + 2.0
     assert limiter.confirm(start) is None
     assert reserve(limiter) >= blocked_until
+
+
+def test_a_shared_store_deletes_forgotten_starts_now_and_then(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = SqliteWindowStore(tmp_path / "limits.sqlite", "key", clock)
+    limiter = RateLimiter(Rate(10, 1.0), store=store)
+    for _ in range(600):  # one start an hour: each is forgotten long before the next
+        reserve(limiter)
+        clock.now += 3600.0
+    with sqlite3.connect(tmp_path / "limits.sqlite") as db:
+        (kept,) = db.execute("SELECT COUNT(*) FROM runwf_starts").fetchone()
+    assert 0 < kept <= PruneSchedule().every, "deleted in bulk every so many appends"

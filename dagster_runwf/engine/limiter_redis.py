@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..services.errors import ConfigError
+from .limiter_store import PruneSchedule
 
 if TYPE_CHECKING:
     from .limiter_store import WindowView
 
 _NEVER = float("-inf")
 _EXPIRE_S = 3600
-_FORGET_EVERY = 256
 
 
 class RedisWindowStore:
@@ -63,7 +63,7 @@ class RedisWindowStore:
         self._prefix = f"runwf:{{{bucket}}}"  # one hash slot per bucket on a cluster
         self._lock_timeout_s = lock_timeout_s
         self._thread_lock = threading.Lock()
-        self._appends = 0
+        self._prune = PruneSchedule()
         try:
             self._client: Any = redis.Redis.from_url(url, socket_timeout=10.0)
             self._offset = self._measure_offset()
@@ -104,11 +104,7 @@ class RedisWindowStore:
             try:
                 view = _RedisView(self._client, self._prefix)
                 yield view
-                if view.appended:
-                    self._appends += view.appended
-                    if self._appends >= _FORGET_EVERY:
-                        self._appends = 0
-                        view.delete_forgotten()
+                self._prune.after(view)
             finally:
                 with contextlib.suppress(self._redis.exceptions.LockError):
                     lock.release()

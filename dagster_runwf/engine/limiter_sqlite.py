@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..services.errors import ConfigError
+from .limiter_store import PruneSchedule
 
 if TYPE_CHECKING:
     from .limiter_store import WindowView
@@ -27,9 +28,6 @@ CREATE TABLE IF NOT EXISTS runwf_buckets (
     forgotten_before REAL NOT NULL
 );
 """
-
-_FORGET_EVERY = 256
-"""Appends between two deletions of forgotten start times (a delete per request is waste)."""
 
 
 class SqliteWindowStore:
@@ -58,7 +56,7 @@ class SqliteWindowStore:
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._pid = -1
-        self._appends = 0
+        self._prune = PruneSchedule()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.transaction():
@@ -89,11 +87,7 @@ class SqliteWindowStore:
             try:
                 view = _SqliteView(connection, self.bucket)
                 yield view
-                if view.appended:
-                    self._appends += view.appended
-                    if self._appends >= _FORGET_EVERY:
-                        self._appends = 0
-                        view.delete_forgotten()
+                self._prune.after(view)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise

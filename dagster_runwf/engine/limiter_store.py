@@ -60,6 +60,33 @@ class WindowView(Protocol):
         """Drop start times before ``horizon``; they no longer constrain anything."""
 
 
+class PrunableView(WindowView, Protocol):
+    """A view of a store kept outside the process, whose dropped start times are deleted in
+    bulk now and then rather than on every transaction."""
+
+    appended: int
+    """Start times appended in this transaction."""
+
+    def delete_forgotten(self) -> None:
+        """Delete the start times :meth:`forget_before` dropped."""
+
+
+class PruneSchedule:
+    """Deletes a shared store's forgotten start times once every ``every`` appends (a delete
+    per request would be a wasted round trip)."""
+
+    def __init__(self, every: int = 256) -> None:
+        self.every = every
+        self._appends = 0
+
+    def after(self, view: PrunableView) -> None:
+        """Call at the end of each transaction, with its view."""
+        self._appends += view.appended
+        if self._appends >= self.every:
+            self._appends = 0
+            view.delete_forgotten()
+
+
 class WindowStore(Protocol):
     """Holds the window of one key for a :class:`RateLimiter`."""
 
