@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from dagster_runwf.cli import main
 from dagster_runwf.emulator import Emulator, EmulatorConfig
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
-from .conftest import ECHO, KEY
+from .conftest import ECHO, KEY, wait_for
 
 CLI = [sys.executable, "-m", "dagster_runwf.cli"]
 RUNCHAT_KEY = "rc_test_key_9876543210"
@@ -132,14 +131,6 @@ def emulator_sha(text: str) -> str:
     content = AITutorWorkflow("wf_echo", ["text"]).prepare({"text": text}).request.content
     assert content is not None
     return hashlib.sha256(content).hexdigest()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

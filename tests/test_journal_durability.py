@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.engine.journal import JOURNAL_SCHEMA, job_folder_name
 from dagster_runwf.engine.storage import TEMP_PREFIX, Storage
 
-from .conftest import KEY
+from .conftest import KEY, wait_for
 
 NO_TIME = dt.timedelta(0)
 """``keep_recent`` that lets compaction fold jobs written moments ago."""
@@ -87,14 +86,6 @@ def local_files(folder: Path) -> tuple[list[Path], list[Path]]:
     files = [p for p in folder.rglob("*") if p.is_file()]
     temps = [p for p in files if p.name.startswith(TEMP_PREFIX)]
     return sorted(set(files) - set(temps)), temps
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def finish(process: subprocess.Popen[bytes], timeout: float) -> tuple[str, str]:
