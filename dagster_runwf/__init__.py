@@ -27,8 +27,7 @@ from .engine import (
     run_workflow_rows,
     run_workflow_rows_sync,
 )
-from .services import (
-    AITutorWorkflow,
+from .errors import (
     AuthenticationError,
     BudgetReachedError,
     ConfigError,
@@ -36,23 +35,26 @@ from .services import (
     FanOutStopped,
     FatalError,
     JournalError,
-    Outcome,
-    Rate,
     RateLimitedError,
     ResponseTooLargeError,
     RowError,
     RowInputError,
     RowSkippedError,
-    RunchatSchema,
-    RunchatWorkflow,
     RunFailedError,
     RunwfError,
     ServerError,
     ServiceError,
     TransientError,
     TransportError,
-    Workflow,
     WorkflowNotFoundError,
+)
+from .services import (
+    AITutorWorkflow,
+    Outcome,
+    Rate,
+    RunchatSchema,
+    RunchatWorkflow,
+    Workflow,
 )
 
 if TYPE_CHECKING:

@@ -30,8 +30,8 @@ from dagster_runwf import (
 )
 from dagster_runwf.emulator import Emulator, EmulatorConfig
 from dagster_runwf.emulator.render import body_digest
+from dagster_runwf.errors import RowInputError
 from dagster_runwf.services.base import ON_MISSING, OnMissing, Workflow
-from dagster_runwf.services.errors import RowInputError
 from dagster_runwf.services.values import is_missing
 
 from .conftest import ECHO, KEY

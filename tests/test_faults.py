@@ -47,8 +47,8 @@ from dagster_runwf import (
     run_workflow_rows_sync,
 )
 from dagster_runwf.emulator import Emulator
+from dagster_runwf.errors import FatalError
 from dagster_runwf.services.base import Workflow
-from dagster_runwf.services.errors import FatalError
 from dagster_runwf.services.rate import Rate
 
 from .conftest import ECHO, KEY

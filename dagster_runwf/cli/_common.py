@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal, NoReturn
 
 from ..engine.client import check_base_url
-from ..services.errors import ConfigError, RunwfError
+from ..errors import ConfigError, RunwfError
 
 Service = Literal["aitutor", "runchat"]
 

@@ -29,9 +29,9 @@ from ..engine.enrich import Enrichment, enrich_async
 from ..engine.journal import RowJournal
 from ..engine.service_calls import fetch_schema
 from ..engine.stats import Progress, RunStats
+from ..errors import ConfigError
 from ..services.aitutor import AITutorWorkflow
 from ..services.base import Workflow
-from ..services.errors import ConfigError
 from ..services.rate import Rate
 from ..services.runchat import Parameter, RunchatSchema, RunchatWorkflow
 from ._common import (

@@ -13,7 +13,7 @@ import asyncio
 import math
 from dataclasses import dataclass
 
-from ..services.errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

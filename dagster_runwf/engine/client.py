@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..services.errors import ConfigError, FatalError, ResponseTooLargeError, TransportError
+from ..errors import ConfigError, FatalError, ResponseTooLargeError, TransportError
 from ..services.http import HttpRequest, HttpResponse
 
 HttpBackend = Literal["httpx", "aiohttp"]

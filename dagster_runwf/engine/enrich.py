@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import ConfigError, FanOutStopped
 from ..services.base import Workflow
-from ..services.errors import ConfigError, FanOutStopped
 from .results import Journal
 from .runner import WorkflowRun
 from .stats import RunStats

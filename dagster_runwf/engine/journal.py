@@ -58,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..services.errors import ConfigError
+from ..errors import ConfigError
 from ..services.outcome import Outcome
 from .results import RowResult
 from .storage import Storage

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..services.errors import ConfigError
+from ..errors import ConfigError
 from .limiter_store import PruneSchedule
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..services.errors import ConfigError
+from ..errors import ConfigError
 from .limiter_store import PruneSchedule
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from ..services.errors import ConfigError
+from ..errors import ConfigError
 
 _NEVER = float("-inf")
 

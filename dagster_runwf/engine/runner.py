@@ -9,7 +9,7 @@ identical row of this call or from the journal when it can; otherwise asks the b
 for the rate limiter, sends, and retries transient failures with backoff. A fatal answer (or
 the budget running out) stops the fan-out: no request starts after it, requests in flight
 finish and are reported, then the iteration raises
-:class:`~dagster_runwf.services.errors.FanOutStopped`.
+:class:`~dagster_runwf.errors.FanOutStopped`.
 
 With a journal, a recorder task writes finished rows in batches (group commit, at most one
 write per ``journal.flush_interval_s``) and reports them only once written, so workers never
@@ -29,8 +29,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from ..services.base import PreparedRun, Workflow
-from ..services.errors import (
+from ..errors import (
     BudgetReachedError,
     ConfigError,
     FanOutStopped,
@@ -42,6 +41,7 @@ from ..services.errors import (
     ServiceError,
     TransientError,
 )
+from ..services.base import PreparedRun, Workflow
 from ..services.http import HttpResponse, parse_retry_after
 from ..services.rate import Rate
 from .budget import Budget, BudgetGate

@@ -22,7 +22,7 @@ from typing import IO, Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from ..services.errors import ConfigError
+from ..errors import ConfigError
 
 TEMP_PREFIX = ".tmp-"
 

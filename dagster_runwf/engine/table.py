@@ -42,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..services.errors import ConfigError
+from ..errors import ConfigError
 from ..services.outcome import Outcome
 from .results import RowResult
 from .storage import Storage

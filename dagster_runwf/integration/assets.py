@@ -15,8 +15,8 @@ import pandas as pd
 
 from ..engine.budget import Budget
 from ..engine.table import DEFAULT_PREFIX
+from ..errors import ConfigError
 from ..services.base import Workflow
-from ..services.errors import ConfigError
 from .chunks import AssetDecorator, chunked_asset
 from .plan import EnrichmentPlan, identifier
 

@@ -12,7 +12,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..services.errors import RowSkippedError
+from ..errors import RowSkippedError
 
 FAILURE_RATE_CHECK = "failure_rate"
 EVERY_ROW_CHECK = "every_row_answered"

@@ -42,9 +42,9 @@ from pydantic import BaseModel, Field, SkipValidation
 
 from ..engine.budget import Budget
 from ..engine.table import DEFAULT_PREFIX
+from ..errors import ConfigError
 from ..services.aitutor import AITutorWorkflow
 from ..services.base import Workflow
-from ..services.errors import ConfigError
 from ..services.runchat import RunchatWorkflow
 from .assets import enriched_asset
 from .resources import AITutorResource, RunchatResource, WorkflowServiceResource

@@ -28,8 +28,8 @@ from ..engine.enrich import Enrichment, column_mapping, enrich_async
 from ..engine.journal import RowJournal
 from ..engine.stats import Progress, RunStats
 from ..engine.table import ResultsTableWriter, result_fields
+from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
 from ..services.base import Workflow
-from ..services.errors import FanOutStopped, JournalError, RunwfError, TransientError
 from .checks import check_specs, every_row_result, failure_rate_result
 from .metadata import column_lineage, run_metadata, table_metadata
 from .resources import WorkflowServiceResource

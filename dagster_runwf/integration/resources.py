@@ -20,9 +20,9 @@ from ..engine.client import DEFAULT_TIMEOUT, check_base_url
 from ..engine.limiter_store import REDIS_SCHEMES, SQLITE_SCHEME
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import fetch_balance, fetch_schema
+from ..errors import ConfigError, RunwfError
 from ..services.aitutor import AITutorWorkflow
 from ..services.base import OnMissing, Workflow
-from ..services.errors import ConfigError, RunwfError
 from ..services.rate import Rate
 from ..services.runchat import RunchatSchema, RunchatWorkflow
 

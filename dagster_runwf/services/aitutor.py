@@ -10,13 +10,13 @@ import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from .base import OnMissing, Workflow, unexpected_body
-from .errors import (
+from ..errors import (
     CreditsExhaustedError,
     RunFailedError,
     ServerError,
     ServiceError,
 )
+from .base import OnMissing, Workflow, unexpected_body
 from .http import HttpRequest, HttpResponse
 from .outcome import Outcome
 from .rate import Rate

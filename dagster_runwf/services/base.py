@@ -4,7 +4,7 @@ A :class:`Workflow` is one workflow on one service. It turns a row's inputs into
 :class:`~dagster_runwf.services.http.HttpRequest` (checking them first, so a bad row never
 costs a run) and an :class:`~dagster_runwf.services.http.HttpResponse` into an
 :class:`~dagster_runwf.services.outcome.Outcome` or a classified
-:class:`~dagster_runwf.services.errors.ServiceError`. Adding a service means adding one
+:class:`~dagster_runwf.errors.ServiceError`. Adding a service means adding one
 module with one subclass.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from .errors import (
+from ..errors import (
     AuthenticationError,
     ConfigError,
     CreditsExhaustedError,

@@ -12,14 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .base import OnMissing, Workflow, require_text, unexpected_body
-from .errors import (
+from ..errors import (
     AuthenticationError,
     CreditsExhaustedError,
     RunFailedError,
     ServerError,
     ServiceError,
 )
+from .base import OnMissing, Workflow, require_text, unexpected_body
 from .http import HttpRequest, HttpResponse
 from .outcome import Outcome
 from .rate import Rate
