@@ -408,9 +408,7 @@ class _EnrichCommand:
         )
         location = args.journal or args.output + JOURNAL_SUFFIX
         try:
-            journal = RowJournal(
-                location, job_id=job_id, incremental=args.incremental, version=self._version()
-            )
+            journal = RowJournal(location, job_id=job_id, incremental=args.incremental)
         except OSError as exc:
             raise CommandError(f"cannot open the journal at {location!r}: {exc}") from None
         what = f"{SERVICE_NAMES[self.service]} workflow {args.workflow}"
@@ -522,20 +520,6 @@ class _EnrichCommand:
             on_missing=args.on_missing,
         )
         return workflow, columns
-
-    def _version(self) -> str:
-        """The journal version: what changes a recorded answer beyond the request body.
-
-        Runchat's result text and citations are picked from the outputs when the answer
-        arrives, so rows recorded with other picks must not be reused.
-        """
-        args = self.args
-        if args.result_output is None and args.citations_output is None:
-            return ""
-        return json.dumps(
-            {"result_output": args.result_output, "citations_output": args.citations_output},
-            sort_keys=True,
-        )
 
     def _run_engine(
         self,

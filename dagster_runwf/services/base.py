@@ -58,9 +58,9 @@ ON_MISSING: tuple[OnMissing, ...] = ("fail", "null", "skip")
 class PreparedRun:
     """A row ready to send: the request and the hash that identifies its inputs.
 
-    ``input_hash`` covers the service, the workflow id and the exact request body, so two rows
-    with the same hash would get the same answer: they are sent once, and the journal keys
-    finished rows by it.
+    ``input_hash`` covers the service, the workflow id, the exact request body and the
+    workflow's :attr:`~Workflow.answer_version`, so two rows with the same hash would get the
+    same answer: they are sent once, and the journal keys finished rows by it.
     """
 
     request: HttpRequest
@@ -147,6 +147,18 @@ class Workflow(ABC):
     def parse_success(self, payload: Any, response: HttpResponse) -> Outcome:
         """Turn a 2xx JSON payload into an outcome, raising on a body that is not one."""
 
+    @property
+    def answer_version(self) -> str:
+        """What changes a recorded answer beyond the request body; ``""`` when nothing does.
+
+        A workflow that reads its answer from the response by settings of its own (Runchat's
+        ``result_output`` and ``citations_output``) names them here: it is part of every
+        row's input hash, so rows recorded with other settings are never reused (in the
+        journal, incremental or not). Empty, the hash is the one it always was, so journals
+        written before stay valid.
+        """
+        return ""
+
     def fingerprint(self) -> dict[str, JsonValue]:
         """Everything about this workflow that changes the answers (for code versions)."""
         return {
@@ -213,6 +225,9 @@ class Workflow(ABC):
         digest = hashlib.sha256()
         digest.update(f"{self.service}\0{self.workflow_id}\0".encode())
         digest.update(content)
+        if self.answer_version:
+            # After a NUL byte, which canonical JSON never holds: no body can look like this.
+            digest.update(b"\0" + self.answer_version.encode())
         return PreparedRun(
             request=HttpRequest("POST", self.run_path(), content), input_hash=digest.hexdigest()
         )

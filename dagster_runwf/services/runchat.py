@@ -106,6 +106,16 @@ class RunchatWorkflow(Workflow):
             "citations_output": self.citations_output,
         }
 
+    @property
+    def answer_version(self) -> str:
+        """The output picks, when any: they choose the result and citations of an answer."""
+        if self.result_output is None and self.citations_output is None:
+            return ""
+        return json.dumps(
+            {"result_output": self.result_output, "citations_output": self.citations_output},
+            sort_keys=True,
+        )
+
     def run_path(self) -> str:
         return self.workflow_id
 
