@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from ..services.registry import SERVICES
+
 # name -> (module below dagster_runwf, one-line summary for `runwf --help`)
 _COMMANDS: dict[str, tuple[str, str]] = {
     "enrich": (
@@ -28,7 +30,9 @@ _USAGE = (
     + "".join(f"  {name:<10}  {summary}\n" for name, (_, summary) in _COMMANDS.items())
     + """
 'runwf COMMAND --help' describes a command. API keys are read from the environment only
-(AITUTOR_API_KEY, RUNCHAT_API_KEY), never from flags, so they stay out of shell history.
+("""
+    + ", ".join(info.api_key_variable for info in SERVICES.values())
+    + """), never from flags, so they stay out of shell history.
 
 examples:
   export AITUTOR_API_KEY=sk_...

@@ -11,23 +11,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Literal, NoReturn
+from typing import NoReturn
 
 from ..engine.client import check_base_url
 from ..errors import ConfigError, RunwfError
-
-Service = Literal["aitutor", "runchat"]
-
-KEY_VARIABLES: dict[Service, str] = {"aitutor": "AITUTOR_API_KEY", "runchat": "RUNCHAT_API_KEY"}
-"""Where each service's API key is read from (never from a flag: flags land in history)."""
-
-BASE_URL_VARIABLES: dict[Service, str] = {
-    "aitutor": "AITUTOR_BASE_URL",
-    "runchat": "RUNCHAT_BASE_URL",
-}
-"""Where each service's base URL is read from when ``--base-url`` is not given."""
-
-SERVICE_NAMES: dict[Service, str] = {"aitutor": "AI Tutor", "runchat": "Runchat"}
+from ..services.registry import SERVICES
+from ..services.service_info import ServiceInfo
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -41,15 +30,32 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 """SIGTERM (128 + SIGTERM)."""
 
-ENV_HELP = """environment:
-  AITUTOR_API_KEY    the AI Tutor secret key (sk_...)
-  RUNCHAT_API_KEY    the Runchat API key
-  AITUTOR_BASE_URL   AI Tutor API root when --base-url is not given
-                     (default https://aitutor-api.vercel.app/api/v1)
-  RUNCHAT_BASE_URL   Runchat API root when --base-url is not given
-                     (default https://runchat.com/api/v1)
-Keys are never taken as flags, so they stay out of shell history and process lists.
-A key is only sent over https, or over http to a loopback address (a local emulator)."""
+
+def _environment_help() -> str:
+    """The ``environment:`` section of every command's help: each service's variables."""
+    width = max(
+        len(v) for i in SERVICES.values() for v in (i.api_key_variable, i.base_url_variable)
+    )
+    lines = ["environment:"]
+    for info in SERVICES.values():
+        lines.append(f"  {info.api_key_variable:<{width}}  the {info.display_name} API key")
+    for info in SERVICES.values():
+        lines.append(
+            f"  {info.base_url_variable:<{width}}  {info.display_name} API root when --base-url "
+            "is not given"
+        )
+        lines.append(f"  {'':<{width}}  (default {info.default_base_url})")
+    lines.append(
+        "Keys are never taken as flags, so they stay out of shell history and process lists."
+    )
+    lines.append(
+        "A key is only sent over https, or over http to a loopback address (a local emulator)."
+    )
+    return "\n".join(lines)
+
+
+ENV_HELP = _environment_help()
+"""Where each service's key and base URL are read from, for the commands' help."""
 
 
 class CommandError(Exception):
@@ -86,45 +92,67 @@ def make_parser(prog: str, description: str, epilog: str) -> Parser:
     )
 
 
-def add_base_url(parser: argparse.ArgumentParser, service: Service | None = None) -> None:
+def add_base_url(parser: argparse.ArgumentParser, service: ServiceInfo | None = None) -> None:
     """The ``--base-url`` option (its help names the service's variable when known)."""
-    where = (
-        f"${BASE_URL_VARIABLES[service]}, else the service's public URL"
+    variables = (
+        [service.base_url_variable]
         if service is not None
-        else "$AITUTOR_BASE_URL / $RUNCHAT_BASE_URL, else the service's public URL"
+        else [info.base_url_variable for info in SERVICES.values()]
     )
+    where = f"{' / '.join('$' + v for v in variables)}, else the service's public URL"
     parser.add_argument(
         "--base-url", metavar="URL", help=f"the service's API root (default: {where})"
     )
 
 
-def api_key(service: Service) -> str:
+def api_key(service: ServiceInfo) -> str:
     """The service's API key, from its environment variable.
 
     Raises:
         CommandError: the variable is unset or empty.
     """
-    variable = KEY_VARIABLES[service]
+    variable = service.api_key_variable
     key = os.environ.get(variable, "").strip()
     if not key:
         raise CommandError(
-            f"{variable} is not set; export it with your {SERVICE_NAMES[service]} API key "
+            f"{variable} is not set; export it with your {service.display_name} API key "
             "(keys are read from the environment only, never from flags)"
         )
     return key
 
 
-def base_url(service: Service, flag: str | None) -> str | None:
+def base_url(service: ServiceInfo, flag: str | None) -> str | None:
     """``--base-url``, else the service's variable, else ``None`` (the service default).
 
     Raises:
         ConfigError: the URL is not https (or http to loopback).
     """
-    variable = BASE_URL_VARIABLES[service]
+    variable = service.base_url_variable
     url = flag or os.environ.get(variable, "").strip() or None
     if url is None:
         return None
     return check_base_url(url, setting="--base-url" if flag else variable)
+
+
+def parse_pairs(values: Sequence[str], option: str, shape: str) -> dict[str, str]:
+    """``["a=x", "b=y"]`` as ``{"a": "x", "b": "y"}``.
+
+    Raises:
+        ConfigError: a value is not ``NAME=VALUE`` with both sides non-empty, or a name
+            repeats.
+    """
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, target = value.partition("=")
+        name, target = name.strip(), target.strip()
+        if not sep or not name or not target:
+            raise ConfigError(f"{option} {value!r} is not {shape}")
+        if name in pairs:
+            raise ConfigError(
+                f"{option} names {name!r} twice ({name}={pairs[name]} and {name}={target})"
+            )
+        pairs[name] = target
+    return pairs
 
 
 def one_line(message: str) -> str:
@@ -141,7 +169,7 @@ def scrub(message: str, secrets: Sequence[str]) -> str:
 
 
 def _known_keys() -> list[str]:
-    keys = [os.environ.get(variable, "").strip() for variable in KEY_VARIABLES.values()]
+    keys = [os.environ.get(info.api_key_variable, "").strip() for info in SERVICES.values()]
     # Longest first, so a key that contains another is scrubbed whole.
     return sorted((k for k in keys if k), key=len, reverse=True)
 

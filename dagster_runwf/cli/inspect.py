@@ -12,7 +12,8 @@ import json
 from collections.abc import Sequence
 
 from ..engine.service_calls import fetch_balance, fetch_schema
-from ..services.runchat import Parameter, RunchatSchema
+from ..services import aitutor, runchat
+from ..services.runchat_schema import Parameter, RunchatSchema
 from ._common import ENV_HELP, add_base_url, api_key, base_url, make_parser, run_command
 
 _SCHEMA_EPILOG = f"""The inputs' ids (paramId_nodeId) are what 'runwf enrich --map ID=COLUMN' maps
@@ -50,13 +51,13 @@ def schema_main(argv: Sequence[str] | None = None) -> int:
         _SCHEMA_EPILOG,
     )
     parser.add_argument("--workflow", required=True, metavar="ID", help="the Runchat flow id")
-    add_base_url(parser, "runchat")
+    add_base_url(parser, runchat.SERVICE)
     parser.add_argument("--json", action="store_true", help="print the schema as JSON")
     args = parser.parse_args(argv)
 
     def command() -> int:
-        key = api_key("runchat")
-        url = base_url("runchat", args.base_url)
+        key = api_key(runchat.SERVICE)
+        url = base_url(runchat.SERVICE, args.base_url)
         schema = asyncio.run(fetch_schema(args.workflow, key, url))
         if args.json:
             print(json.dumps(schema_as_dict(args.workflow, schema), indent=2))
@@ -74,13 +75,13 @@ def balance_main(argv: Sequence[str] | None = None) -> int:
         "Print the credits left on the AI Tutor key in $AITUTOR_API_KEY. Free: no run.",
         _BALANCE_EPILOG,
     )
-    add_base_url(parser, "aitutor")
+    add_base_url(parser, aitutor.SERVICE)
     parser.add_argument("--json", action="store_true", help='print {"credits": N}')
     args = parser.parse_args(argv)
 
     def command() -> int:
-        key = api_key("aitutor")
-        url = base_url("aitutor", args.base_url)
+        key = api_key(aitutor.SERVICE)
+        url = base_url(aitutor.SERVICE, args.base_url)
         credits = asyncio.run(fetch_balance(key, url))
         if args.json:
             print(json.dumps({"credits": credits}))

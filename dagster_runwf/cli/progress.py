@@ -1,4 +1,5 @@
-"""The progress of ``runwf enrich`` on stderr: a live bar on a terminal, lines in a log.
+"""The progress of ``runwf enrich`` on stderr (a live bar on a terminal, lines in a log),
+and the summary it prints when the run is over.
 
 The engine calls back with a :class:`~dagster_runwf.engine.stats.Progress` every
 ``interval_s``. On a terminal that feeds a ``rich`` progress bar, refreshed several times a
@@ -8,11 +9,12 @@ characters, so a plain line is printed every few seconds instead.
 
 from __future__ import annotations
 
+import os
 import sys
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
-from ..engine.stats import Progress
+from ..engine.stats import Progress, RunStats
 
 if TYPE_CHECKING:
     import rich.progress
@@ -143,3 +145,47 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # a closed or unusual stream
         return False
+
+
+def summary(stats: RunStats, what: str, path: str | None, journal: str, job_id: str) -> str:
+    """The closing report of a run, a few aligned lines."""
+    p50 = stats.latency.percentile(50)
+    p95 = stats.latency.percentile(95)
+    lines = [f"runwf enrich: {stats.rows} rows through {what} in {stats.elapsed_s:.1f} s"]
+    rows = [
+        ("succeeded", f"{stats.succeeded}"),
+        (
+            "failed",
+            f"{stats.failed}"
+            + (" (see the wf_status and wf_error columns)" if stats.failed else ""),
+        ),
+        (
+            "reused",
+            f"{stats.reused} from the journal, {stats.deduplicated} identical rows sent once",
+        ),
+        (
+            "requests",
+            f"{stats.requests} ({stats.sent} rows paid now, {stats.rate_limited} answered 429, "
+            f"{stats.retried} rows retried)",
+        ),
+        (
+            "credits",
+            "not reported by the service" if stats.credits is None else f"{stats.credits:g}",
+        ),
+    ]
+    if p50 is not None and p95 is not None:
+        rows.append(("latency", f"p50 {_seconds(p50)}, p95 {_seconds(p95)}"))
+    rows += [("output", _location(path)), ("journal", f"{_location(journal)} (job {job_id})")]
+    lines += [f"  {name:<10}{value}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _location(path: str | None) -> str:
+    """A local path made absolute (so the user can find the file from anywhere)."""
+    if path is None:
+        return "-"
+    return path if "://" in path else os.path.abspath(path)

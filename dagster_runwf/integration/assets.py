@@ -22,8 +22,6 @@ from .plan import EnrichmentPlan, identifier
 
 SourceAsset = str | Sequence[str] | dg.AssetKey | dg.AssetsDefinition | dg.AssetSpec
 
-_DEFAULT_RESOURCE_KEYS = {"aitutor": "aitutor", "runchat": "runchat"}
-
 
 def enriched_asset(
     *,
@@ -72,7 +70,8 @@ def enriched_asset(
         workflow: e.g. ``AITutorWorkflow("wf_company_profile", ["company", "country"])``.
         name: the asset's name; default ``<source name>_<workflow id>``.
         key_prefix: prefix of the asset key.
-        resource_key: the resource holding the key (default ``"aitutor"`` / ``"runchat"``).
+        resource_key: the resource holding the key (default: the service's
+            ``default_resource_key``, ``"aitutor"`` / ``"runchat"``).
         columns: workflow input -> column, for inputs named differently from their column.
         keep_columns: input columns to keep in the results; ``None`` keeps all.
         output_columns: new column -> Runchat output label or id, lifted into a column.
@@ -122,7 +121,7 @@ def enriched_asset(
         asset_key=dg.AssetKey([*prefix_path, asset_name]),
         source_key=source_key,
         workflow=workflow,
-        resource_key=resource_key or _DEFAULT_RESOURCE_KEYS.get(workflow.service, workflow.service),
+        resource_key=resource_key or workflow.info.default_resource_key,
         columns=dict(columns or {}),
         keep_columns=keep_columns,
         output_columns=output_columns,

@@ -32,7 +32,6 @@ dagster_runwf.EnrichedAssetComponent <path>`` writes a commented ``defs.yaml`` t
 
 import datetime as dt
 import re
-import textwrap
 import threading
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
@@ -43,14 +42,19 @@ from pydantic import BaseModel, Field, SkipValidation
 from ..engine.budget import Budget
 from ..engine.table import DEFAULT_PREFIX
 from ..errors import ConfigError
-from ..services.aitutor import AITutorWorkflow
 from ..services.base import Workflow
-from ..services.runchat import RunchatWorkflow
+from ..services.registry import (
+    SERVICE_NAMES,
+    SERVICES,
+    ServiceName,
+    check_settings,
+    offered_by,
+    service_info,
+)
+from ..services.service_info import ServiceInfo
 from .assets import enriched_asset
-from .resources import AITutorResource, RunchatResource, WorkflowServiceResource
+from .resources import WorkflowServiceResource, resource_class
 from .schedules import nightly_schedule
-
-Service = Literal["aitutor", "runchat"]
 
 _ENV_REFERENCE = re.compile(
     r"""^\s*\{\{\s*(?:env\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)"""
@@ -127,7 +131,7 @@ class BudgetModel(dg.Resolvable, dg.Model):
 class EnrichedAssetScaffoldParams(BaseModel):
     """Options of ``dg scaffold defs dagster_runwf.EnrichedAssetComponent --json-params``."""
 
-    service: Service = "aitutor"
+    service: ServiceName = SERVICE_NAMES[0]
     source: str = "my_table"
 
 
@@ -136,7 +140,8 @@ class EnrichedAssetScaffolder(dg.Scaffolder[EnrichedAssetScaffoldParams]):
 
     @classmethod
     def get_scaffold_params(cls) -> type[EnrichedAssetScaffoldParams]:
-        """``service`` (aitutor or runchat) and ``source`` (the upstream asset key)."""
+        """``service`` (one of the registered services) and ``source`` (the upstream asset
+        key)."""
         return EnrichedAssetScaffoldParams
 
     def scaffold(self, request: dg.ScaffoldRequest[EnrichedAssetScaffoldParams]) -> None:
@@ -148,7 +153,7 @@ class EnrichedAssetScaffolder(dg.Scaffolder[EnrichedAssetScaffoldParams]):
             return
         params = request.params or EnrichedAssetScaffoldParams()
         text = (
-            _SCAFFOLD_TEMPLATES[params.service]
+            scaffold_text(service_info(params.service))
             .replace("TYPE_NAME", request.type_name)
             .replace("SOURCE", params.source)
         )
@@ -158,55 +163,63 @@ class EnrichedAssetScaffolder(dg.Scaffolder[EnrichedAssetScaffoldParams]):
         path.write_text(text, encoding="utf-8")
 
 
-_SCAFFOLD_TEMPLATES = {
-    "aitutor": textwrap.dedent(
-        """\
-        type: TYPE_NAME
-
-        attributes:
-          # One AI Tutor workflow run per row of the source asset; the results table
-          # (input columns, then wf_status, wf_result, wf_citations, ...) is this asset.
-          service: aitutor
-          workflow: wf_abc123                   # the workflow's id
-          inputs: [story]                       # its template variables ({{story}})
-          columns: {story: text}                # variable -> column, where names differ
-          api_key: "{{ env.AITUTOR_API_KEY }}"  # stays an EnvVar: never shown or logged
-          # base_url: "{{ env.AITUTOR_BASE_URL }}"
-          # rate: 10/s
-          # concurrency: 16
-          # incremental: true                   # reuse the answers of unchanged rows
-          # keep_columns: [id, text]
-          # partitions: {cadence: daily, start_date: "2026-01-01"}
-          # schedule: {hour_of_day: 2}
-          # group_name: enrichment
-          # The upstream asset, whose value is a DataFrame:
-          source: SOURCE
-        """
-    ),
-    "runchat": textwrap.dedent(
-        """\
-        type: TYPE_NAME
-
-        attributes:
-          # One Runchat flow run per row of the source asset; the results table
-          # (input columns, then wf_status, wf_result, wf_outputs, ...) is this asset.
-          service: runchat
-          workflow: my-flow-id                  # the flow's id
-          inputs: [query_nodeA]                 # input ids (paramId_nodeId)
-          columns: {query_nodeA: question}      # input id -> column
-          api_key: "{{ env.RUNCHAT_API_KEY }}"  # stays an EnvVar: never shown or logged
-          # base_url: "{{ env.RUNCHAT_BASE_URL }}"
-          # result_output: Answer               # output label or id of the text result
-          # output_columns: {answer: Answer}    # new column -> output label or id
-          # rate: 10/min
-          # incremental: true
-          # partitions: {cadence: daily, start_date: "2026-01-01"}
-          # schedule: {hour_of_day: 2}
-          # The upstream asset, whose value is a DataFrame:
-          source: SOURCE
-        """
-    ),
+_SCAFFOLD_EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "aitutor": [
+        ("workflow: wf_abc123", "the workflow's id"),
+        ("inputs: [story]", "its template variables ({{story}})"),
+        ("columns: {story: text}", "variable -> column, where names differ"),
+    ],
+    "runchat": [
+        ("workflow: my-flow-id", "the flow's id"),
+        ("inputs: [query_nodeA]", "input ids (paramId_nodeId)"),
+        ("columns: {query_nodeA: question}", "input id -> column"),
+    ],
 }
+"""Each service's example workflow lines for the scaffolded ``defs.yaml``: (line, comment).
+A service without an entry gets generic ones."""
+
+_GENERIC_EXAMPLE = [
+    ("workflow: my-workflow-id", "the workflow's id"),
+    ("inputs: [my_input]", "its inputs"),
+    ("columns: {my_input: text}", "input -> column, where names differ"),
+]
+
+_OUTPUT_EXAMPLES = [
+    ("# result_output: Answer", "output label or id of the text result"),
+    ("# output_columns: {answer: Answer}", "new column -> output label or id"),
+]
+
+
+def scaffold_text(info: ServiceInfo) -> str:
+    """The commented ``defs.yaml`` ``dg scaffold defs`` writes for one service (with
+    ``TYPE_NAME`` and ``SOURCE`` left to fill in)."""
+    answer = "wf_outputs" if info.named_outputs else "wf_citations"
+    lines: list[tuple[str, str]] = [
+        (f"# One {info.display_name} {info.workflow_term} run per row of the source asset; "
+         "the results table", ""),
+        (f"# (input columns, then wf_status, wf_result, {answer}, ...) is this asset.", ""),
+        (f"service: {info.name}", ""),
+        *_SCAFFOLD_EXAMPLES.get(info.name, _GENERIC_EXAMPLE),
+        (f'api_key: "{{{{ env.{info.api_key_variable} }}}}"',
+         "stays an EnvVar: never shown or logged"),
+        (f'# base_url: "{{{{ env.{info.base_url_variable} }}}}"', ""),
+        *(_OUTPUT_EXAMPLES if info.named_outputs else []),
+        (f"# rate: {info.default_rate}", ""),
+        (f"# concurrency: {info.default_concurrency}", ""),
+        ("# incremental: true", "reuse the answers of unchanged rows"),
+        ("# keep_columns: [id, text]", ""),
+        ('# partitions: {cadence: daily, start_date: "2026-01-01"}', ""),
+        ("# schedule: {hour_of_day: 2}", ""),
+        ("# group_name: enrichment", ""),
+        ("# The upstream asset, whose value is a DataFrame:", ""),
+        ("source: SOURCE", ""),
+    ]  # fmt: skip
+    body = "".join(
+        f"  {line.ljust(36)}  # {comment}\n" if comment else f"  {line}\n"
+        for line, comment in lines
+    )
+    return f"type: TYPE_NAME\n\nattributes:\n{body}"
+
 
 # Definitions.merge accepts one resource key from several components only when they hold
 # the very same object, so components declaring the same key and URL share one.
@@ -224,7 +237,9 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
     (``resource_key``, default ``aitutor`` / ``runchat``) defined elsewhere in the project.
     """
 
-    service: Service = Field(description="aitutor (AI Tutor API) or runchat.")
+    service: ServiceName = Field(
+        description=", ".join(f"{i.name} ({i.display_name})" for i in SERVICES.values()) + "."
+    )
     workflow: str = Field(description="The workflow's id (AI Tutor wf_..., Runchat flow id).")
     source: str = Field(
         description="Key of the upstream asset whose value is a DataFrame, e.g. "
@@ -244,15 +259,20 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         default=None, description="Input columns kept in the results; default: all."
     )
     output_columns: dict[str, str] | None = Field(
-        default=None, description="Runchat: new column -> output label or id."
+        default=None, description=f"{offered_by('output_columns')}new column -> output label or id."
     )
     result_output: str | None = Field(
-        default=None, description="Runchat: the output (label or id) holding the text result."
+        default=None,
+        description=f"{offered_by('result_output')}the output (label or id) holding the text "
+        "result.",
     )
     citations_output: str | None = Field(
-        default=None, description="Runchat: the output (label or id) listing sources."
+        default=None,
+        description=f"{offered_by('citations_output')}the output (label or id) listing sources.",
     )
-    webhook: bool = Field(default=False, description="Runchat: send each row as the body.")
+    webhook: bool = Field(
+        default=False, description=f"{offered_by('webhook')}send each row as the body."
+    )
     on_missing: Literal["fail", "null", "skip"] = Field(
         default="fail",
         description="A missing cell fails the row, is sent as null, or skips the row.",
@@ -317,23 +337,27 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
     )
 
     def build_workflow(self) -> Workflow:
-        """The service's workflow object from ``workflow``, ``inputs`` and ``columns``."""
+        """The service's workflow object from ``workflow``, ``inputs``, ``columns`` and the
+        service's own settings.
+
+        Raises:
+            ConfigError: no inputs, or a setting the service does not take.
+        """
         inputs = list(self.inputs) if self.inputs is not None else list(self.columns)
         if not inputs:
             raise ConfigError(
                 f"workflow {self.workflow!r}: list its inputs in 'inputs' (or map them in "
                 "'columns')"
             )
-        if self.service == "aitutor":
-            return AITutorWorkflow(self.workflow, inputs, on_missing=self.on_missing)
-        return RunchatWorkflow(
-            self.workflow,
-            inputs,
-            webhook=self.webhook,
-            result_output=self.result_output,
-            citations_output=self.citations_output,
-            on_missing=self.on_missing,
-        )
+        info = service_info(self.service)
+        options: dict[str, Any] = {
+            "webhook": self.webhook,
+            "result_output": self.result_output,
+            "citations_output": self.citations_output,
+        }
+        given = {**options, "output_columns": self.output_columns}
+        check_settings(info, {name: name for name, value in given.items() if value})
+        return info.build_workflow(self.workflow, inputs, on_missing=self.on_missing, **options)
 
     def build_asset(self) -> dg.AssetsDefinition:
         """The asset, exactly as :func:`~dagster_runwf.enriched_asset` builds it."""
@@ -374,7 +398,7 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         """The service's resource when ``api_key`` is set, else ``None``."""
         if self.api_key is None:
             return None
-        cls = AITutorResource if self.service == "aitutor" else RunchatResource
+        cls = resource_class(self.service)
         key = self.api_key
         # An EnvVar refuses str(): it stands for a value read at run time.
         secret = ("env", key.env_var_name) if isinstance(key, dg.EnvVar) else ("value", key)

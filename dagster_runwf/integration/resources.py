@@ -9,7 +9,8 @@ a loopback address (the emulator); any other ``base_url`` is a configuration err
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import dagster as dg
@@ -21,10 +22,12 @@ from ..engine.limiter_store import REDIS_SCHEMES, SQLITE_SCHEME
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import fetch_balance, fetch_schema
 from ..errors import ConfigError, RunwfError
+from ..services import aitutor, runchat
 from ..services.aitutor import AITutorWorkflow
 from ..services.base import OnMissing, Workflow
 from ..services.rate import Rate
-from ..services.runchat import RunchatSchema, RunchatWorkflow
+from ..services.runchat import RunchatWorkflow
+from ..services.runchat_schema import RunchatSchema, check_inputs, check_output
 
 
 class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -189,16 +192,46 @@ class RunchatResource(WorkflowServiceResource):
         return asyncio.run(fetch_schema(runchat_id, self.api_key, self.base_url))
 
     def preflight(self, workflow: Workflow) -> dict[str, Any]:
-        """Check the key, and that every mapped input is one of the flow's inputs."""
-        if not isinstance(workflow, RunchatWorkflow) or workflow.webhook:
+        """Check the key, that every input is one of the flow's (by id) and that the
+        outputs named for the result and citations are the flow's, with the same rules as
+        ``runwf enrich``."""
+        if not isinstance(workflow, RunchatWorkflow):
             return {}
         schema = self.flow_schema(workflow.workflow_id)
-        known = {p.id for p in schema.inputs}
-        unknown = [name for name in workflow.input_names if name not in known]
-        if unknown:
-            raise ConfigError(
-                f"Runchat flow {workflow.workflow_id!r} ({schema.name}) has no input(s) "
-                f"{unknown}; its inputs are {sorted(known)} (ids are paramId_nodeId)"
-            )
-        unmapped = sorted(known - set(workflow.input_names))
+        flow = runchat.SERVICE.describe(workflow.workflow_id)
+        for setting, name in (
+            ("result_output", workflow.result_output),
+            ("citations_output", workflow.citations_output),
+        ):
+            if name is not None:
+                check_output(flow, schema, name, setting=setting)
+        if workflow.webhook:  # the inputs are fields of the body, not the flow's inputs
+            return {"runwf/flow_name": schema.name}
+        check_inputs(flow, schema, workflow.input_names)
+        unmapped = sorted({p.id for p in schema.inputs} - set(workflow.input_names))
         return {"runwf/flow_name": schema.name, "runwf/unmapped_inputs": unmapped}
+
+
+RESOURCE_CLASSES: Mapping[str, type[WorkflowServiceResource]] = MappingProxyType(
+    {
+        aitutor.SERVICE.name: AITutorResource,
+        runchat.SERVICE.name: RunchatResource,
+    }
+)
+"""Each service's Dagster resource, by the service's short name (the services layer cannot
+name Dagster classes, so this is the one place the two meet)."""
+
+
+def resource_class(service: str) -> type[WorkflowServiceResource]:
+    """The Dagster resource of the service called ``service``.
+
+    Raises:
+        ConfigError: the service is unknown, or has no resource yet.
+    """
+    cls = RESOURCE_CLASSES.get(service)
+    if cls is None:
+        raise ConfigError(
+            f"no Dagster resource for the service {service!r}; the services with one are "
+            f"{', '.join(RESOURCE_CLASSES)}"
+        )
+    return cls

@@ -2,7 +2,9 @@
 
 Each builds requests from a row's inputs and classifies responses into an
 :class:`~dagster_runwf.services.outcome.Outcome` or an error from
-:mod:`dagster_runwf.errors`.
+:mod:`dagster_runwf.errors`, and describes itself in a
+:class:`~dagster_runwf.services.service_info.ServiceInfo` listed in
+:mod:`~dagster_runwf.services.registry`.
 """
 
 from .aitutor import AITutorWorkflow
@@ -10,10 +12,15 @@ from .base import OnMissing, PreparedRun, Workflow
 from .http import HttpRequest, HttpResponse, RateLimitInfo
 from .outcome import Outcome
 from .rate import Rate
-from .runchat import Parameter, RunchatSchema, RunchatWorkflow
+from .registry import SERVICES, service_info
+from .runchat import RunchatWorkflow
+from .runchat_schema import Parameter, RunchatSchema
+from .service_info import FreeCall, ServiceInfo
 
 __all__ = [
+    "SERVICES",
     "AITutorWorkflow",
+    "FreeCall",
     "HttpRequest",
     "HttpResponse",
     "OnMissing",
@@ -24,5 +31,7 @@ __all__ = [
     "RateLimitInfo",
     "RunchatSchema",
     "RunchatWorkflow",
+    "ServiceInfo",
     "Workflow",
+    "service_info",
 ]

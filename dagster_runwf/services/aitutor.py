@@ -10,16 +10,12 @@ import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ..errors import (
-    CreditsExhaustedError,
-    RunFailedError,
-    ServerError,
-    ServiceError,
-)
-from .base import OnMissing, Workflow, unexpected_body
+from ..errors import CreditsExhaustedError, RunFailedError, ServerError, ServiceError
+from .base import OnMissing, Workflow
 from .http import HttpRequest, HttpResponse
 from .outcome import Outcome
 from .rate import Rate
+from .service_info import FreeCall, ServiceInfo
 from .values import JsonValue
 
 DISPLAY_NAME = "AI Tutor"
@@ -41,11 +37,6 @@ class AITutorWorkflow(Workflow):
             (``"skip"``) or is sent as ``null`` (``"null"``); see
             :data:`~dagster_runwf.services.base.OnMissing`.
     """
-
-    service: ClassVar[str] = "aitutor"
-    display_name: ClassVar[str] = DISPLAY_NAME
-    default_base_url: ClassVar[str] = "https://aitutor-api.vercel.app/api/v1"
-    default_rate: ClassVar[Rate] = Rate(10, 1.0)
 
     inputs_setting: ClassVar[str] = "variables"
 
@@ -83,16 +74,18 @@ class AITutorWorkflow(Workflow):
             raise _unexpected(response, "'citations' is not a list")
         return Outcome(result=result, citations=tuple(str(c) for c in citations))
 
-    def classify(self, status: int, code: str | None, detail: str) -> type[ServiceError] | None:
-        if code in _BILLING_CODES:
-            return CreditsExhaustedError
-        if code in _ROW_CODES:
-            return RunFailedError
-        return None
+
+def _classify(status: int, code: str | None, detail: str) -> type[ServiceError] | None:
+    """AI Tutor's own error codes: billing ones stop the job, content ones fail the row."""
+    if code in _BILLING_CODES:
+        return CreditsExhaustedError
+    if code in _ROW_CODES:
+        return RunFailedError
+    return None
 
 
 def _unexpected(response: HttpResponse, why: str) -> ServerError:
-    return unexpected_body(DISPLAY_NAME, response, why)
+    return SERVICE.unexpected_body(response, why)
 
 
 def balance_request() -> HttpRequest:
@@ -102,11 +95,30 @@ def balance_request() -> HttpRequest:
 
 def parse_balance(response: HttpResponse) -> float:
     """The credits in a ``/balance`` response, or the classified error."""
-    probe = AITutorWorkflow("balance", ())
     if not 200 <= response.status < 300:
-        raise probe.error_for(response)
-    payload = probe.decode_json(response)
+        raise SERVICE.error_for(response)
+    payload = SERVICE.decode_json(response)
     credits = payload.get("credits") if isinstance(payload, dict) else None
     if isinstance(credits, bool) or not isinstance(credits, (int, float)):
         raise _unexpected(response, f"no number 'credits' in {json.dumps(payload)[:100]}")
     return float(credits)
+
+
+SERVICE = ServiceInfo(
+    name="aitutor",
+    display_name=DISPLAY_NAME,
+    workflow=AITutorWorkflow,
+    default_base_url="https://aitutor-api.vercel.app/api/v1",
+    default_rate=Rate(10, 1.0),
+    default_concurrency=32,
+    api_key_variable="AITUTOR_API_KEY",
+    base_url_variable="AITUTOR_BASE_URL",
+    default_resource_key="aitutor",
+    inputs_help=(
+        "map every {{variable}} of the workflow's template; only mapped variables are sent "
+        "(the service would silently put 'undefined' in for a missing one)"
+    ),
+    classify=_classify,
+    balance=FreeCall("the key's remaining credits", balance_request, parse_balance),
+)
+"""The AI Tutor API: what the package knows about it."""

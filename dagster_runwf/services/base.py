@@ -4,37 +4,28 @@ A :class:`Workflow` is one workflow on one service. It turns a row's inputs into
 :class:`~dagster_runwf.services.http.HttpRequest` (checking them first, so a bad row never
 costs a run) and an :class:`~dagster_runwf.services.http.HttpResponse` into an
 :class:`~dagster_runwf.services.outcome.Outcome` or a classified
-:class:`~dagster_runwf.errors.ServiceError`. Adding a service means adding one
-module with one subclass.
+:class:`~dagster_runwf.errors.ServiceError`. A service is one module with one subclass and
+the :class:`~dagster_runwf.services.service_info.ServiceInfo` describing it (see the docs
+page "Adding a service").
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ..errors import (
-    AuthenticationError,
-    ConfigError,
-    CreditsExhaustedError,
-    FatalError,
-    RateLimitedError,
-    RowInputError,
-    RowSkippedError,
-    RunFailedError,
-    ServerError,
-    ServiceError,
-    WorkflowNotFoundError,
-)
+from ..errors import ConfigError, RowInputError, RowSkippedError, ServiceError
 from .http import HttpRequest, HttpResponse, RateLimitInfo, parse_rate_limit_headers
 from .outcome import Outcome
 from .rate import Rate
 from .values import MISSING, JsonValue, UnsendableValue, to_json_value
+
+if TYPE_CHECKING:
+    from .service_info import ServiceInfo
 
 OnMissing = Literal["fail", "null", "skip"]
 """What a missing cell (None, NaN, NA, NaT) of an input means for its row.
@@ -77,8 +68,9 @@ def canonical_json(value: JsonValue) -> bytes:
 class Workflow(ABC):
     """One workflow on one hosted service.
 
-    Subclasses set the class attributes and implement :meth:`build_body`,
-    :meth:`run_path` and :meth:`parse_success`.
+    A subclass implements :meth:`build_body`, :meth:`run_path` and :meth:`parse_success`;
+    the :class:`~dagster_runwf.services.service_info.ServiceInfo` naming it gives it the
+    service's facts below (``service``, ``display_name``, ...), so they are written once.
 
     Args:
         workflow_id: the service's id of the workflow.
@@ -88,6 +80,8 @@ class Workflow(ABC):
             ``"null"`` (sent as JSON ``null``); see :data:`OnMissing`.
     """
 
+    info: ClassVar[ServiceInfo]
+    """The service this workflow runs on."""
     service: ClassVar[str]
     """Short name, e.g. ``"aitutor"``; used in hashes, metadata and Dagster kinds."""
     display_name: ClassVar[str]
@@ -95,11 +89,31 @@ class Workflow(ABC):
     default_base_url: ClassVar[str]
     default_rate: ClassVar[Rate]
     """The key's documented rate limit."""
-
-    reports_credits: ClassVar[bool] = False
+    default_concurrency: ClassVar[int]
+    """Rows in flight at once unless set."""
+    reports_credits: ClassVar[bool]
     """Whether a run's answer says what it cost (so a credit budget can be kept)."""
+
     inputs_setting: ClassVar[str] = "inputs"
     """What the service calls its inputs, for messages and reprs (e.g. ``"variables"``)."""
+
+    @classmethod
+    def describe_service(cls, info: ServiceInfo) -> None:
+        """Take the service's facts from ``info`` (called by the ``ServiceInfo`` naming
+        this class).
+
+        Raises:
+            TypeError: another ``ServiceInfo`` already names this class.
+        """
+        if "info" in cls.__dict__ and cls.info is not info:
+            raise TypeError(f"{cls.__name__} is already the workflow of {cls.info!r}")
+        cls.info = info
+        cls.service = info.name
+        cls.display_name = info.display_name
+        cls.default_base_url = info.default_base_url
+        cls.default_rate = info.default_rate
+        cls.default_concurrency = info.default_concurrency
+        cls.reports_credits = info.reports_credits
 
     def __init__(
         self, workflow_id: str, input_names: Sequence[str], *, on_missing: OnMissing = "fail"
@@ -265,111 +279,14 @@ class Workflow(ABC):
         return parse_rate_limit_headers(response.headers)
 
     def decode_json(self, response: HttpResponse) -> Any:
-        """The body as JSON, or a transient :class:`ServerError` naming what came instead."""
-        try:
-            return json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            raise ServerError(
-                f"{self.display_name} answered {response.status} with a body that is not JSON "
-                f"({_describe_body(response)})",
-                service=self.display_name,
-                status=response.status,
-            ) from None
+        """The body as JSON, or a transient :class:`~dagster_runwf.errors.ServerError` naming
+        what came instead."""
+        return self.info.decode_json(response)
 
     def error_for(self, response: HttpResponse) -> ServiceError:
-        """Classify an error response: fatal, transient or row-level."""
-        detail, code = _error_fields(response)
-        status = response.status
-        where = f"{self.display_name} answered {status}" + (f" {code}" if code else "")
-        text = f"{where}: {detail.rstrip('. ')}" if detail else where
-        kwargs: dict[str, Any] = {
-            "service": self.display_name,
-            "status": status,
-            "code": code,
-            "detail": detail,
-        }
-        special = self.classify(status, code, detail or "")
-        if special is not None:
-            return special(f"{text}{_ADVICE.get(special, '')}", **kwargs)
-        if status == 401:
-            return AuthenticationError(f"{text}{_ADVICE[AuthenticationError]}", **kwargs)
-        if status == 402:
-            return CreditsExhaustedError(f"{text}{_ADVICE[CreditsExhaustedError]}", **kwargs)
-        if status == 404:
-            return WorkflowNotFoundError(
-                f"{text}. Check the workflow id {self.workflow_id!r} and that it is published "
-                "and belongs to this key's organisation.",
-                **kwargs,
-            )
-        if status == 429:
-            return RateLimitedError(text, **kwargs)
-        if status >= 500 or status in (408, 425):
-            return ServerError(text, **kwargs)
-        if 300 <= status < 400:
-            # Not followed, so that the key is never sent on to another host; every row
-            # would get the same answer.
-            location = response.headers.get("location") or "nowhere"
-            return FatalError(
-                f"{where}, a redirect to {location}, which is not followed: set base_url to "
-                "the service's real API root",
-                **kwargs,
-            )
-        return RunFailedError(text, **kwargs)
-
-    def classify(self, status: int, code: str | None, detail: str) -> type[ServiceError] | None:
-        """A service's own rules, consulted before the shared ones; ``None`` to defer."""
-        return None
-
-
-_ADVICE: dict[type[ServiceError], str] = {
-    AuthenticationError: (
-        ". Check the API key: is its environment variable set to a current key for this "
-        "service? Finished rows are kept."
-    ),
-    CreditsExhaustedError: (
-        ". Add credits (or raise the spend limit) in the service's billing settings, then "
-        "re-run: finished rows are kept and will not be paid again."
-    ),
-}
-
-
-def _error_fields(response: HttpResponse) -> tuple[str | None, str | None]:
-    """The service's error text and code from a ``{"error": ..., "code": ...}`` body."""
-    try:
-        payload = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return _describe_body(response), None
-    if not isinstance(payload, dict):
-        return _describe_body(response), None
-    error = payload.get("error")
-    code = payload.get("code")
-    detail = error if isinstance(error, str) else (None if error is None else str(error))
-    return detail, code if isinstance(code, str) else None
-
-
-_TAG = re.compile(r"<[^>]+>")
-
-
-def _describe_body(response: HttpResponse) -> str:
-    """A short, safe description of a body that is not the documented JSON."""
-    if not response.content:
-        return "an empty body"
-    head = response.content[:2000].decode("utf-8", "replace")
-    content_type = response.headers.get("content-type", "")
-    if "html" in content_type or head.lstrip().lower().startswith(("<!doctype", "<html")):
-        title = re.search(r"<title>(.*?)</title>", head, re.IGNORECASE | re.DOTALL)
-        text = title.group(1) if title else _TAG.sub(" ", head)
-        return "an HTML page: " + " ".join(text.split())[:120]
-    return f"{len(response.content)} bytes starting {head[:80]!r}"
-
-
-def unexpected_body(service: str, response: HttpResponse, why: str) -> ServerError:
-    """A 2xx whose body is not the documented one: transient, the next try may be fine."""
-    return ServerError(
-        f"{service} answered {response.status} with an unexpected body: {why}",
-        service=service,
-        status=response.status,
-    )
+        """Classify an error response: fatal, transient or row-level (the service's rules:
+        :meth:`~dagster_runwf.services.service_info.ServiceInfo.error_for`)."""
+        return self.info.error_for(response, self.workflow_id)
 
 
 def require_text(value: object, setting: str) -> str:

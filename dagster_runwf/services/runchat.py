@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from ..errors import (
     AuthenticationError,
@@ -19,11 +18,15 @@ from ..errors import (
     ServerError,
     ServiceError,
 )
-from .base import OnMissing, Workflow, require_text, unexpected_body
+from .base import OnMissing, Workflow, require_text
 from .http import HttpRequest, HttpResponse
 from .outcome import Outcome
 from .rate import Rate
+from .runchat_schema import Parameter, RunchatSchema
+from .service_info import FreeCall, ServiceInfo
 from .values import JsonValue
+
+__all__ = ["SERVICE", "Parameter", "RunchatSchema", "RunchatWorkflow", "decode_metadata"]
 
 DISPLAY_NAME = "Runchat"
 
@@ -31,25 +34,6 @@ DISPLAY_NAME = "Runchat"
 _TEXT_TYPES = frozenset({"string", "markdown", "message", "html", "code", "instruction"})
 # Keys Runchat (or its agents) may use for a run's cost in the metadata: none is documented.
 _CREDIT_KEYS = ("credits", "credits_used", "creditsUsed", "credit_cost", "cost")
-
-
-@dataclass(frozen=True, slots=True)
-class Parameter:
-    """A Runchat input or output parameter (``BasicParameter``)."""
-
-    id: str
-    label: str
-    type: str
-    description: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RunchatSchema:
-    """A flow's name and its input and output parameters (``GET /{runchat_id}/schema``)."""
-
-    name: str
-    inputs: tuple[Parameter, ...]
-    outputs: tuple[Parameter, ...]
 
 
 class RunchatWorkflow(Workflow):
@@ -71,12 +55,6 @@ class RunchatWorkflow(Workflow):
             (``"skip"``) or is sent as ``null`` (``"null"``); see
             :data:`~dagster_runwf.services.base.OnMissing`.
     """
-
-    service: ClassVar[str] = "runchat"
-    display_name: ClassVar[str] = DISPLAY_NAME
-    reports_credits: ClassVar[bool] = True
-    default_base_url: ClassVar[str] = "https://runchat.com/api/v1"
-    default_rate: ClassVar[Rate] = Rate(10, 60.0)
 
     def __init__(
         self,
@@ -190,13 +168,15 @@ class RunchatWorkflow(Workflow):
         items = value if isinstance(value, list) else [value]
         return tuple(_as_text(item) for item in items if item is not None)
 
-    def classify(self, status: int, code: str | None, detail: str) -> type[ServiceError] | None:
-        if status == 403:
-            lowered = detail.lower()
-            if "credit" in lowered or "you have used" in lowered:
-                return CreditsExhaustedError
-            return AuthenticationError
-        return None
+
+def _classify(status: int, code: str | None, detail: str) -> type[ServiceError] | None:
+    """Runchat answers 403 both for a key out of credits and for a refused key."""
+    if status == 403:
+        lowered = detail.lower()
+        if "credit" in lowered or "you have used" in lowered:
+            return CreditsExhaustedError
+        return AuthenticationError
+    return None
 
 
 def _resolve(name: str, outputs: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
@@ -248,7 +228,7 @@ def _credits(metadata: Mapping[str, Any]) -> float | None:
 
 
 def _unexpected(response: HttpResponse, why: str) -> ServerError:
-    return unexpected_body(DISPLAY_NAME, response, why)
+    return SERVICE.unexpected_body(response, why)
 
 
 def schema_request(runchat_id: str) -> HttpRequest:
@@ -258,10 +238,9 @@ def schema_request(runchat_id: str) -> HttpRequest:
 
 def parse_schema(runchat_id: str, response: HttpResponse) -> RunchatSchema:
     """The schema in a response, or the classified error."""
-    probe = RunchatWorkflow(runchat_id)
     if not 200 <= response.status < 300:
-        raise probe.error_for(response)
-    payload = probe.decode_json(response)
+        raise SERVICE.error_for(response, runchat_id)
+    payload = SERVICE.decode_json(response)
     if not isinstance(payload, dict):
         raise _unexpected(response, "a JSON object was expected")
 
@@ -285,3 +264,28 @@ def parse_schema(runchat_id: str, response: HttpResponse) -> RunchatSchema:
         inputs=params("inputs"),
         outputs=params("outputs"),
     )
+
+
+SERVICE = ServiceInfo(
+    name="runchat",
+    display_name=DISPLAY_NAME,
+    workflow=RunchatWorkflow,
+    default_base_url="https://runchat.com/api/v1",
+    default_rate=Rate(10, 60.0),
+    default_concurrency=8,
+    api_key_variable="RUNCHAT_API_KEY",
+    base_url_variable="RUNCHAT_BASE_URL",
+    default_resource_key="runchat",
+    reports_credits=True,
+    workflow_term="flow",
+    inputs_help=(
+        "the flow's inputs are read from its schema; map an input by id (paramId_nodeId) or "
+        "by its label; an input whose id is also a column name is sent from that column "
+        "without a mapping"
+    ),
+    workflow_options=("webhook", "instance_id", "result_output", "citations_output"),
+    named_outputs=True,
+    classify=_classify,
+    schema=FreeCall("a flow's inputs and outputs", schema_request, parse_schema),
+)
+"""Runchat: what the package knows about it."""

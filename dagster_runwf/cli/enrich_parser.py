@@ -1,0 +1,178 @@
+"""The arguments of ``runwf enrich`` and its help, written from the services' registry (each
+service's choices, defaults, environment variables and settings of its own).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from ..services.base import ON_MISSING
+from ..services.registry import SERVICE_NAMES, SERVICES, offered_by
+from ._common import ENV_HELP, Parser, add_base_url, make_parser
+
+JOURNAL_SUFFIX = ".journal"
+"""The default journal location is the output path plus this suffix."""
+
+
+def _mapping_help() -> str:
+    """How each service's inputs are mapped, for the help's ``mapping:`` section."""
+    lines = []
+    for info in SERVICES.values():
+        text = f"{info.display_name}: {info.inputs_help}"
+        if info.schema is not None:
+            text += " (see 'runwf schema --workflow ID')"
+        lines += textwrap.wrap(text + ".", 88, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(lines)
+
+
+def _per_service(fact: str) -> str:
+    """A default for each service, e.g. ``10/s AI Tutor, 10/min Runchat``."""
+    return ", ".join(f"{getattr(info, fact)} {info.display_name}" for info in SERVICES.values())
+
+
+_EPILOG = f"""mapping:
+  Each --map VARIABLE=COLUMN sends the value of COLUMN as the workflow's VARIABLE.
+{_mapping_help()}
+
+output:
+  OUTPUT gets the input columns (or those named by --keep), then wf_status, wf_result,
+  wf_citations (a list of URLs), wf_outputs, wf_error, ... one row per input row, in
+  input order. It is written atomically: it appears whole when the run is complete.
+
+resume:
+  Finished rows are journaled in OUTPUT{JOURNAL_SUFFIX}/ (or --journal DIR) under a job id
+  derived from INPUT's path, the service, the workflow, the base URL and the mapping.
+  If a run stops (Ctrl-C, kill -9, a crash, a fatal error), run the same command again:
+  journaled rows are reused, only the rest is sent. With --incremental, successful
+  answers of earlier jobs at the same journal (e.g. last night's file) are reused too.
+
+exit status:
+  0    done (rows that failed are counted in the summary and the wf_error column)
+  1    stopped by the service (bad key, no credits, unknown workflow), the budget,
+       too many failures in a row, or the journal
+  2    configuration error: arguments, missing key or column, unreadable input
+  3    done, but rows failed and --fail-on-row-errors was given
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM): rerun to resume
+
+examples:
+  export AITUTOR_API_KEY=sk_...
+  runwf enrich companies.csv profiles.parquet --service aitutor \\
+      --workflow wf_company_profile --map company=name --map country=country
+
+  export RUNCHAT_API_KEY=...
+  runwf schema --workflow abc123          # what the flow takes and gives
+  runwf enrich questions.parquet answers.parquet --service runchat \\
+      --workflow abc123 --map Query=question --result-output Answer \\
+      --citations-output Sources --output-column answer_sources=Sources
+
+{ENV_HELP}
+"""
+
+
+def build_parser() -> Parser:
+    """The ``runwf enrich`` argument parser."""
+    services = " or ".join(info.display_name for info in SERVICES.values())
+    parser = make_parser(
+        "runwf enrich",
+        f"Run every row of a CSV or Parquet file through a hosted workflow ({services}) and "
+        "write the rows with their answers and citations as Parquet.",
+        _EPILOG,
+    )
+    parser.add_argument("input", metavar="INPUT", help="a .csv, .tsv or .parquet file")
+    parser.add_argument("output", metavar="OUTPUT", help="the Parquet file to write")
+    parser.add_argument("--service", required=True, choices=SERVICE_NAMES)
+    parser.add_argument("--workflow", required=True, metavar="ID", help="the workflow's id")
+    parser.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="VARIABLE=COLUMN",
+        help="send COLUMN as the workflow's VARIABLE (repeat for each)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="append",
+        metavar="COLUMN",
+        help="carry only these input columns into OUTPUT (repeat; default: all)",
+    )
+    parser.add_argument(
+        "--output-column",
+        action="append",
+        default=[],
+        metavar="NAME=LABEL",
+        help=f"{offered_by('output_columns')}lift the output LABEL (or id) into its own "
+        "column NAME (repeat)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="wf_",
+        help="prefix of the result columns (default wf_: wf_status, wf_result, ...)",
+    )
+    parser.add_argument(
+        "--result-output",
+        metavar="LABEL",
+        help=f"{offered_by('result_output')}the output whose value is wf_result (default: the "
+        "first text output)",
+    )
+    parser.add_argument(
+        "--citations-output",
+        metavar="LABEL",
+        help=f"{offered_by('citations_output')}the output listing the run's source URLs, for "
+        "wf_citations",
+    )
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help=f"{offered_by('webhook')}send each row as a raw JSON body (a flow starting at a "
+        "Webhook node)",
+    )
+    parser.add_argument(
+        "--on-missing",
+        choices=ON_MISSING,
+        default="fail",
+        help="a missing (empty) cell fails its row without a run (default), is sent as null, "
+        "or skips its row (recorded as skipped, not sent)",
+    )
+    parser.add_argument(
+        "--rate",
+        metavar="RATE",
+        help="the key's rate, e.g. 10/s, 10/min or 'unlimited' (default: the service's "
+        f"documented limit, {_per_service('default_rate')})",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help=f"rows in flight at once (default {_per_service('default_concurrency')})",
+    )
+    add_base_url(parser)
+    parser.add_argument(
+        "--journal",
+        metavar="DIR",
+        help=f"where finished rows are journaled (default: OUTPUT{JOURNAL_SUFFIX})",
+    )
+    parser.add_argument(
+        "--job-id",
+        metavar="ID",
+        help="name the job yourself instead of deriving it from the arguments",
+    )
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="also reuse successful answers of earlier jobs in the journal for unchanged rows",
+    )
+    parser.add_argument(
+        "--max-runs",
+        type=int,
+        metavar="N",
+        help="pay for at most N runs in this job, earlier attempts included",
+    )
+    parser.add_argument(
+        "--fail-on-row-errors",
+        action="store_true",
+        help="exit with status 3 when any row failed",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress display (the summary stays)"
+    )
+    return parser
