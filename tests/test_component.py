@@ -23,6 +23,7 @@ from dagster_runwf import (
     AITutorResource,
     AITutorWorkflow,
     EnrichedAssetComponent,
+    EnrichmentSettings,
     RunchatResource,
     RunchatWorkflow,
     enriched_asset,
@@ -71,13 +72,15 @@ def python_twin(journal_dir: str) -> dg.AssetsDefinition:
     return enriched_asset(
         source=notes,
         workflow=AITutorWorkflow("wf_echo", ["text"]),
-        columns={"text": "body"},
-        keep_columns=["id", "body"],
-        rate="unlimited",
-        concurrency=4,
-        journal_dir=journal_dir,
-        incremental=True,
-        failure_rate_threshold=0.25,
+        settings=EnrichmentSettings(
+            columns={"text": "body"},
+            keep_columns=["id", "body"],
+            rate="unlimited",
+            concurrency=4,
+            journal_dir=journal_dir,
+            incremental=True,
+            failure_rate_threshold=0.25,
+        ),
         partitions_def=DAILY,
         group_name="enrichment",
         tags={"team": "data"},
@@ -223,12 +226,14 @@ def test_a_runchat_yaml_asset_is_the_python_factorys_asset(
         workflow=RunchatWorkflow(
             "translate", ["text_n1", "language_n1"], result_output="Translation"
         ),
+        settings=EnrichmentSettings(
+            columns={"text_n1": "body", "language_n1": "lang"},
+            output_columns={"translation": "Translation"},
+            journal_version="v2",
+            failure_rate_severity=dg.AssetCheckSeverity.ERROR,
+        ),
         name="translated",
         key_prefix=["enriched"],
-        columns={"text_n1": "body", "language_n1": "lang"},
-        output_columns={"translation": "Translation"},
-        journal_version="v2",
-        failure_rate_severity=dg.AssetCheckSeverity.ERROR,
     )
     assert spec_of(from_yaml) == spec_of(twin)
     assert from_yaml.key == dg.AssetKey(["enriched", "translated"])
@@ -333,16 +338,18 @@ def test_a_chunked_yaml_asset_is_the_python_factorys_chunked_asset(
     twin = enriched_asset(
         source=notes,
         workflow=AITutorWorkflow("wf_echo", ["text"], on_missing="skip"),
-        columns={"text": "body"},
-        keep_columns=["id", "body"],
-        rate="unlimited",
-        concurrency=4,
-        journal_dir=str(tmp_path / "journal"),
-        incremental=True,
-        failure_rate_threshold=0.25,
+        settings=EnrichmentSettings(
+            columns={"text": "body"},
+            keep_columns=["id", "body"],
+            rate="unlimited",
+            concurrency=4,
+            journal_dir=str(tmp_path / "journal"),
+            incremental=True,
+            failure_rate_threshold=0.25,
+            chunk_size=2,
+        ),
         partitions_def=DAILY,
         group_name="enrichment",
-        chunk_size=2,
         retry_policy=dg.RetryPolicy(max_retries=2),
         pool="aitutor-key",
     )

@@ -14,9 +14,11 @@
       partitions: {cadence: daily, start_date: "2026-11-01"}
       schedule: {hour_of_day: 2}
 
-The component builds its asset with :func:`~dagster_runwf.enriched_asset` (nothing is
-reimplemented here), so a YAML asset and a Python one with the same settings are the same
-asset: same key, deps, code version, checks and metadata.
+The component's enrichment settings are those of :class:`~dagster_runwf.EnrichmentSettings`
+(it inherits them: one declaration, the same names in YAML and Python), and it builds its
+asset with :func:`~dagster_runwf.enriched_asset` (nothing is reimplemented here), so a YAML
+asset and a Python one with the same settings are the same asset: same key, deps, code
+version, checks and metadata.
 
 ``api_key: "{{ env.NAME }}"`` becomes ``dagster.EnvVar("NAME")`` rather than the key's value,
 so the key is read when a run starts and the UI shows only the variable's name, as with a
@@ -30,7 +32,6 @@ dagster_runwf.EnrichedAssetComponent <path>`` writes a commented ``defs.yaml`` t
 # No `from __future__ import annotations`: Dagster derives the YAML schema from the
 # annotations at runtime.
 
-import datetime as dt
 import re
 import textwrap
 import threading
@@ -40,8 +41,6 @@ from typing import Annotated, Any, Literal
 import dagster as dg
 from pydantic import BaseModel, Field, SkipValidation
 
-from ..engine.budget import Budget
-from ..engine.table import DEFAULT_PREFIX
 from ..errors import ConfigError
 from ..services.aitutor import AITutorWorkflow
 from ..services.base import Workflow
@@ -49,6 +48,7 @@ from ..services.runchat import RunchatWorkflow
 from .assets import enriched_asset
 from .resources import AITutorResource, RunchatResource, WorkflowServiceResource
 from .schedules import nightly_schedule
+from .settings import EnrichmentSettings
 
 Service = Literal["aitutor", "runchat"]
 
@@ -112,15 +112,6 @@ class ScheduleModel(dg.Resolvable, dg.Model):
     running: bool = Field(default=False, description="Start the schedule turned on.")
     include_source: bool = Field(
         default=True, description="Materialize the source asset in the same run first."
-    )
-
-
-class BudgetModel(dg.Resolvable, dg.Model):
-    """A cap on what one job may spend (see :class:`~dagster_runwf.Budget`)."""
-
-    max_runs: int | None = Field(default=None, description="Paid runs per job.")
-    max_credits: float | None = Field(
-        default=None, description="Credits per job (Runchat reports per-run costs)."
     )
 
 
@@ -215,13 +206,19 @@ _resources_lock = threading.Lock()
 
 
 @dg.scaffold_with(EnrichedAssetScaffolder)
-class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
+class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
     """A table enriched by a hosted AI workflow, one run per row, declared in YAML.
 
-    Builds the asset with :func:`~dagster_runwf.enriched_asset` (see it for what each
-    setting does), and optionally the service's resource (when ``api_key`` is set) and a
-    nightly schedule. Without ``api_key`` the asset uses the resource of that key
-    (``resource_key``, default ``aitutor`` / ``runchat``) defined elsewhere in the project.
+    Its attributes are every setting of :class:`~dagster_runwf.EnrichmentSettings` (the
+    same names and meanings, at the top level of ``attributes``), plus those below: which
+    workflow on which service, the source asset, the asset's Dagster arguments
+    (``partitions`` and ``max_retries`` stand for ``partitions_def`` and ``retry_policy``)
+    and, optionally, the service's resource and a nightly schedule.
+
+    Builds the asset with :func:`~dagster_runwf.enriched_asset`, the resource when
+    ``api_key`` is set, and the schedule when ``schedule`` is. Without ``api_key`` the
+    asset uses the resource of that key (``resource_key``, default ``aitutor`` /
+    ``runchat``) defined elsewhere in the project.
     """
 
     service: Service = Field(description="aitutor (AI Tutor API) or runchat.")
@@ -235,17 +232,8 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         description="AI Tutor: the template variables; Runchat: input ids (paramId_nodeId) "
         "or, with webhook, body fields. Default: the keys of 'columns'.",
     )
-    columns: dict[str, str] = Field(
-        default_factory=dict, description="Input -> column, for inputs named unlike their column."
-    )
     name: str | None = Field(default=None, description="Default: <source>_<workflow id>.")
     key_prefix: str | list[str] | None = None
-    keep_columns: list[str] | None = Field(
-        default=None, description="Input columns kept in the results; default: all."
-    )
-    output_columns: dict[str, str] | None = Field(
-        default=None, description="Runchat: new column -> output label or id."
-    )
     result_output: str | None = Field(
         default=None, description="Runchat: the output (label or id) holding the text result."
     )
@@ -257,7 +245,6 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         default="fail",
         description="A missing cell fails the row, is sent as null, or skips the row.",
     )
-    prefix: str = DEFAULT_PREFIX
     resource_key: str | None = Field(
         default=None, description="Resource holding the key; default: the service's name."
     )
@@ -278,23 +265,6 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
     base_url: str | None = Field(
         default=None, description="With api_key: the service's API root (default: public)."
     )
-    rate: str | None = Field(default=None, description="e.g. '10/s', '10/min', 'unlimited'.")
-    concurrency: int | None = Field(default=None, description="Runs in flight at once.")
-    budget: BudgetModel | None = None
-    journal_dir: str | None = Field(
-        default=None, description="Where journals live; default: the instance's storage."
-    )
-    incremental: bool = Field(
-        default=False, description="Reuse earlier answers for unchanged rows."
-    )
-    max_age_hours: float | None = Field(
-        default=None, description="Incremental: reuse only answers younger than this."
-    )
-    journal_version: str = Field(default="", description="Change it to stop reusing answers.")
-    preflight: bool = True
-    failure_rate_threshold: float = 0.05
-    failure_rate_severity: Literal["WARN", "ERROR"] = "WARN"
-    progress_interval_s: float = 10.0
     partitions: PartitionsModel | None = None
     schedule: ScheduleModel | None = None
     group_name: str | None = None
@@ -304,11 +274,9 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
     pool: str | None = None
     io_manager_key: str | None = None
     max_retries: int = Field(
-        default=0, description="Step retries on errors other than fatal stops (RetryPolicy)."
-    )
-    chunk_size: int | None = Field(
-        default=None,
-        description="Enrich in steps of this many rows (a graph-backed asset); default: one step.",
+        default=0,
+        ge=0,
+        description="Step retries on errors other than fatal stops (the asset's RetryPolicy).",
     )
     rate_limit_store: str = Field(
         default="auto",
@@ -335,39 +303,28 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
             on_missing=self.on_missing,
         )
 
+    def build_settings(self) -> EnrichmentSettings:
+        """The component's :class:`~dagster_runwf.EnrichmentSettings` (without the rest)."""
+        fields = EnrichmentSettings.model_fields
+        return EnrichmentSettings(**{name: getattr(self, name) for name in fields})
+
     def build_asset(self) -> dg.AssetsDefinition:
         """The asset, exactly as :func:`~dagster_runwf.enriched_asset` builds it."""
-        budget = self.budget
         return enriched_asset(
             source=self.source,
             workflow=self.build_workflow(),
+            settings=self.build_settings(),
             name=self.name,
             key_prefix=self.key_prefix,
             resource_key=self.resource_key,
-            columns=self.columns,
-            keep_columns=self.keep_columns,
-            output_columns=self.output_columns,
-            prefix=self.prefix,
-            rate=self.rate,
-            concurrency=self.concurrency,
-            budget=Budget(budget.max_runs, budget.max_credits) if budget else None,
-            journal_dir=self.journal_dir,
-            incremental=self.incremental,
-            max_age=dt.timedelta(hours=self.max_age_hours) if self.max_age_hours else None,
-            journal_version=self.journal_version,
-            preflight=self.preflight,
-            failure_rate_threshold=self.failure_rate_threshold,
-            failure_rate_severity=dg.AssetCheckSeverity[self.failure_rate_severity],
-            progress_interval_s=self.progress_interval_s,
             partitions_def=self.partitions.build() if self.partitions else None,
             group_name=self.group_name,
             tags=self.tags,
             owners=self.owners,
             description=self.description,
+            retry_policy=dg.RetryPolicy(max_retries=self.max_retries) if self.max_retries else None,
             pool=self.pool,
             io_manager_key=self.io_manager_key,
-            retry_policy=dg.RetryPolicy(max_retries=self.max_retries) if self.max_retries else None,
-            chunk_size=self.chunk_size,
         )
 
     def build_resource(self) -> WorkflowServiceResource | None:
