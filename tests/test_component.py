@@ -499,6 +499,13 @@ def test_every_argument_of_the_factory_is_reachable_from_yaml(
     assert from_yaml.key == dg.AssetKey(["enriched", "translated"])
 
 
+def test_the_yaml_schema_describes_every_setting() -> None:
+    schema = EnrichedAssetComponent.get_model_cls().model_json_schema()  # type: ignore[union-attr]
+    for name, field in EnrichmentSettings.model_fields.items():
+        assert schema["properties"][name]["description"] == field.description, name
+    assert "template variables" in schema["properties"]["inputs"]["description"]
+
+
 def test_settings_refuse_unknown_names_and_bad_values_when_made() -> None:
     bad: dict[str, Any] = {
         "colums": {"a": "b"},  # a typo

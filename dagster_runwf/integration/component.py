@@ -33,13 +33,15 @@ dagster_runwf.EnrichedAssetComponent <path>`` writes a commented ``defs.yaml`` t
 # No `from __future__ import annotations`: Dagster derives the YAML schema from the
 # annotations at runtime.
 
+import copy
+import functools
 import re
 import threading
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import dagster as dg
-from pydantic import Field, SkipValidation
+from pydantic import BaseModel, Field, SkipValidation, create_model
 
 from ..errors import ConfigError
 from ..services.aitutor import AITutorWorkflow
@@ -199,6 +201,15 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         "'memory', 'sqlite:///path' or 'redis://host:6379/0'.",
     )
 
+    @classmethod
+    def model(cls) -> type[BaseModel]:
+        """The YAML model Dagster derives from the attributes, with their descriptions.
+
+        Dagster leaves out the description of an attribute that has a default; they are put
+        back, so that ``dg`` and YAML editors show what each setting does.
+        """
+        return _with_descriptions(cls, super().model())
+
     def build_workflow(self) -> Workflow:
         """The service's workflow object from ``workflow``, ``inputs`` and ``columns``."""
         inputs = list(self.inputs) if self.inputs is not None else list(self.columns)
@@ -285,3 +296,16 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         if resource is not None:
             resources[self.resource_key or self.service] = resource
         return dg.Definitions(assets=[asset], schedules=schedules, resources=resources)
+
+
+@functools.cache
+def _with_descriptions(attributes: type[BaseModel], derived: type[BaseModel]) -> type[BaseModel]:
+    """``derived`` with the descriptions of ``attributes``' fields where it has none."""
+    described: dict[str, Any] = {}
+    for name, field in attributes.model_fields.items():
+        derived_field = derived.model_fields.get(name)
+        if field.description and derived_field is not None and not derived_field.description:
+            info = copy.copy(derived_field)
+            info.description = field.description
+            described[name] = (derived_field.annotation, info)
+    return create_model(derived.__name__, __base__=derived, **described)
