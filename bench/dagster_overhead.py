@@ -48,6 +48,7 @@ from _common import (
 
 from dagster_runwf import (
     AITutorResource,
+    EnrichmentSettings,
     ParquetIOManager,
     RowJournal,
     enrich,
@@ -72,7 +73,9 @@ def materialize_enriched(
 ) -> dg.ExecuteInProcessResult:
     source = source_asset(frame)
     asset = enriched_asset(
-        source=source, workflow=WORKFLOW, journal_dir=str(journal), progress_interval_s=60
+        source=source,
+        workflow=WORKFLOW,
+        settings=EnrichmentSettings(journal_dir=str(journal), progress_interval_s=60),
     )
     resources: dict[str, Any] = {
         "aitutor": AITutorResource(

@@ -133,7 +133,12 @@ def child_engine(args: argparse.Namespace, frame: Any) -> Callable[[], int]:
 def child_asset(args: argparse.Namespace, frame: Any) -> Callable[[], int]:
     import dagster as dg
 
-    from dagster_runwf import AITutorResource, ParquetIOManager, enriched_asset
+    from dagster_runwf import (
+        AITutorResource,
+        EnrichmentSettings,
+        ParquetIOManager,
+        enriched_asset,
+    )
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -143,7 +148,9 @@ def child_asset(args: argparse.Namespace, frame: Any) -> Callable[[], int]:
 
     work = Path(args.work)
     enriched = enriched_asset(
-        source=companies, workflow=WORKFLOW, journal_dir=str(work / "journal")
+        source=companies,
+        workflow=WORKFLOW,
+        settings=EnrichmentSettings(journal_dir=str(work / "journal")),
     )
     resources: dict[str, Any] = {
         "aitutor": AITutorResource(

@@ -1,8 +1,8 @@
 """dagster-runwf: run hosted AI workflows (Runchat, AI Tutor API) row by row over tables.
 
 The public API is re-exported here; everything else is private. The Dagster layer's names
-(resources, the asset factory, the IO manager) are imported on first use, so the engine,
-the CLI and the emulator start without loading Dagster.
+(resources, the asset factory and its settings, the IO manager) are imported on first use,
+so the engine, the CLI and the emulator start without loading Dagster.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from .integration.io_manager import ParquetIOManager
     from .integration.resources import AITutorResource, RunchatResource
     from .integration.schedules import nightly_schedule
+    from .integration.settings import EnrichmentSettings
 
 _DAGSTER_NAMES = {
     "AITutorResource": "resources",
@@ -70,6 +71,7 @@ _DAGSTER_NAMES = {
     "ParquetIOManager": "io_manager",
     "enriched_asset": "assets",
     "EnrichedAssetComponent": "component",
+    "EnrichmentSettings": "settings",
     "nightly_schedule": "schedules",
 }
 
@@ -99,6 +101,7 @@ __all__ = [
     "enrich_async",
     "enriched_asset",
     "EnrichedAssetComponent",
+    "EnrichmentSettings",
     "nightly_schedule",
     "BudgetReachedError",
     "ConfigError",

@@ -7,7 +7,7 @@ YAML: ``defs/company_industries/defs.yaml``.)"""
 import dagster as dg
 import pandas as pd
 
-from dagster_runwf import AITutorWorkflow, enriched_asset
+from dagster_runwf import AITutorWorkflow, EnrichmentSettings, enriched_asset
 
 from . import settings
 
@@ -33,11 +33,13 @@ def company_profiles(journal_dir: str) -> dg.AssetsDefinition:
         workflow=AITutorWorkflow(
             settings.aitutor_workflow_id(), ["company", "domain", "industry", "country"]
         ),
+        settings=EnrichmentSettings(
+            columns={"company": "name"},
+            keep_columns=["company_id", "name", "domain", "country", "industry"],
+            journal_dir=journal_dir,
+            incremental=True,
+        ),
         name="company_profiles",
-        columns={"company": "name"},
-        keep_columns=["company_id", "name", "domain", "country", "industry"],
-        journal_dir=journal_dir,
-        incremental=True,
         partitions_def=settings.DAILY,
         group_name=GROUP,
         description="A summary of each company with web citations, written by an AI Tutor "

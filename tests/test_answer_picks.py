@@ -13,6 +13,7 @@ import pytest
 
 from dagster_runwf import (
     AITutorWorkflow,
+    EnrichmentSettings,
     RowJournal,
     RunchatResource,
     RunchatWorkflow,
@@ -124,9 +125,11 @@ def answers(tmp_path: Path, result_output: str) -> dg.AssetsDefinition:
     return enriched_asset(
         source=questions,
         workflow=RunchatWorkflow("demo", ["query_nodeA"], result_output=result_output),
-        columns={"query_nodeA": "question"},
-        journal_dir=str(tmp_path / "journal"),
-        incremental=True,
+        settings=EnrichmentSettings(
+            columns={"query_nodeA": "question"},
+            journal_dir=str(tmp_path / "journal"),
+            incremental=True,
+        ),
     )
 
 

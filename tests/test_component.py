@@ -3,7 +3,9 @@ materializes against the emulator, and dg finds and scaffolds the component."""
 
 # No `from __future__ import annotations`: Dagster reads the test asset's annotations.
 
+import datetime as dt
 import importlib.metadata
+import inspect
 import json
 import os
 import subprocess
@@ -16,13 +18,16 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pydantic
 import pytest
 from dagster.components.testing import create_defs_folder_sandbox
 
 from dagster_runwf import (
     AITutorResource,
     AITutorWorkflow,
+    Budget,
     EnrichedAssetComponent,
+    EnrichmentSettings,
     RunchatResource,
     RunchatWorkflow,
     enriched_asset,
@@ -71,13 +76,15 @@ def python_twin(journal_dir: str) -> dg.AssetsDefinition:
     return enriched_asset(
         source=notes,
         workflow=AITutorWorkflow("wf_echo", ["text"]),
-        columns={"text": "body"},
-        keep_columns=["id", "body"],
-        rate="unlimited",
-        concurrency=4,
-        journal_dir=journal_dir,
-        incremental=True,
-        failure_rate_threshold=0.25,
+        settings=EnrichmentSettings(
+            columns={"text": "body"},
+            keep_columns=["id", "body"],
+            rate="unlimited",
+            concurrency=4,
+            journal_dir=journal_dir,
+            incremental=True,
+            failure_rate_threshold=0.25,
+        ),
         partitions_def=DAILY,
         group_name="enrichment",
         tags={"team": "data"},
@@ -121,10 +128,24 @@ def yaml_env(
 COMPONENT_METADATA = {"dagster/code_references", "dagster/component_origin"}
 
 
+def ops_of(asset: dg.AssetsDefinition) -> dict[str, Any]:
+    """Each op of the asset (one, or a chunked asset's three) with its retry policy, pool
+    and resources."""
+    node = asset.node_def
+    ops = node.node_defs if isinstance(node, dg.GraphDefinition) else [node]
+    return {
+        op.name: (op.retry_policy, op.pool, op.required_resource_keys)  # type: ignore[attr-defined]
+        for op in ops
+    }
+
+
 def spec_of(asset: dg.AssetsDefinition) -> dict[str, Any]:
-    """What the UI and the asset graph see of an enriched asset."""
+    """What the UI and the asset graph see of an enriched asset, and how its steps run."""
     spec = asset.specs_by_key[asset.key]
     return {
+        "ops": ops_of(asset),
+        "io_manager_key": asset.get_io_manager_key_for_asset_key(asset.key),
+        "owners": spec.owners,
         "key": spec.key,
         "deps": [d.asset_key for d in spec.deps],
         "code_version": spec.code_version,
@@ -223,12 +244,14 @@ def test_a_runchat_yaml_asset_is_the_python_factorys_asset(
         workflow=RunchatWorkflow(
             "translate", ["text_n1", "language_n1"], result_output="Translation"
         ),
+        settings=EnrichmentSettings(
+            columns={"text_n1": "body", "language_n1": "lang"},
+            output_columns={"translation": "Translation"},
+            journal_version="v2",
+            failure_rate_severity=dg.AssetCheckSeverity.ERROR,
+        ),
         name="translated",
         key_prefix=["enriched"],
-        columns={"text_n1": "body", "language_n1": "lang"},
-        output_columns={"translation": "Translation"},
-        journal_version="v2",
-        failure_rate_severity=dg.AssetCheckSeverity.ERROR,
     )
     assert spec_of(from_yaml) == spec_of(twin)
     assert from_yaml.key == dg.AssetKey(["enriched", "translated"])
@@ -333,16 +356,18 @@ def test_a_chunked_yaml_asset_is_the_python_factorys_chunked_asset(
     twin = enriched_asset(
         source=notes,
         workflow=AITutorWorkflow("wf_echo", ["text"], on_missing="skip"),
-        columns={"text": "body"},
-        keep_columns=["id", "body"],
-        rate="unlimited",
-        concurrency=4,
-        journal_dir=str(tmp_path / "journal"),
-        incremental=True,
-        failure_rate_threshold=0.25,
+        settings=EnrichmentSettings(
+            columns={"text": "body"},
+            keep_columns=["id", "body"],
+            rate="unlimited",
+            concurrency=4,
+            journal_dir=str(tmp_path / "journal"),
+            incremental=True,
+            failure_rate_threshold=0.25,
+            chunk_size=2,
+        ),
         partitions_def=DAILY,
         group_name="enrichment",
-        chunk_size=2,
         retry_policy=dg.RetryPolicy(max_retries=2),
         pool="aitutor-key",
     )
@@ -351,3 +376,188 @@ def test_a_chunked_yaml_asset_is_the_python_factorys_chunked_asset(
     chunk_op = ops["notes_wf_echo__enrich_chunk"]
     assert chunk_op.retry_policy == dg.RetryPolicy(max_retries=2)
     assert chunk_op.pool == "aitutor-key"
+
+
+# -- one declaration: every argument of the factory has a YAML key ------------------------------
+
+EVERY_ARGUMENT_YAML = """\
+type: dagster_runwf.EnrichedAssetComponent
+attributes:
+  service: runchat
+  workflow: translate
+  inputs: [text_n1, language_n1]
+  result_output: Translation
+  source: raw/notes
+  # every EnrichmentSettings field, none at its default
+  columns: {text_n1: body, language_n1: lang}
+  keep_columns: [id, body]
+  output_columns: {translation: Translation}
+  prefix: rc_
+  rate: 5/s
+  concurrency: 3
+  budget: {max_runs: 100, max_credits: 12.5}
+  journal_dir: memory://journals
+  journal_storage_options: {skip_instance_cache: true}
+  incremental: true
+  max_age: P30D
+  journal_version: v2
+  preflight: false
+  failure_rate_threshold: 0.2
+  failure_rate_severity: ERROR
+  progress_interval_s: 30
+  chunk_size: 50
+  # the factory's Dagster arguments
+  name: translated
+  key_prefix: [enriched]
+  resource_key: runchat_eu
+  partitions: {cadence: daily, start_date: "2026-11-01"}
+  group_name: enrichment
+  tags: {team: data}
+  owners: ["team:data"]
+  description: The notes in English.
+  max_retries: 2
+  pool: runchat-key
+  io_manager_key: parquet
+"""
+
+EVERY_ARGUMENT_PYTHON: dict[str, Any] = {
+    "source": "raw/notes",
+    "workflow": RunchatWorkflow(
+        "translate", ["text_n1", "language_n1"], result_output="Translation"
+    ),
+    "settings": EnrichmentSettings(
+        columns={"text_n1": "body", "language_n1": "lang"},
+        keep_columns=["id", "body"],
+        output_columns={"translation": "Translation"},
+        prefix="rc_",
+        rate="5/s",
+        concurrency=3,
+        budget=Budget(max_runs=100, max_credits=12.5),
+        journal_dir="memory://journals",
+        journal_storage_options={"skip_instance_cache": True},
+        incremental=True,
+        max_age=dt.timedelta(days=30),
+        journal_version="v2",
+        preflight=False,
+        failure_rate_threshold=0.2,
+        failure_rate_severity=dg.AssetCheckSeverity.ERROR,
+        progress_interval_s=30.0,
+        chunk_size=50,
+    ),
+    "name": "translated",
+    "key_prefix": ["enriched"],
+    "resource_key": "runchat_eu",
+    "partitions_def": dg.DailyPartitionsDefinition(start_date="2026-11-01"),
+    "group_name": "enrichment",
+    "tags": {"team": "data"},
+    "owners": ["team:data"],
+    "description": "The notes in English.",
+    "retry_policy": dg.RetryPolicy(max_retries=2),
+    "pool": "runchat-key",
+    "io_manager_key": "parquet",
+}
+"""What EVERY_ARGUMENT_YAML declares, as the factory's arguments."""
+
+
+def comparable(argument: Any) -> Any:
+    """Workflows compare by what they run (they have no equality of their own)."""
+    if isinstance(argument, RunchatWorkflow | AITutorWorkflow):
+        return type(argument), argument.fingerprint()
+    return argument
+
+
+def test_every_argument_of_the_factory_is_reachable_from_yaml(
+    load_yaml: Callable[[str], dg.Definitions], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Python side sets every parameter of the factory and every setting, none at its
+    # default: a new parameter or setting fails here until it is added above, in both.
+    assert set(inspect.signature(enriched_asset).parameters) == set(EVERY_ARGUMENT_PYTHON)
+    settings = EVERY_ARGUMENT_PYTHON["settings"]
+    for name, field in EnrichmentSettings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        assert getattr(settings, name) != default, f"set {name} to a non-default value"
+        assert name in EnrichedAssetComponent.model_fields, f"{name} has no YAML key"
+
+    # The YAML side reaches the factory with the very same arguments...
+    calls: list[dict[str, Any]] = []
+
+    def factory(**arguments: Any) -> dg.AssetsDefinition:
+        calls.append(arguments)
+        return enriched_asset(**arguments)
+
+    monkeypatch.setattr("dagster_runwf.integration.component.enriched_asset", factory)
+    defs = load_yaml(EVERY_ARGUMENT_YAML)
+    (from_yaml_call,) = calls
+    assert set(from_yaml_call) == set(EVERY_ARGUMENT_PYTHON)
+    for name, value in EVERY_ARGUMENT_PYTHON.items():
+        assert comparable(from_yaml_call[name]) == comparable(value), name
+    assert type(from_yaml_call["settings"]) is EnrichmentSettings
+
+    # ... so it builds the same asset.
+    (from_yaml,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    assert spec_of(from_yaml) == spec_of(enriched_asset(**EVERY_ARGUMENT_PYTHON))
+    assert from_yaml.key == dg.AssetKey(["enriched", "translated"])
+
+
+def test_the_yaml_schema_describes_every_setting() -> None:
+    schema = EnrichedAssetComponent.get_model_cls().model_json_schema()  # type: ignore[union-attr]
+    for name, field in EnrichmentSettings.model_fields.items():
+        assert schema["properties"][name]["description"] == field.description, name
+    assert "template variables" in schema["properties"]["inputs"]["description"]
+
+
+def test_settings_refuse_unknown_names_and_bad_values_when_made() -> None:
+    bad: dict[str, Any] = {
+        "colums": {"a": "b"},  # a typo
+        "rate": "fast",
+        "concurrency": 0,
+        "max_age": dt.timedelta(0),
+        "failure_rate_threshold": 1.5,
+        "failure_rate_severity": "LOUD",
+        "progress_interval_s": 0,
+        "budget": {"max_runs": -1},
+    }
+    for name, value in bad.items():
+        with pytest.raises(pydantic.ValidationError, match=name.split("_")[0]):
+            EnrichmentSettings(**{name: value})
+    settings = EnrichmentSettings(journal_storage_options={"key": "secret-ish"})
+    assert "secret-ish" not in repr(settings), "storage options may hold credentials"
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        settings.incremental = True
+
+
+@pytest.mark.parametrize(
+    ("given", "max_age"),
+    [
+        ("3600", dt.timedelta(hours=1)),
+        ("1.5", dt.timedelta(seconds=1.5)),
+        ("P30D", dt.timedelta(days=30)),
+        ("PT12H", dt.timedelta(hours=12)),
+    ],
+)
+def test_yaml_gives_max_age_in_seconds_or_as_an_iso_duration(
+    given: str, max_age: dt.timedelta
+) -> None:
+    component = EnrichedAssetComponent.resolve_from_yaml(
+        f"service: aitutor\nworkflow: wf\nsource: s\ninputs: [x]\nmax_age: {given}\n"
+    )
+    assert component.build_settings().max_age == max_age
+
+
+def test_a_bad_yaml_setting_fails_the_load_naming_it(
+    load_yaml: Callable[[str], dg.Definitions],
+) -> None:
+    for text, name in [
+        (AITUTOR_YAML.replace("0.25", "1.25"), "failure_rate_threshold"),
+        (AITUTOR_YAML + "  max_age_hours: 12\n", "max_age_hours"),  # renamed max_age
+    ]:
+        with pytest.raises(Exception) as failed:
+            load_yaml(text)
+        chain = [failed.value, *iter_causes(failed.value)]
+        assert any(name in str(error) for error in chain), name
+
+
+def iter_causes(error: BaseException) -> Iterator[BaseException]:
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+        yield error

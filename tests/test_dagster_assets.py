@@ -18,6 +18,7 @@ import pytest
 from dagster_runwf import (
     AITutorResource,
     AITutorWorkflow,
+    EnrichmentSettings,
     ParquetIOManager,
     enriched_asset,
     nightly_schedule,
@@ -32,13 +33,18 @@ def companies() -> pd.DataFrame:
     return pd.DataFrame({"name": [f"company {i}" for i in range(40)] + ["bad one"], "n": range(41)})
 
 
-def profiles(tmp_path: Path, **settings: Any) -> dg.AssetsDefinition:
+def profiles(tmp_path: Path, **arguments: Any) -> dg.AssetsDefinition:
+    """The enriched companies; ``arguments`` are EnrichmentSettings fields or the factory's."""
+    settings = {
+        k: arguments.pop(k) for k in list(arguments) if k in EnrichmentSettings.model_fields
+    }
     return enriched_asset(
         source=companies,
         workflow=AITutorWorkflow("wf_echo", ["text"]),
-        columns={"text": "name"},
-        journal_dir=str(tmp_path / "journal"),
-        **settings,
+        settings=EnrichmentSettings(
+            columns={"text": "name"}, journal_dir=str(tmp_path / "journal"), **settings
+        ),
+        **arguments,
     )
 
 
@@ -180,8 +186,9 @@ def test_a_daily_partition_enriches_that_days_rows_and_a_nightly_schedule_runs_i
     daily = enriched_asset(
         source=arrivals,
         workflow=AITutorWorkflow("wf_echo", ["text"]),
-        columns={"text": "name"},
-        journal_dir=str(tmp_path / "journal"),
+        settings=EnrichmentSettings(
+            columns={"text": "name"}, journal_dir=str(tmp_path / "journal")
+        ),
         partitions_def=DAILY,
     )
     result = dg.materialize([arrivals, daily], resources=resources(emu), partition_key="2026-11-20")
@@ -254,9 +261,11 @@ def test_rows_skipped_on_purpose_do_not_count_as_failures(
     asset = enriched_asset(
         source=gappy,
         workflow=AITutorWorkflow("wf_echo", ["text"], on_missing="skip"),
-        columns={"text": "name"},
-        journal_dir=str(tmp_path / "journal"),
-        failure_rate_threshold=0.15,
+        settings=EnrichmentSettings(
+            columns={"text": "name"},
+            journal_dir=str(tmp_path / "journal"),
+            failure_rate_threshold=0.15,
+        ),
     )
     result = dg.materialize([gappy, asset], resources=resources(emu))
     table = result.output_for_node(asset.node_def.name)
@@ -302,8 +311,9 @@ def test_a_429_on_the_free_pre_flight_is_left_to_the_retry_policy(
     asset = enriched_asset(
         source=texts,
         workflow=RunchatWorkflow("translate", ["text_n1"]),
-        columns={"text_n1": "text"},
-        journal_dir=str(tmp_path / "journal"),
+        settings=EnrichmentSettings(
+            columns={"text_n1": "text"}, journal_dir=str(tmp_path / "journal")
+        ),
         retry_policy=dg.RetryPolicy(max_retries=1),
     )
     runchat = RunchatResource(api_key=KEY, base_url=emu.runchat_url, rate="unlimited")

@@ -8,9 +8,16 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pydantic
 import pytest
 
-from dagster_runwf import AITutorResource, AITutorWorkflow, Budget, enriched_asset
+from dagster_runwf import (
+    AITutorResource,
+    AITutorWorkflow,
+    Budget,
+    EnrichmentSettings,
+    enriched_asset,
+)
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.integration.chunks import chunk_budget
@@ -29,13 +36,18 @@ def companies() -> pd.DataFrame:
     return frame.set_index(pd.Index([f"id-{i}" for i in range(41)], name="company_id"))
 
 
-def profiles(tmp_path: Path, **settings: Any) -> dg.AssetsDefinition:
+def profiles(tmp_path: Path, **arguments: Any) -> dg.AssetsDefinition:
+    """The enriched companies; ``arguments`` are EnrichmentSettings fields or the factory's."""
+    settings = {
+        k: arguments.pop(k) for k in list(arguments) if k in EnrichmentSettings.model_fields
+    }
     return enriched_asset(
         source=companies,
         workflow=AITutorWorkflow("wf_echo", ["text"]),
-        columns={"text": "name"},
-        journal_dir=str(tmp_path / "journal"),
-        **settings,
+        settings=EnrichmentSettings(
+            columns={"text": "name"}, journal_dir=str(tmp_path / "journal"), **settings
+        ),
+        **arguments,
     )
 
 
@@ -96,12 +108,10 @@ def test_an_empty_table_is_one_empty_chunk(start_emulator: Any, tmp_path: Path) 
     assert len(table) == 0 and "wf_status" in table.columns
 
 
-@pytest.mark.parametrize("chunk_size", [0, -3])
-def test_a_bad_chunk_size_is_a_config_error(chunk_size: int, tmp_path: Path) -> None:
-    from dagster_runwf import ConfigError
-
-    with pytest.raises(ConfigError, match="chunk_size"):
-        profiles(tmp_path, chunk_size=chunk_size)
+@pytest.mark.parametrize("chunk_size", [0, -3, True, 2.5])
+def test_a_bad_chunk_size_is_refused_when_the_settings_are_made(chunk_size: Any) -> None:
+    with pytest.raises(pydantic.ValidationError, match="chunk_size"):
+        EnrichmentSettings(chunk_size=chunk_size)
 
 
 def test_chunk_budgets_never_add_up_to_more_than_the_budget() -> None:

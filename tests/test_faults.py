@@ -34,6 +34,7 @@ from dagster_runwf import (
     AuthenticationError,
     CreditsExhaustedError,
     Enrichment,
+    EnrichmentSettings,
     FanOutStopped,
     RateLimiter,
     RetryPolicy,
@@ -610,10 +611,12 @@ def enriched(target: Target, journal_dir: Path, **settings: Any) -> dg.AssetsDef
     return enriched_asset(
         source=companies,
         workflow=target.workflow(),
-        columns={target.input: "name"},
-        journal_dir=str(journal_dir),
-        failure_rate_threshold=0.0,
-        **settings,
+        settings=EnrichmentSettings(
+            columns={target.input: "name"},
+            journal_dir=str(journal_dir),
+            failure_rate_threshold=0.0,
+            **settings,
+        ),
     )
 
 

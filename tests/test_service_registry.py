@@ -20,8 +20,8 @@ from dagster_runwf import (
     enriched_asset,
 )
 from dagster_runwf.emulator import Emulator
-from dagster_runwf.integration.scaffold import scaffold_text
 from dagster_runwf.integration.resources import RESOURCE_CLASSES, resource_class
+from dagster_runwf.integration.scaffold import scaffold_text
 from dagster_runwf.services import aitutor, runchat
 from dagster_runwf.services.base import Workflow
 from dagster_runwf.services.http import HttpResponse

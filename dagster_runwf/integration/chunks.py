@@ -25,7 +25,8 @@ import pyarrow as pa
 from ..engine.budget import Budget
 from ..engine.stats import RunStats
 from ..engine.table import join_results, result_fields
-from .plan import EnrichmentPlan, identifier
+from .spec import EnrichmentSpec, identifier
+from .step import EnrichmentStep
 
 AssetDecorator = Callable[[Callable[..., Any]], dg.AssetsDefinition]
 """What ``dagster.asset(...)`` and ``dagster.graph_asset(...)`` return."""
@@ -74,18 +75,19 @@ def chunk_budget(budget: Budget | None, rows: int, table_rows: int) -> Budget | 
 
 
 def chunked_asset(
-    plan: EnrichmentPlan,
+    spec: EnrichmentSpec,
     *,
     chunk_size: int,
     retry_policy: dg.RetryPolicy | None,
     pool: str | None,
     io_manager_key: str | None,
-    asset_settings: Mapping[str, Any],
+    asset_arguments: Mapping[str, Any],
 ) -> dg.AssetsDefinition:
-    """The graph-backed enriched asset; see ``chunk_size`` of :func:`enriched_asset`."""
-    name = identifier("__".join(plan.asset_key.path))
-    resources = {plan.resource_key}
-    check_names = [spec.name for spec in plan.check_specs()]
+    """The graph-backed enriched asset; see ``chunk_size`` of :class:`EnrichmentSettings`."""
+    name = identifier("__".join(spec.asset_key.path))
+    resources = {spec.resource_key}
+    settings = spec.settings
+    check_names = [check.name for check in spec.check_specs()]
 
     @dg.op(
         name=f"{name}__split",
@@ -94,10 +96,11 @@ def chunked_asset(
     )
     def split(context: dg.OpExecutionContext, rows: pd.DataFrame) -> Iterator[Any]:
         # Before any paid run: the mapping, the table's columns, and the pre-flight (once).
-        plan.check_table(rows)
-        settings = plan.resolve(context, rows)
-        location = plan.journal_location(context)
-        yield dg.Output(SplitSummary(settings.mapping, settings.checked, location), "summary")
+        step = EnrichmentStep(spec, context)
+        step.check_table(rows)
+        resolved = step.resolve(rows)
+        location = step.journal_location()
+        yield dg.Output(SplitSummary(resolved.mapping, resolved.checked, location), "summary")
         starts = range(0, len(rows), chunk_size) if len(rows) else range(1)
         context.log.info(f"{len(rows)} rows in {len(starts)} chunks of up to {chunk_size}")
         for number, start in enumerate(starts):
@@ -114,18 +117,18 @@ def chunked_asset(
         started_at = time.time()
         # Row positions within the chunk; the collect step puts the inputs back.
         rows = chunk.rows.reset_index(drop=True)
-        settings = plan.resolve(context, rows, preflight=False)
-        journal = plan.journal(context, chunk=f"chunk-{chunk.number:05d}")
-        done = plan.enrich(
-            context,
+        step = EnrichmentStep(spec, context)
+        resolved = step.resolve(rows, preflight=False)
+        journal = step.journal(chunk=f"chunk-{chunk.number:05d}")
+        done = step.enrich(
             rows,
-            settings,
+            resolved,
             journal,
             keep_columns=[],
-            budget=chunk_budget(plan.budget, len(rows), chunk.table_rows),
+            budget=chunk_budget(settings.budget, len(rows), chunk.table_rows),
             first_row=chunk.start,
         )
-        names = [f.name for f in result_fields(plan.prefix, plan.output_columns)]
+        names = [f.name for f in result_fields(settings.prefix, settings.output_columns)]
         results = done.to_arrow().select(names).replace_schema_metadata(None)
         return ChunkResult(chunk.number, results, done.stats, started_at, time.time())
 
@@ -137,24 +140,28 @@ def chunked_asset(
         },
     )
     def collect(
-        rows: pd.DataFrame, summary: SplitSummary, parts: list[ChunkResult]
+        context: dg.OpExecutionContext,
+        rows: pd.DataFrame,
+        summary: SplitSummary,
+        parts: list[ChunkResult],
     ) -> Iterator[Any]:
         ordered = sorted(parts, key=lambda part: part.number)
         table = join_results(
             rows,
             pa.concat_tables([part.results for part in ordered]),
-            keep_columns=plan.keep_columns,
-            prefix=plan.prefix,
-            output_columns=plan.output_columns,
+            keep_columns=settings.keep_columns,
+            prefix=settings.prefix,
+            output_columns=settings.output_columns,
         )
         elapsed = max(p.finished_at for p in ordered) - min(p.started_at for p in ordered)
         stats = RunStats.combined((part.stats for part in ordered), elapsed_s=elapsed)
         extra = {**summary.checked, "runwf/journal": summary.journal, "runwf/chunks": len(parts)}
-        yield from plan.materialization(rows, table, stats, summary.mapping, extra)
+        step = EnrichmentStep(spec, context)
+        yield from step.materialization(rows, table, stats, summary.mapping, extra)
 
     def chunked(rows: pd.DataFrame) -> Any:
         chunks, summary = split(rows)
         return collect(rows, summary, chunks.map(enrich_chunk).collect())
 
-    build: AssetDecorator = dg.graph_asset(**asset_settings)
+    build: AssetDecorator = dg.graph_asset(**asset_arguments)
     return build(chunked)

@@ -14,9 +14,11 @@
       partitions: {cadence: daily, start_date: "2026-11-01"}
       schedule: {hour_of_day: 2}
 
-The component builds its asset with :func:`~dagster_runwf.enriched_asset` (nothing is
-reimplemented here), so a YAML asset and a Python one with the same settings are the same
-asset: same key, deps, code version, checks and metadata.
+The component's enrichment settings are those of :class:`~dagster_runwf.EnrichmentSettings`
+(it inherits them: one declaration, the same names in YAML and Python), and it builds its
+asset with :func:`~dagster_runwf.enriched_asset` (nothing is reimplemented here), so a YAML
+asset and a Python one with the same settings are the same asset: same key, deps, code
+version, checks and metadata.
 
 ``api_key: "{{ env.NAME }}"`` becomes ``dagster.EnvVar("NAME")`` rather than the key's value,
 so the key is read when a run starts and the UI shows only the variable's name, as with a
@@ -24,23 +26,23 @@ resource written in Python.
 
 The component is registered with ``dg`` through the ``dagster_dg_cli.registry_modules``
 entry point, so ``dg list components`` shows it and ``dg scaffold defs
-dagster_runwf.EnrichedAssetComponent <path>`` writes a commented ``defs.yaml`` to start from.
+dagster_runwf.EnrichedAssetComponent <path>`` writes a commented ``defs.yaml`` to start from
+(see :mod:`.scaffold`).
 """
 
 # No `from __future__ import annotations`: Dagster derives the YAML schema from the
 # annotations at runtime.
 
-import datetime as dt
+import copy
+import functools
 import re
 import threading
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import dagster as dg
-from pydantic import Field, SkipValidation
+from pydantic import BaseModel, Field, SkipValidation, create_model
 
-from ..engine.budget import Budget
-from ..engine.table import DEFAULT_PREFIX
 from ..errors import ConfigError
 from ..services.base import Workflow
 from ..services.registry import (
@@ -54,6 +56,7 @@ from .assets import enriched_asset
 from .resources import WorkflowServiceResource, resource_class
 from .scaffold import EnrichedAssetScaffolder
 from .schedules import nightly_schedule
+from .settings import EnrichmentSettings
 
 _ENV_REFERENCE = re.compile(
     r"""^\s*\{\{\s*(?:env\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)"""
@@ -118,15 +121,6 @@ class ScheduleModel(dg.Resolvable, dg.Model):
     )
 
 
-class BudgetModel(dg.Resolvable, dg.Model):
-    """A cap on what one job may spend (see :class:`~dagster_runwf.Budget`)."""
-
-    max_runs: int | None = Field(default=None, description="Paid runs per job.")
-    max_credits: float | None = Field(
-        default=None, description="Credits per job (Runchat reports per-run costs)."
-    )
-
-
 # Definitions.merge accepts one resource key from several components only when they hold
 # the very same object, so components declaring the same key and URL share one.
 _resources: dict[tuple[Any, ...], WorkflowServiceResource] = {}
@@ -134,13 +128,19 @@ _resources_lock = threading.Lock()
 
 
 @dg.scaffold_with(EnrichedAssetScaffolder)
-class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
+class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
     """A table enriched by a hosted AI workflow, one run per row, declared in YAML.
 
-    Builds the asset with :func:`~dagster_runwf.enriched_asset` (see it for what each
-    setting does), and optionally the service's resource (when ``api_key`` is set) and a
-    nightly schedule. Without ``api_key`` the asset uses the resource of that key
-    (``resource_key``, default ``aitutor`` / ``runchat``) defined elsewhere in the project.
+    Its attributes are every setting of :class:`~dagster_runwf.EnrichmentSettings` (the
+    same names and meanings, at the top level of ``attributes``), plus those below: which
+    workflow on which service, the source asset, the asset's Dagster arguments
+    (``partitions`` and ``max_retries`` stand for ``partitions_def`` and ``retry_policy``)
+    and, optionally, the service's resource and a nightly schedule.
+
+    Builds the asset with :func:`~dagster_runwf.enriched_asset`, the resource when
+    ``api_key`` is set, and the schedule when ``schedule`` is. Without ``api_key`` the
+    asset uses the resource of that key (``resource_key``, default ``aitutor`` /
+    ``runchat``) defined elsewhere in the project.
     """
 
     service: ServiceName = Field(
@@ -156,17 +156,8 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         description="AI Tutor: the template variables; Runchat: input ids (paramId_nodeId) "
         "or, with webhook, body fields. Default: the keys of 'columns'.",
     )
-    columns: dict[str, str] = Field(
-        default_factory=dict, description="Input -> column, for inputs named unlike their column."
-    )
     name: str | None = Field(default=None, description="Default: <source>_<workflow id>.")
     key_prefix: str | list[str] | None = None
-    keep_columns: list[str] | None = Field(
-        default=None, description="Input columns kept in the results; default: all."
-    )
-    output_columns: dict[str, str] | None = Field(
-        default=None, description=f"{offered_by('output_columns')}new column -> output label or id."
-    )
     result_output: str | None = Field(
         default=None,
         description=f"{offered_by('result_output')}the output (label or id) holding the text "
@@ -183,7 +174,6 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         default="fail",
         description="A missing cell fails the row, is sent as null, or skips the row.",
     )
-    prefix: str = DEFAULT_PREFIX
     resource_key: str | None = Field(
         default=None, description="Resource holding the key; default: the service's name."
     )
@@ -204,23 +194,6 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
     base_url: str | None = Field(
         default=None, description="With api_key: the service's API root (default: public)."
     )
-    rate: str | None = Field(default=None, description="e.g. '10/s', '10/min', 'unlimited'.")
-    concurrency: int | None = Field(default=None, description="Runs in flight at once.")
-    budget: BudgetModel | None = None
-    journal_dir: str | None = Field(
-        default=None, description="Where journals live; default: the instance's storage."
-    )
-    incremental: bool = Field(
-        default=False, description="Reuse earlier answers for unchanged rows."
-    )
-    max_age_hours: float | None = Field(
-        default=None, description="Incremental: reuse only answers younger than this."
-    )
-    journal_version: str = Field(default="", description="Change it to stop reusing answers.")
-    preflight: bool = True
-    failure_rate_threshold: float = 0.05
-    failure_rate_severity: Literal["WARN", "ERROR"] = "WARN"
-    progress_interval_s: float = 10.0
     partitions: PartitionsModel | None = None
     schedule: ScheduleModel | None = None
     group_name: str | None = None
@@ -230,17 +203,24 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
     pool: str | None = None
     io_manager_key: str | None = None
     max_retries: int = Field(
-        default=0, description="Step retries on errors other than fatal stops (RetryPolicy)."
-    )
-    chunk_size: int | None = Field(
-        default=None,
-        description="Enrich in steps of this many rows (a graph-backed asset); default: one step.",
+        default=0,
+        ge=0,
+        description="Step retries on errors other than fatal stops (the asset's RetryPolicy).",
     )
     rate_limit_store: str = Field(
         default="auto",
         description="With api_key: where the key's rate-limit window is shared: 'auto', "
         "'memory', 'sqlite:///path' or 'redis://host:6379/0'.",
     )
+
+    @classmethod
+    def model(cls) -> type[BaseModel]:
+        """The YAML model Dagster derives from the attributes, with their descriptions.
+
+        Dagster leaves out the description of an attribute that has a default; they are put
+        back, so that ``dg`` and YAML editors show what each setting does.
+        """
+        return _with_descriptions(cls, super().model())
 
     def build_workflow(self) -> Workflow:
         """The service's workflow object from ``workflow``, ``inputs``, ``columns`` and the
@@ -265,39 +245,28 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         check_settings(info, {name: name for name, value in given.items() if value})
         return info.build_workflow(self.workflow, inputs, on_missing=self.on_missing, **options)
 
+    def build_settings(self) -> EnrichmentSettings:
+        """The component's :class:`~dagster_runwf.EnrichmentSettings` (without the rest)."""
+        fields = EnrichmentSettings.model_fields
+        return EnrichmentSettings(**{name: getattr(self, name) for name in fields})
+
     def build_asset(self) -> dg.AssetsDefinition:
         """The asset, exactly as :func:`~dagster_runwf.enriched_asset` builds it."""
-        budget = self.budget
         return enriched_asset(
             source=self.source,
             workflow=self.build_workflow(),
+            settings=self.build_settings(),
             name=self.name,
             key_prefix=self.key_prefix,
             resource_key=self.resource_key,
-            columns=self.columns,
-            keep_columns=self.keep_columns,
-            output_columns=self.output_columns,
-            prefix=self.prefix,
-            rate=self.rate,
-            concurrency=self.concurrency,
-            budget=Budget(budget.max_runs, budget.max_credits) if budget else None,
-            journal_dir=self.journal_dir,
-            incremental=self.incremental,
-            max_age=dt.timedelta(hours=self.max_age_hours) if self.max_age_hours else None,
-            journal_version=self.journal_version,
-            preflight=self.preflight,
-            failure_rate_threshold=self.failure_rate_threshold,
-            failure_rate_severity=dg.AssetCheckSeverity[self.failure_rate_severity],
-            progress_interval_s=self.progress_interval_s,
             partitions_def=self.partitions.build() if self.partitions else None,
             group_name=self.group_name,
             tags=self.tags,
             owners=self.owners,
             description=self.description,
+            retry_policy=dg.RetryPolicy(max_retries=self.max_retries) if self.max_retries else None,
             pool=self.pool,
             io_manager_key=self.io_manager_key,
-            retry_policy=dg.RetryPolicy(max_retries=self.max_retries) if self.max_retries else None,
-            chunk_size=self.chunk_size,
         )
 
     def build_resource(self) -> WorkflowServiceResource | None:
@@ -343,3 +312,16 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, dg.Model):
         if resource is not None:
             resources[self.resource_key or self.service] = resource
         return dg.Definitions(assets=[asset], schedules=schedules, resources=resources)
+
+
+@functools.cache
+def _with_descriptions(attributes: type[BaseModel], derived: type[BaseModel]) -> type[BaseModel]:
+    """``derived`` with the descriptions of ``attributes``' fields where it has none."""
+    described: dict[str, Any] = {}
+    for name, field in attributes.model_fields.items():
+        derived_field = derived.model_fields.get(name)
+        if field.description and derived_field is not None and not derived_field.description:
+            info = copy.copy(derived_field)
+            info.description = field.description
+            described[name] = (derived_field.annotation, info)
+    return create_model(derived.__name__, __base__=derived, **described)

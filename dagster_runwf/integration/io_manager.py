@@ -5,7 +5,8 @@ partitioned asset is ``<base_dir>/<asset key path>/<partition key>.parquet`` (th
 Dagster's :class:`~dagster.UPathIOManager`). Files are written atomically through
 :class:`~dagster_runwf.engine.storage.Storage`, so a reader (a downstream asset, another run,
 a person with DuckDB) never sees half a file, and a failed write leaves the previous file
-untouched.
+untouched. Turning outputs into Arrow row groups and tables back into what an input asks for
+is :mod:`.arrow_conversion`.
 
 Usage::
 
@@ -17,12 +18,8 @@ Usage::
 
 from __future__ import annotations
 
-import collections
-import collections.abc
-import types
-import typing
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Union
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -32,6 +29,14 @@ from pydantic import Field
 from upath import UPath
 
 from ..engine.storage import Storage
+from .arrow_conversion import (
+    UnstorableOutput,
+    as_requested,
+    describe_output,
+    table_parts,
+    wants_dict,
+    wants_table,
+)
 from .metadata import column_schema
 
 #: What ``compression`` accepts besides the codecs pyarrow was built with.
@@ -178,11 +183,11 @@ class ParquetUPathIOManager(dg.UPathIOManager):
         """
         if obj is None:
             context.log.warning(
-                f"{_describe(context)} returned None, so nothing was written to {path}; "
+                f"{describe_output(context)} returned None, so nothing was written to {path}; "
                 "annotate the asset '-> None' if it stores its data itself."
             )
             return
-        schema, parts = _table_parts(context, obj, self.row_group_size)
+        schema, parts = table_parts(context, obj, self.row_group_size)
         rows = 0
         try:
             with self.storage.open_for_write(str(path)) as handle:
@@ -193,12 +198,14 @@ class ParquetUPathIOManager(dg.UPathIOManager):
                         writer.write_table(part, row_group_size=self.row_group_size)
                         rows += part.num_rows
                 size = handle.tell()
-        except _Unstorable:
+        except UnstorableOutput:
             raise
         except Exception as exc:
             # Dagster's own message names only the step; say which asset and file, and keep
             # an I/O failure an OSError (anything else is about the data).
-            message = f"could not write {_describe(context)} to {path}: {type(exc).__name__}: {exc}"
+            message = (
+                f"could not write {describe_output(context)} to {path}: {type(exc).__name__}: {exc}"
+            )
             raise (OSError if isinstance(exc, OSError) else ValueError)(message) from exc
         metadata: dict[str, dg.MetadataValue] = {
             "dagster/row_count": dg.MetadataValue.int(rows),
@@ -218,7 +225,7 @@ class ParquetUPathIOManager(dg.UPathIOManager):
             context: the input's context.
             path: the file to read.
         """
-        return _convert(self._read_table(path), _wants_table(context))
+        return as_requested(self._read_table(path), wants_table(context))
 
     def load_partitions(self, context: dg.InputContext) -> Any:
         """Read the requested partitions: one DataFrame/Table in partition order, or a dict.
@@ -226,7 +233,7 @@ class ParquetUPathIOManager(dg.UPathIOManager):
         Args:
             context: the input's context; its annotation picks the result's shape.
         """
-        as_dict, want_table = _wants_dict(context), _wants_table(context)
+        as_dict, want_table = wants_dict(context), wants_table(context)
         paths = self._get_paths_for_partitions(context)
         allow_missing = bool(context.definition_metadata.get("allow_missing_partitions", False))
         tables: dict[str, pa.Table] = {}
@@ -240,13 +247,13 @@ class ParquetUPathIOManager(dg.UPathIOManager):
                 context.log.warning(self.get_missing_partition_log_message(key))
         if as_dict:
             # Also for a single partition, where UPathIOManager would hand back the bare value.
-            return {key: _convert(table, want_table) for key, table in tables.items()}
+            return {key: as_requested(table, want_table) for key, table in tables.items()}
         if not tables:
             return pa.table({}) if want_table else pd.DataFrame()
         # Concatenating in Arrow keeps one conversion to pandas, unifies a column that is
         # all-null in some partitions, and gives a fresh RangeIndex instead of repeated ones.
         combined = pa.concat_tables(list(tables.values()), promote_options="default")
-        return _convert(combined, want_table)
+        return as_requested(combined, want_table)
 
     def _read_table(self, path: UPath) -> pa.Table:
         """The whole file; FileNotFoundError (which UPathIOManager relies on) when absent."""
@@ -255,125 +262,6 @@ class ParquetUPathIOManager(dg.UPathIOManager):
             return pq.read_table(path.path)
         with path.open("rb") as handle:
             return pq.read_table(handle)
-
-
-# -- conversion ------------------------------------------------------------------------------
-
-
-class _Unstorable(ValueError):
-    """An output that cannot become Parquet (raised before anything is written)."""
-
-
-def _table_parts(
-    context: dg.OutputContext, obj: object, row_group_size: int
-) -> tuple[pa.Schema, Iterator[pa.Table]]:
-    """The output's Arrow schema, and its rows as tables of at most ``row_group_size``.
-
-    A DataFrame is converted one row group at a time, against the schema of the whole frame
-    (so a column that is all-null in one slice keeps its type): writing never holds a second
-    full copy of the data, only the frame and one slice.
-    """
-    if isinstance(obj, pa.Table):
-        # Arrow allows repeated names (also an index named like a column), but such a file
-        # cannot be read back, so it is refused before anything is written.
-        _refuse_duplicates(context, obj.schema.names)
-        return obj.schema, iter([obj])
-    if not isinstance(obj, pd.DataFrame):
-        raise TypeError(
-            f"{_describe(context)} returned a {type(obj).__module__}.{type(obj).__qualname__}; "
-            "the Parquet IO manager stores a pandas.DataFrame or a pyarrow.Table"
-        )
-    # pyarrow names columns str(label), so 0 and "0" collide too; checked first because
-    # pyarrow's own message for true duplicates does not name the asset.
-    _refuse_duplicates(context, [str(label) for label in obj.columns])
-    try:
-        schema = pa.Schema.from_pandas(obj, preserve_index=None)
-    except _CONVERSION_ERRORS as exc:
-        raise _unstorable(context, obj, exc) from exc
-    _refuse_duplicates(context, schema.names)
-
-    def parts() -> Iterator[pa.Table]:
-        for start in range(0, len(obj), row_group_size):
-            part = obj.iloc[start : start + row_group_size]
-            try:
-                yield pa.Table.from_pandas(part, schema=schema, preserve_index=None)
-            except _CONVERSION_ERRORS as exc:
-                raise _unstorable(context, part, exc) from exc
-
-    return schema, parts()
-
-
-_CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
-
-
-def _unstorable(context: dg.OutputContext, df: pd.DataFrame, exc: BaseException) -> _Unstorable:
-    return _Unstorable(
-        f"{_describe(context)} cannot be stored as Parquet: {_failing_part(df)}: {_first_arg(exc)}"
-    )
-
-
-def _refuse_duplicates(context: dg.OutputContext, names: list[str]) -> None:
-    duplicated = sorted(name for name, count in collections.Counter(names).items() if count > 1)
-    if duplicated:
-        raise ValueError(
-            f"{_describe(context)} cannot be stored as Parquet: duplicate column name(s) "
-            f"{duplicated}"
-        )
-
-
-def _failing_part(df: pd.DataFrame) -> str:
-    """Which column (or the index) pyarrow cannot convert, found by converting each alone."""
-    for name in df.columns:
-        try:
-            pa.Table.from_pandas(df[[name]], preserve_index=False)
-        except Exception:
-            return f"column {name!r} (dtype {df[name].dtype})"
-    try:
-        pa.Table.from_pandas(df.iloc[:, :0], preserve_index=None)
-    except Exception:
-        return f"the index (dtype {df.index.dtype})"
-    return "the frame"
-
-
-def _first_arg(exc: BaseException) -> str:
-    # pyarrow's second argument repeats the column in its own words; the first says why.
-    return str(exc.args[0]) if exc.args else type(exc).__name__
-
-
-def _convert(table: pa.Table, want_table: bool) -> pd.DataFrame | pa.Table:
-    if want_table:
-        return table
-    frame: pd.DataFrame = table.to_pandas()
-    return frame
-
-
-# -- annotations -----------------------------------------------------------------------------
-
-
-def _input_type(context: dg.InputContext) -> Any:
-    """The input's annotation, without ``Optional``."""
-    annotation = context.dagster_type.typing_type
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(arguments) == 1:
-            return arguments[0]
-    return annotation
-
-
-def _wants_dict(context: dg.InputContext) -> bool:
-    annotation = _input_type(context)
-    return annotation in (dict, Mapping) or typing.get_origin(annotation) in (
-        dict,
-        collections.abc.Mapping,
-    )
-
-
-def _wants_table(context: dg.InputContext) -> bool:
-    annotation = _input_type(context)
-    if _wants_dict(context):
-        arguments = typing.get_args(annotation)
-        annotation = arguments[1] if len(arguments) == 2 else None
-    return isinstance(annotation, type) and issubclass(annotation, pa.Table)
 
 
 def _in_partition_order(context: dg.InputContext, keys: list[str]) -> list[str]:
@@ -393,17 +281,6 @@ def _in_partition_order(context: dg.InputContext, keys: list[str]) -> list[str]:
         # own order rather than failing the load.
         return sorted(keys)
     return sorted(keys, key=lambda k: (position.get(k, len(position)), k))
-
-
-def _describe(context: dg.OutputContext) -> str:
-    """'asset a/b (partition 2024-01-01)' or 'output result of step x', for messages."""
-    if context.has_asset_key:
-        text = f"asset {context.asset_key.to_user_string()}"
-        if context.has_asset_partitions:
-            keys: Sequence[str] = context.asset_partition_keys
-            text += f" (partition {', '.join(keys)})"
-        return text
-    return f"output {context.name} of step {context.step_key}"
 
 
 def _codec_available(codec: str) -> bool:

@@ -28,7 +28,7 @@ def nightly_schedule(
 
     For daily-partitioned assets each tick materializes the partition of the day that just
     ended ("enrich the rows that arrived yesterday"); otherwise each tick materializes the
-    whole assets. Combine with ``enriched_asset(..., incremental=True)`` so a nightly run of
+    whole assets. Combine with ``EnrichmentSettings(incremental=True)`` so a nightly run of
     an unpartitioned table pays only for new or changed rows.
 
     Args:

@@ -10,7 +10,7 @@ import os
 import dagster as dg
 import pandas as pd
 
-from dagster_runwf import AITutorResource, AITutorWorkflow, enriched_asset
+from dagster_runwf import AITutorResource, AITutorWorkflow, EnrichmentSettings, enriched_asset
 
 
 @dg.asset
@@ -24,23 +24,27 @@ profiles = enriched_asset(
     source=companies,
     workflow=AITutorWorkflow("wf_echo", ["text"]),
     name="profiles",
-    columns={"text": "name"},
-    journal_dir=os.environ.get("RUNWF_TEST_JOURNAL_DIR"),
-    preflight=False,
-    concurrency=2,
-    failure_rate_threshold=0.05,
+    settings=EnrichmentSettings(
+        columns={"text": "name"},
+        journal_dir=os.environ.get("RUNWF_TEST_JOURNAL_DIR"),
+        preflight=False,
+        concurrency=2,
+        failure_rate_threshold=0.05,
+    ),
 )
 
 profiles_in_chunks = enriched_asset(
     source=companies,
     workflow=AITutorWorkflow("wf_echo", ["text"]),
     name="profiles_in_chunks",
-    columns={"text": "name"},
-    journal_dir=os.environ.get("RUNWF_TEST_JOURNAL_DIR"),
-    preflight=False,
+    settings=EnrichmentSettings(
+        columns={"text": "name"},
+        journal_dir=os.environ.get("RUNWF_TEST_JOURNAL_DIR"),
+        preflight=False,
+        concurrency=4,
+        chunk_size=10,
+    ),
     resource_key="aitutor_at_5_per_s",
-    concurrency=4,
-    chunk_size=10,
     retry_policy=dg.RetryPolicy(max_retries=1),
     pool="runwf_test_key",
 )

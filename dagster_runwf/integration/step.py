@@ -1,6 +1,7 @@
 """What an enriched asset does in a step, whether the table is enriched in one step or chunk
-by chunk: resolve the settings, open the row journal, run the engine, and turn the results
-into the materialization's value, metadata and check results.
+by chunk: resolve the settings against the resource (with the pre-flight), open the row
+journal, run the engine, and turn the results into the materialization's value, metadata and
+check results. What the asset is (fixed when it is defined) is :class:`~.spec.EnrichmentSpec`.
 
 Job identity (see ``docs/journal.md``): a journal job is the asset key, the partition and
 the *root* run id (plus the chunk, when chunked), so a step retry and a re-execution from
@@ -11,11 +12,8 @@ is a new job, which with ``incremental=True`` still reuses every unchanged row's
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import hashlib
-import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +27,10 @@ from ..engine.journal import RowJournal
 from ..engine.stats import Progress, RunStats
 from ..engine.table import ResultsTableWriter, result_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
-from ..services.base import Workflow
-from .checks import check_specs, every_row_result, failure_rate_result
+from .checks import every_row_result, failure_rate_result
 from .metadata import column_lineage, run_metadata, table_metadata
 from .resources import WorkflowServiceResource
+from .spec import EnrichmentSpec, identifier
 
 StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
 
@@ -49,84 +47,40 @@ class StepSettings:
     checked: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class EnrichmentPlan:
-    """An enriched asset's settings, as given to :func:`enriched_asset`."""
+class EnrichmentStep:
+    """One step's work for an enriched asset: the whole table's, or one chunk's.
 
-    asset_key: dg.AssetKey
-    source_key: dg.AssetKey
-    workflow: Workflow
-    resource_key: str
-    columns: Mapping[str, str]
-    keep_columns: Sequence[str] | None
-    output_columns: Mapping[str, str] | None
-    prefix: str
-    rate: str | None
-    concurrency: int | None
-    budget: Budget | None
-    journal_dir: str | None
-    journal_storage_options: Mapping[str, Any] | None
-    incremental: bool
-    max_age: dt.timedelta | None
-    journal_version: str
-    preflight: bool
-    failure_rate_threshold: float
-    failure_rate_severity: dg.AssetCheckSeverity
-    progress_interval_s: float
+    Args:
+        spec: the asset, as defined.
+        context: the step's context (its resources, run, partition and log).
+    """
 
-    # -- definition time --------------------------------------------------------------------
+    def __init__(self, spec: EnrichmentSpec, context: StepContext) -> None:
+        self.spec = spec
+        self.context = context
 
-    @property
-    def code_version(self) -> str:
-        """Changes whenever the answers or the table's shape would (so the UI flags it)."""
-        config = {
-            "workflow": self.workflow.fingerprint(),
-            "columns": dict(sorted(self.columns.items())),
-            "keep_columns": list(self.keep_columns) if self.keep_columns is not None else None,
-            "output_columns": dict(self.output_columns or {}),
-            "prefix": self.prefix,
-            "journal_version": self.journal_version,
-        }
-        text = json.dumps(config, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def check_specs(self) -> Sequence[dg.AssetCheckSpec]:
-        return check_specs(self.asset_key, self.failure_rate_threshold)
-
-    def description(self) -> str:
-        return (
-            f"{self.workflow.display_name} workflow {self.workflow.workflow_id!r}, run once per "
-            f"row of {self.source_key.to_user_string()}."
-        )
-
-    def metadata(self) -> dict[str, str]:
-        return {"runwf/workflow": self.workflow.workflow_id, "runwf/service": self.workflow.service}
-
-    # -- run time ---------------------------------------------------------------------------
-
-    def resolve(
-        self, context: StepContext, rows: pd.DataFrame, *, preflight: bool = True
-    ) -> StepSettings:
+    def resolve(self, rows: pd.DataFrame, *, preflight: bool = True) -> StepSettings:
         """Check the mapping and, with ``preflight``, the key; the engine's settings (which
         hold the key: never pass them between steps).
 
         Raises:
             dagster.Failure: a setting is wrong or the pre-flight failed (not retried).
         """
-        service: WorkflowServiceResource = getattr(context.resources, self.resource_key)
+        context, spec, declared = self.context, self.spec, self.spec.settings
+        service: WorkflowServiceResource = getattr(context.resources, spec.resource_key)
         try:
-            mapping = column_mapping(rows, self.workflow, self.columns)
-            checked = service.preflight(self.workflow) if preflight and self.preflight else {}
+            mapping = column_mapping(rows, spec.workflow, declared.columns)
+            checked = service.preflight(spec.workflow) if preflight and declared.preflight else {}
             settings = service.engine_settings()
         except TransientError as exc:
             # A 429 or 5xx on the free pre-flight call: worth the step's retry policy.
             raise dg.Failure(description=str(exc), allow_retries=True) from None
         except RunwfError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
-        if self.rate is not None:
-            settings["rate"] = self.rate
-        if self.concurrency is not None:
-            settings["concurrency"] = self.concurrency
+        if declared.rate is not None:
+            settings["rate"] = declared.rate
+        if declared.concurrency is not None:
+            settings["concurrency"] = declared.concurrency
         settings["rate_limit_store"] = _rate_limit_store(context, service.rate_limit_store)
         return StepSettings(dict(mapping), settings, checked)
 
@@ -137,50 +91,52 @@ class EnrichmentPlan:
         Raises:
             dagster.Failure: it cannot (not retried).
         """
+        declared = self.spec.settings
         try:
             ResultsTableWriter(
                 rows,
-                keep_columns=self.keep_columns,
-                prefix=self.prefix,
-                output_columns=self.output_columns,
+                keep_columns=declared.keep_columns,
+                prefix=declared.prefix,
+                output_columns=declared.output_columns,
             )
         except RunwfError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
 
-    def journal_location(self, context: StepContext) -> str:
+    def journal_location(self) -> str:
         """Where this asset's (and partition's) journal lives."""
+        context = self.context
         partition = context.partition_key if context.has_partition_key else None
-        base = self.journal_dir or os.path.join(
+        base = self.spec.settings.journal_dir or os.path.join(
             context.instance.storage_directory(), "runwf_journal"
         )
-        folders = [*self.asset_key.path] + ([identifier(partition)] if partition else [])
+        folders = [*self.spec.asset_key.path] + ([identifier(partition)] if partition else [])
         return "/".join([base.rstrip("/"), *folders])
 
-    def journal(self, context: StepContext, chunk: str | None = None) -> RowJournal:
+    def journal(self, chunk: str | None = None) -> RowJournal:
         """This step's row journal (its job: asset, partition, root run id, chunk)."""
+        context, declared = self.context, self.spec.settings
         partition = context.partition_key if context.has_partition_key else None
         run_group = context.run.root_run_id or context.run.run_id
-        parts = [*self.asset_key.path, partition or "-", run_group]
+        parts = [*self.spec.asset_key.path, partition or "-", run_group]
         job_id = "/".join(parts + ([chunk] if chunk else []))
-        location = self.journal_location(context)
+        location = self.journal_location()
         journal = RowJournal(
             location,
             job_id=job_id,
-            incremental=self.incremental,
-            max_age=self.max_age,
-            version=self.journal_version,
-            storage_options=self.journal_storage_options,
+            incremental=declared.incremental,
+            max_age=declared.max_age,
+            version=declared.journal_version,
+            storage_options=declared.journal_storage_options,
         )
         context.log.info(
             f"journal {location} (job {job_id}, {journal.finished_rows} rows already done"
-            + (f", {journal.reusable_rows} reusable" if self.incremental else "")
+            + (f", {journal.reusable_rows} reusable" if declared.incremental else "")
             + ")"
         )
         return journal
 
     def enrich(
         self,
-        context: StepContext,
         rows: pd.DataFrame,
         settings: StepSettings,
         journal: RowJournal,
@@ -194,21 +150,22 @@ class EnrichmentPlan:
         Raises:
             dagster.Failure: a fatal stop (not retried) or a journal failure (retried).
         """
-        context.log.info(f"{len(rows)} rows through {self.workflow!r}")
+        context, spec, declared = self.context, self.spec, self.spec.settings
+        context.log.info(f"{len(rows)} rows through {spec.workflow!r}")
         try:
             with journal:
                 return asyncio.run(
                     enrich_async(
                         rows,
-                        self.workflow,
+                        spec.workflow,
                         columns=settings.mapping,
                         keep_columns=keep_columns,
-                        output_columns=self.output_columns,
-                        prefix=self.prefix,
+                        output_columns=declared.output_columns,
+                        prefix=declared.prefix,
                         journal=journal,
                         budget=budget,
                         on_progress=_progress_logger(context),
-                        progress_interval_s=self.progress_interval_s,
+                        progress_interval_s=declared.progress_interval_s,
                         first_row=first_row,
                         **settings.engine,
                     )
@@ -238,15 +195,19 @@ class EnrichmentPlan:
         ``table`` is consumed: its Arrow memory is released column by column as it becomes
         the DataFrame, so the step never holds the results twice (it must not be used after).
         """
-        kept = list(rows.columns) if self.keep_columns is None else list(self.keep_columns)
-        result_names = [f.name for f in result_fields(self.prefix, self.output_columns)]
-        lineage = column_lineage(self.source_key, kept, list(mapping.values()), result_names)
+        spec, declared = self.spec, self.spec.settings
+        kept = list(rows.columns) if declared.keep_columns is None else list(declared.keep_columns)
+        result_names = [f.name for f in result_fields(declared.prefix, declared.output_columns)]
+        lineage = column_lineage(spec.source_key, kept, list(mapping.values()), result_names)
         metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra})
         checks = [
             failure_rate_result(
-                table, self.prefix, self.failure_rate_threshold, self.failure_rate_severity
+                table,
+                declared.prefix,
+                declared.failure_rate_threshold,
+                declared.failure_rate_severity,
             ),
-            every_row_result(table, self.prefix, len(rows)),
+            every_row_result(table, declared.prefix, len(rows)),
         ]
         frame = table.to_pandas(self_destruct=True, split_blocks=True)
         del table
@@ -264,13 +225,7 @@ def _rate_limit_store(context: StepContext, setting: str) -> str | None:
     return "sqlite://" + os.path.join(context.instance.storage_directory(), RATE_LIMIT_FILE)
 
 
-def identifier(text: str) -> str:
-    """``text`` as a name Dagster accepts (letters, digits, underscores)."""
-    cleaned = "".join(c if c.isalnum() else "_" for c in text).strip("_")
-    return cleaned or "workflow"
-
-
-def _progress_logger(context: StepContext) -> Any:
+def _progress_logger(context: StepContext) -> Callable[[Progress], None]:
     def log(progress: Progress) -> None:
         total = "?" if progress.total is None else str(progress.total)
         eta = "" if progress.eta_s is None else f", ETA {progress.eta_s:.0f} s"

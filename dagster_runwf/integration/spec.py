@@ -1,0 +1,66 @@
+"""What an enriched asset is, fixed when it is defined: its key, its source, the workflow,
+the resource holding the key, and its :class:`~.settings.EnrichmentSettings` — and what
+Dagster is told about it from those (code version, checks, description, metadata).
+
+What a step does with it at run time is :class:`~.step.EnrichmentStep`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+
+from ..services.base import Workflow
+from .checks import check_specs
+from .settings import EnrichmentSettings
+
+
+@dataclass(frozen=True)
+class EnrichmentSpec:
+    """An enriched asset as :func:`~dagster_runwf.enriched_asset` defined it."""
+
+    asset_key: dg.AssetKey
+    source_key: dg.AssetKey
+    workflow: Workflow
+    resource_key: str
+    settings: EnrichmentSettings
+
+    @property
+    def code_version(self) -> str:
+        """Changes whenever the answers or the table's shape would (so the UI flags it)."""
+        settings = self.settings
+        config = {
+            "workflow": self.workflow.fingerprint(),
+            "columns": dict(sorted(settings.columns.items())),
+            "keep_columns": settings.keep_columns,
+            "output_columns": dict(settings.output_columns or {}),
+            "prefix": settings.prefix,
+            "journal_version": settings.journal_version,
+        }
+        text = json.dumps(config, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def check_specs(self) -> Sequence[dg.AssetCheckSpec]:
+        """The asset's two checks (``failure_rate``, ``every_row_answered``)."""
+        return check_specs(self.asset_key, self.settings.failure_rate_threshold)
+
+    def description(self) -> str:
+        """The asset's description when none is given: the workflow and the source."""
+        return (
+            f"{self.workflow.display_name} workflow {self.workflow.workflow_id!r}, run once per "
+            f"row of {self.source_key.to_user_string()}."
+        )
+
+    def metadata(self) -> dict[str, str]:
+        """The asset's definition metadata: which workflow on which service."""
+        return {"runwf/workflow": self.workflow.workflow_id, "runwf/service": self.workflow.service}
+
+
+def identifier(text: str) -> str:
+    """``text`` as a name Dagster accepts (letters, digits, underscores)."""
+    cleaned = "".join(c if c.isalnum() else "_" for c in text).strip("_")
+    return cleaned or "workflow"
