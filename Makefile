@@ -13,7 +13,7 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 
 demo: install
-	$(BIN)/python -m dagster_runwf.demo
+	$(BIN)/python -m example_project.demo
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -1,9 +1,10 @@
-"""``python -m dagster_runwf.demo``: the example project, materialized through Dagster on the
-embedded emulator.
+"""The example project, materialized through Dagster on the embedded emulator.
+
+``make demo`` runs it; by hand, from the repository root: ``python -m example_project.demo``.
 
 No account is needed and nothing is paid: any ``AITUTOR_API_KEY`` / ``RUNCHAT_API_KEY`` in
 the environment is ignored, and an emulator of both services starts in this process on
-loopback. The demo loads ``example_project`` (300 companies that arrived over five days),
+loopback. The demo runs this example project (300 companies that arrived over five days),
 runs its nightly job once per day through Dagster, so that each day's companies get an AI
 Tutor summary with citations and a Runchat industry classification and the per-industry
 summary is rebuilt, then prints where the Parquet files landed and what it cost. The assets
@@ -25,8 +26,15 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-_REPO = Path(__file__).resolve().parents[1]
-_DEFAULT_OUT = _REPO / "example_project" / "output"
+import dagster as dg
+import pandas as pd
+
+from dagster_runwf.emulator import Emulator, EmulatorConfig
+
+from . import resources, settings
+from .definitions import build_definitions
+
+_DEFAULT_OUT = Path(__file__).resolve().parent / "output"
 _ENRICHED = ("company_profiles", "company_industries")
 _QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -49,11 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         "(default: example_project/output)",
     )
     out = Path(parser.parse_args(argv).out).resolve()
-    if not (_REPO / "example_project").is_dir():
-        print("the demo runs example_project/, which is in the source repository only")
-        return 2
-    if str(_REPO) not in sys.path:
-        sys.path.insert(0, str(_REPO))
     # The demo never talks to a real service, whatever the shell holds.
     for name in ("AITUTOR_API_KEY", "RUNCHAT_API_KEY", "AITUTOR_BASE_URL", "RUNCHAT_BASE_URL"):
         os.environ.pop(name, None)
@@ -63,13 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     # An empty dagster.yaml: the default local instance, without Dagster asking for one.
     (home / "dagster.yaml").touch()
     os.environ["DAGSTER_HOME"] = str(home)
-
-    import dagster as dg
-
-    from example_project import resources, settings
-    from example_project.definitions import build_definitions
-
-    from .emulator import Emulator, EmulatorConfig
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -164,8 +160,6 @@ def _number(value: Any) -> float:
 
 
 def _summary_line(path: Path) -> str:
-    import pandas as pd
-
     frame = pd.read_parquet(path)
     companies, failed = int(frame["companies"].sum()), int(frame["failed"].sum())
     rate = failed / companies if companies else 0.0
