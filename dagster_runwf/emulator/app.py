@@ -35,7 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
-from dagster_runwf.emulator.config import EmulatorConfig, FaultConfig, Service, WorkflowSpec
+from dagster_runwf.emulator.config import EmulatorConfig
+from dagster_runwf.emulator.fault_config import FaultConfig
 from dagster_runwf.emulator.faults import Fault, FaultInjector
 from dagster_runwf.emulator.render import (
     aitutor_run,
@@ -45,6 +46,7 @@ from dagster_runwf.emulator.render import (
     sha256_hex,
 )
 from dagster_runwf.emulator.state import UNLIMITED_BALANCE, EmulatorState, fingerprint
+from dagster_runwf.emulator.workflow_spec import Service, WorkflowSpec
 
 AITUTOR_PREFIX = "/aitutor/api/v1"
 RUNCHAT_PREFIX = "/runchat/api/v1"
