@@ -85,33 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         checks: Counter[tuple[str, bool]] = Counter()
         with dg.DagsterInstance.get() as instance:
             for day in days:
-                day_started = time.monotonic()
-                result = job.execute_in_process(
-                    partition_key=day,
-                    instance=instance,
-                    run_config=_QUIET_RUN_CONFIG,
-                    raise_on_error=False,
-                )
-                if not result.success:
-                    print(f"  {day}: run {result.run_id} failed:")
-                    for event in result.all_events:
-                        if event.is_step_failure and event.step_failure_data is not None:
-                            print(f"    {event.step_key}: {event.step_failure_data.error}")
+                if not _run_day(job, instance, day, totals, checks):
                     return 1
-                line = []
-                for node in _ENRICHED:
-                    (materialization,) = result.asset_materializations_for_node(node)
-                    meta = {k: v.value for k, v in materialization.metadata.items()}
-                    for name in ("rows", "succeeded", "failed", "sent", "reused"):
-                        totals[node][name] += int(_number(meta.get(f"runwf/{name}")))
-                    totals[node]["elapsed_ms"] += int(1000 * _number(meta.get("runwf/elapsed_s")))
-                    line.append(
-                        f"{node} {meta['runwf/succeeded']}/{meta['runwf/rows']} ok, "
-                        f"{meta['runwf/sent']} paid"
-                    )
-                for evaluation in result.get_asset_check_evaluations():
-                    checks[(evaluation.check_name, evaluation.passed)] += 1
-                print(f"  {day}: {'; '.join(line)} ({time.monotonic() - day_started:.1f} s)")
             paid = sum(emulator.stats()["runs_by_workflow"].values())
 
     print()
@@ -153,6 +128,44 @@ def main(argv: list[str] | None = None) -> int:
         ".venv/bin/dagster dev -m example_project.definitions"
     )
     return 0
+
+
+def _run_day(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    day: str,
+    totals: dict[str, Counter[str]],
+    checks: Counter[tuple[str, bool]],
+) -> bool:
+    """Run the job on one day's partition and print one line about it, adding its counts to
+    ``totals`` and its check results to ``checks``; ``False`` (after saying why) if it failed."""
+    day_started = time.monotonic()
+    result = job.execute_in_process(
+        partition_key=day,
+        instance=instance,
+        run_config=_QUIET_RUN_CONFIG,
+        raise_on_error=False,
+    )
+    if not result.success:
+        print(f"  {day}: run {result.run_id} failed:")
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data is not None:
+                print(f"    {event.step_key}: {event.step_failure_data.error}")
+        return False
+    line = []
+    for node in _ENRICHED:
+        (materialization,) = result.asset_materializations_for_node(node)
+        meta = {k: v.value for k, v in materialization.metadata.items()}
+        for name in ("rows", "succeeded", "failed", "sent", "reused"):
+            totals[node][name] += int(_number(meta.get(f"runwf/{name}")))
+        totals[node]["elapsed_ms"] += int(1000 * _number(meta.get("runwf/elapsed_s")))
+        line.append(
+            f"{node} {meta['runwf/succeeded']}/{meta['runwf/rows']} ok, {meta['runwf/sent']} paid"
+        )
+    for evaluation in result.get_asset_check_evaluations():
+        checks[(evaluation.check_name, evaluation.passed)] += 1
+    print(f"  {day}: {'; '.join(line)} ({time.monotonic() - day_started:.1f} s)")
+    return True
 
 
 def _number(value: Any) -> float:

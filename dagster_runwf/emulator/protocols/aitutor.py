@@ -111,13 +111,9 @@ class AITutorAPI:
             return x.rate_limited(BODIES, faults)
         if not st.has_credits(key):
             return json_response(402, NO_CREDITS)
-        fault = x.faults.before_run(faults, wf_id, ctx.sha or "")
-        late = x.faults.late(fault, faults)
-        if fault is not None and late is None:
-            return x.fault_response(fault, BODIES, faults)
-        delay = x.faults.delay(spec, faults)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        failed, late = await x.before_run(ctx, spec, faults, BODIES)
+        if failed is not None:
+            return failed
         run = aitutor_run(spec, body, body_sha)
         st.undefined_substitutions += len(run.undefined)
         x.count_run(ctx, spec, key)

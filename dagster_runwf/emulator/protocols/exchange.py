@@ -192,6 +192,25 @@ class Exchange:
             return json_response(200, bodies.run_failed_200)
         return json_response(faults.error_status, bodies.failed)
 
+    async def before_run(
+        self, ctx: RequestRecord, spec: WorkflowSpec, faults: FaultConfig, bodies: ServiceBodies
+    ) -> tuple[web.Response | None, str | None]:
+        """Meet the injected faults due before a run, then wait out its latency.
+
+        Returns:
+            ``(response, None)``: a fault ended the request, answer ``response``.
+            ``(None, late)``: run it, then damage its answer as ``late`` says (see
+            :meth:`answer`).
+        """
+        fault = self.faults.before_run(faults, spec.id, ctx.sha or "")
+        late = self.faults.late(fault, faults)
+        if fault is not None and late is None:
+            return self.fault_response(fault, bodies, faults), None
+        delay = self.faults.delay(spec, faults)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return None, late
+
     async def answer(
         self,
         request: web.Request,

@@ -11,7 +11,6 @@ slot. Credits are charged only for runs that produced a result.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
@@ -123,13 +122,9 @@ class RunchatAPI:
             instance_id, inputs, webhook = _read_run_body(spec, x.take_body(ctx, raw), raw)
         except _BadRequest as bad:
             return json_response(400, encode({"error": str(bad)}))
-        fault = x.faults.before_run(faults, spec.id, ctx.sha or "")
-        late = x.faults.late(fault, faults)
-        if fault is not None and late is None:
-            return x.fault_response(fault, BODIES, faults)
-        delay = x.faults.delay(spec, faults)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        failed, late = await x.before_run(ctx, spec, faults, BODIES)
+        if failed is not None:
+            return failed
         data = runchat_outputs(spec, inputs, webhook)
         x.count_run(ctx, spec, key)
         if instance_id is None:
