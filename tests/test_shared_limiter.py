@@ -20,7 +20,7 @@ SHARED_KEY = "sk_shared_between_processes"
 
 def _reserve_slots(store_url: str, bucket: str, count: int) -> list[float]:
     limiter = RateLimiter(Rate(10, 1.0), store=open_window_store(store_url, bucket))
-    starts = []
+    starts: list[float] = []
     while len(starts) < count:
         start, reserved = limiter.reserve()
         if reserved:
