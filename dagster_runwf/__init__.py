@@ -7,8 +7,7 @@ so the engine, the CLI and the emulator start without loading Dagster.
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .engine import (
     Budget,
     Enrichment,

@@ -576,6 +576,7 @@ def test_any_table_round_trips_or_is_refused_before_any_request(
             assert row["wf_result"].endswith(f"[{detail}]"), "its own answer"
         else:
             assert row["wf_error"] == f"row {position}: {detail}"
+            assert detail is not None
             skipped = detail.startswith("skipped")
             kind = "RowSkippedError" if skipped else "RowInputError"
             assert row["wf_error_type"] == kind and row["wf_attempts"] == 0

@@ -66,7 +66,7 @@ def test_materializing_the_enriched_asset(start_emulator: Any, tmp_path: Path) -
     assert table["wf_status"].value_counts().to_dict() == {"succeeded": 40, "failed": 1}
 
     (event,) = result.asset_materializations_for_node(asset.node_def.name)
-    metadata = {k: v.value for k, v in event.metadata.items()}
+    metadata: dict[str, Any] = {k: v.value for k, v in event.metadata.items()}
     assert metadata["dagster/row_count"] == 41
     assert metadata["runwf/succeeded"] == 40 and metadata["runwf/failed"] == 1
     assert metadata["runwf/sent"] == 41 and metadata["runwf/reused"] == 0

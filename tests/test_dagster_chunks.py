@@ -31,7 +31,7 @@ VARYING = ["wf_latency_s", "wf_finished_at", "wf_instance_id", "wf_metadata"]
 @dg.asset
 def companies() -> pd.DataFrame:
     """41 rows with a non-default index, one row the workflow fails on and one null."""
-    names: list[str | None] = [f"company {i}" for i in range(38)] + ["bad one", None, "last"]
+    names: list[str | None] = [*(f"company {i}" for i in range(38)), "bad one", None, "last"]
     frame = pd.DataFrame({"name": names, "n": range(41)})
     return frame.set_index(pd.Index([f"id-{i}" for i in range(41)], name="company_id"))
 
@@ -69,7 +69,7 @@ def test_the_chunked_asset_builds_the_same_table_metadata_and_checks_as_one_step
     assert table["wf_status"].value_counts().to_dict() == {"succeeded": 39, "failed": 2}
     assert list(table.loc["id-40", "wf_citations"]) == ["https://example.com/last"]
 
-    steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    steps = {e.step_key or "" for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
     assert sum("enrich_chunk[chunk_" in s for s in steps) == 6, "41 rows in chunks of 7"
 
     def metadata(node: str) -> dict[str, Any]:
@@ -180,6 +180,7 @@ def test_chunk_steps_in_parallel_processes_share_the_key_rate_and_resume(
             (event,) = second.asset_materializations_for_node("profiles_in_chunks")
             overlap = _overlapping_chunk_steps(instance, second.run_id)
         table = defs.load_asset_value("profiles_in_chunks", instance=instance)
+        assert isinstance(table, pd.DataFrame)
         # Rows and results pass between the steps' processes, the key never does.
         stored = [p for p in Path(instance.root_directory).rglob("*") if p.is_file()]
         assert len(stored) > 10 and not [p for p in stored if KEY.encode() in p.read_bytes()]
@@ -187,7 +188,8 @@ def test_chunk_steps_in_parallel_processes_share_the_key_rate_and_resume(
     server = emu.stats()
     assert sum(server["runs_by_workflow"].values()) == 41, "the 15 paid rows were not paid again"
     # Chunks that finished in the first run are not run again; the others resumed.
-    assert event.metadata["runwf/rows"].value == 41 and event.metadata["runwf/reused"].value > 0
+    metadata: dict[str, Any] = {k: v.value for k, v in event.metadata.items()}
+    assert metadata["runwf/rows"] == 41 and metadata["runwf/reused"] > 0
     assert len(table) == 41 and (table["wf_status"] == "succeeded").sum() == 40
     assert overlap >= 2, "chunk steps ran at the same time"
     # The key's rate held across the processes: unshared, four steps would send up to 20 a

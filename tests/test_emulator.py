@@ -561,6 +561,87 @@ def test_config_from_files(tmp_path: Path) -> None:
         WorkflowSpec.from_dict({"id": "x", "service": "other"})
 
 
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"aitutor_rate": 3}, "EmulatorConfig: unknown field(s) ['aitutor_rate']"),
+        ({"aitutor_rate_limit": "3"}, "EmulatorConfig.aitutor_rate_limit: expected an integer"),
+        ({"rate_limit_enabled": 1}, "EmulatorConfig.rate_limit_enabled: expected true or false"),
+        (
+            {"workflows": [{"id": "x", "service": "other"}]},
+            "EmulatorConfig.workflows[0].service: must be one of 'aitutor', 'runchat'",
+        ),
+        ({"workflows": [{"service": "runchat"}]}, "workflows[0]: missing required field(s) ['id']"),
+        (
+            {"workflows": [{"id": "x", "latency": {"min_s": "slow"}}]},
+            "EmulatorConfig.workflows[0].latency.min_s: expected a number, got 'slow'",
+        ),
+        (
+            {"workflows": [{"id": "x", "latency": {"min_s": -1}}]},
+            "EmulatorConfig.workflows[0].latency: min_s must be >= 0",
+        ),
+        (
+            {"workflows": [{"id": "f", "service": "runchat", "outputs": [{"id": "a", "x": 1}]}]},
+            "EmulatorConfig.workflows[0].outputs[0]: unknown field(s) ['x']",
+        ),
+        (
+            {"workflows": [{"id": "x", "template": ["a"]}]},
+            "EmulatorConfig.workflows[0].template: expected a string, got ['a']",
+        ),
+        ({"workflows": [{"id": "x"}, {"id": "x"}]}, "duplicate workflow id(s): ['x']"),
+        ({"faults": {"error_rate": 2}}, "EmulatorConfig.faults: error_rate must be within [0, 1]"),
+        ({"faults": {"fail_with": "boom"}}, "EmulatorConfig.faults.fail_with: must be one of"),
+        ({"keys": {"sk_a": "lots"}}, "EmulatorConfig.keys['sk_a']: expected a mapping or a"),
+        ({"keys": {"sk_a": {"credits": [1]}}}, "keys['sk_a'].credits: expected a number"),
+        ({"include_builtins": "yes"}, "EmulatorConfig.include_builtins: expected true or false"),
+    ],
+)
+def test_a_bad_config_is_refused_naming_the_field(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        EmulatorConfig.from_dict(config)
+    assert message in str(refused.value)
+
+
+def test_config_shorthands_and_empty_sections() -> None:
+    cfg = EmulatorConfig.from_dict(
+        {
+            "keys": {"sk_a": 5, "sk_b": None},  # a number: its credits; null: unlimited
+            "faults": None,  # an empty YAML section: the defaults
+            "workflows": [{"id": "x", "latency": 0.25, "faults": {"retry_after": 2}}],
+        }
+    )
+    assert cfg.keys is not None
+    assert cfg.keys["sk_a"].credits == 5.0 and cfg.keys["sk_b"].credits is None
+    assert cfg.faults == EmulatorConfig().faults
+    (spec,) = cfg.workflows
+    assert (spec.latency.min_s, spec.latency.max_s) == (0.25, 0.25)
+    assert spec.faults is not None and spec.faults.retry_after == "2"
+    assert spec.name == "x"
+    assert EmulatorConfig.from_dict({"workflows": None}).workflows == []
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"nonsense": 1}, "unknown config field(s) ['nonsense']"),
+        ({"seed": "s"}, "seed: expected an integer"),
+        ({"faults": {"error_rate": 2}}, "faults: error_rate must be within [0, 1]"),
+        ({"keys": ["sk_a"]}, "keys: expected a mapping"),
+        ({"credits": {"sk_a": "x"}}, "credits['sk_a']: expected a number"),
+        ({"workflows": {"wf_abc123": {"latency": "x"}}}, "workflows['wf_abc123'].latency:"),
+        ({"workflows": {"wf_new": 3}}, "workflows['wf_new']: expected a mapping"),
+    ],
+)
+def test_a_bad_patch_changes_nothing_and_names_the_field(
+    make_emu: Callable[..., Emulator], client: httpx.Client, patch: dict[str, Any], message: str
+) -> None:
+    emu = make_emu()
+    before = emu.config.to_dict()
+    r = client.post(f"{emu.admin_url}/config", json=patch)
+    assert r.status_code == 400 and message in r.json()["error"]
+    assert emu.config.to_dict() == before
+
+
 def test_cli_help_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         emulator_main(["--help"])

@@ -87,7 +87,7 @@ def test_the_seed_example_runs_through_the_engine(emulator: Emulator) -> None:
         workflow=AITutorWorkflow("wf_abc123", ["story"]),
     )
     assert results[0].status == "succeeded"
-    assert "charlie" in (results[0].outcome.result or "")  # type: ignore[union-attr]
+    assert "charlie" in (results[0].outcome.result or "")
 
 
 def test_runchat_rows_get_named_outputs_and_metadata(emulator: Emulator) -> None:
@@ -378,7 +378,7 @@ def test_rows_are_pulled_lazily(start_emulator: Callable[..., Emulator]) -> None
         while len(taken) < n:
             taken.append(await iterator.__anext__())
         await asyncio.sleep(0.2)  # let workers run ahead as far as they would
-        await iterator.aclose()  # type: ignore[attr-defined]
+        await iterator.aclose()
         return taken
 
     taken = asyncio.run(take(10))

@@ -13,10 +13,14 @@ from typing import Any
 import pytest
 
 from dagster_runwf import ConfigError, Rate, RetryPolicy
-from dagster_runwf.engine.limiter import RateLimiter, shared_limiter
-from dagster_runwf.engine.limiter_redis import RedisWindowStore
-from dagster_runwf.engine.limiter_sqlite import SqliteWindowStore
-from dagster_runwf.engine.limiter_store import PruneSchedule, WindowStore
+from dagster_runwf.engine.ratelimit import (
+    PruneSchedule,
+    RateLimiter,
+    RedisWindowStore,
+    SqliteWindowStore,
+    WindowStore,
+    shared_limiter,
+)
 from dagster_runwf.services.http import RateLimitInfo
 
 

@@ -88,7 +88,9 @@ def test_cells_convert_by_the_documented_rules() -> None:
 
 def test_numpy_datetime64_becomes_iso_text() -> None:
     wf = AITutorWorkflow("wf_a", ["when"])
-    body = json.loads(wf.prepare({"when": np.datetime64("2024-03-04T05:06:07")}).request.content)
+    request = wf.prepare({"when": np.datetime64("2024-03-04T05:06:07")}).request
+    assert request.content is not None
+    body = json.loads(request.content)
     assert body == {"when": "2024-03-04T05:06:07"}
 
 
@@ -118,7 +120,9 @@ def test_input_hash_depends_on_workflow_and_inputs_only() -> None:
 
 def test_runchat_webhook_body_and_instance_id() -> None:
     wf = RunchatWorkflow("demo", ["event", "user_id"], webhook=True, instance_id="inst-1")
-    body = json.loads(wf.prepare({"event": "user_created", "user_id": "usr_789"}).request.content)
+    request = wf.prepare({"event": "user_created", "user_id": "usr_789"}).request
+    assert request.content is not None
+    body = json.loads(request.content)
     assert body == {"event": "user_created", "user_id": "usr_789", "runchat_instance_id": "inst-1"}
 
 

@@ -11,9 +11,7 @@ import pytest
 
 from dagster_runwf import AITutorWorkflow, ConfigError, Rate, run_workflow_rows_sync
 from dagster_runwf.emulator import Emulator
-from dagster_runwf.engine.limiter import RateLimiter
-from dagster_runwf.engine.limiter_sqlite import SqliteWindowStore
-from dagster_runwf.engine.limiter_store import open_window_store
+from dagster_runwf.engine.ratelimit import RateLimiter, SqliteWindowStore, open_window_store
 
 from .conftest import ECHO
 
@@ -22,7 +20,7 @@ SHARED_KEY = "sk_shared_between_processes"
 
 def _reserve_slots(store_url: str, bucket: str, count: int) -> list[float]:
     limiter = RateLimiter(Rate(10, 1.0), store=open_window_store(store_url, bucket))
-    starts = []
+    starts: list[float] = []
     while len(starts) < count:
         start, reserved = limiter.reserve()
         if reserved:

@@ -71,7 +71,7 @@ def _run(base_url: str, backend: str) -> FanOutStopped:
             base_url=base_url,
             rate="unlimited",
             concurrency=2,
-            backend=backend,  # type: ignore[arg-type]
+            backend=backend,
         )
     return stopped.value
 
@@ -123,7 +123,7 @@ def test_a_certificate_that_does_not_verify_stops_before_the_key_is_sent(
             api_key=KEY,
             base_url=f"https://127.0.0.1:{server.server_port}/api/v1",
             rate="unlimited",
-            backend=backend,  # type: ignore[arg-type]
+            backend=backend,
         )
     assert not seen, "the TLS handshake failed: no request, no key"
     message = str(stopped.value).lower()

@@ -7,20 +7,15 @@ keeps exact statistics of what a client sent (so tests can prove limits were res
 no input was paid twice), and injects faults reproducibly.
 """
 
-from dagster_runwf.emulator.config import (
-    EmulatorConfig,
-    FaultConfig,
-    KeyConfig,
-    LatencySpec,
-    ParamSpec,
-    WorkflowSpec,
-)
+from dagster_runwf.emulator.config import EmulatorConfig, KeyConfig
+from dagster_runwf.emulator.fault_config import FaultConfig
 from dagster_runwf.emulator.server import (
     Emulator,
     EmulatorProcess,
     serve,
     start_emulator_process,
 )
+from dagster_runwf.emulator.workflow_spec import LatencySpec, ParamSpec, WorkflowSpec
 
 __all__ = [
     "Emulator",

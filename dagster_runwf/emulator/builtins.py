@@ -9,7 +9,7 @@ citations derived from the inputs, a required Runchat input, an unpublished work
 
 from __future__ import annotations
 
-from dagster_runwf.emulator.config import LatencySpec, ParamSpec, WorkflowSpec
+from dagster_runwf.emulator.workflow_spec import LatencySpec, ParamSpec, WorkflowSpec
 
 
 def builtin_workflows() -> list[WorkflowSpec]:

@@ -13,7 +13,9 @@ import random
 from collections import Counter
 from enum import Enum
 
-from dagster_runwf.emulator.config import EmulatorConfig, FaultConfig, WorkflowSpec
+from dagster_runwf.emulator.config import EmulatorConfig
+from dagster_runwf.emulator.fault_config import FaultConfig
+from dagster_runwf.emulator.workflow_spec import WorkflowSpec
 
 GLOBAL_SCOPE = "*"
 LATE_FAILURES = frozenset({"reset", "malformed"})

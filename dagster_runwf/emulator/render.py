@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from dagster_runwf.emulator.config import ParamSpec, WorkflowSpec
+from dagster_runwf.emulator.workflow_spec import ParamSpec, WorkflowSpec
 
 DIGEST_CHARS = 12
 

@@ -178,24 +178,24 @@ class Emulator(_Urls):
 
     def stats(self) -> dict[str, Any]:
         """Same JSON as ``GET /_emulator/stats``."""
-        return self._call(self._emu.stats)
+        return self._call(self._emu.admin.stats)
 
     def requests(
         self, limit: int | None = None, service: str | None = None
     ) -> list[dict[str, Any]]:
         """The request log, oldest first (``limit``: only the last N)."""
-        return self._call(lambda: self._emu.requests(limit, service))
+        return self._call(lambda: self._emu.admin.requests(limit, service))
 
     def reset(self) -> None:
         """Clear stats, log, rate windows and spent credits; keep the configuration."""
-        self._call(self._emu.reset)
+        self._call(self._emu.admin.reset)
 
     def update_config(
         self, patch: Mapping[str, Any] | None = None, **fields: Any
     ) -> dict[str, Any]:
         """Patch the running configuration (same format as ``POST /_emulator/config``)."""
         merged = {**(patch or {}), **fields}
-        return self._call(lambda: self._emu.update_config(merged))
+        return self._call(lambda: self._emu.admin.update_config(merged))
 
     # -- subprocess ---------------------------------------------------------------------
 

@@ -26,7 +26,8 @@ from collections import Counter, deque
 from functools import lru_cache
 from typing import Any
 
-from dagster_runwf.emulator.config import EmulatorConfig, Service
+from dagster_runwf.emulator.config import EmulatorConfig
+from dagster_runwf.emulator.workflow_spec import Service
 
 UNLIMITED_BALANCE = 1_000_000_000
 

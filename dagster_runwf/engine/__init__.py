@@ -8,7 +8,7 @@ from .budget import Budget
 from .client import DEFAULT_TIMEOUT, HttpBackend, check_base_url
 from .enrich import Enrichment, column_mapping, enrich, enrich_async
 from .journal import RowJournal
-from .limiter import RateLimiter
+from .ratelimit import RateLimiter
 from .results import Journal, RowResult, RowSource, RowStatus
 from .retry import RetryPolicy
 from .runner import WorkflowRun, key_fingerprint, run_workflow_rows, run_workflow_rows_sync

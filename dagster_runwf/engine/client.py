@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .._version import __version__
 from ..errors import ConfigError, FatalError, ResponseTooLargeError, TransportError
 from ..services.http import HttpRequest, HttpResponse
 
@@ -26,8 +27,6 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=15.0, read=330.0, write=30.0, pool=None)
 
 def auth_headers(api_key: str) -> dict[str, str]:
     """The headers every call to a service carries: the bearer key, JSON, our user agent."""
-    from .. import __version__
-
     return {
         "Authorization": f"Bearer {api_key}",
         "Content-Type": "application/json",

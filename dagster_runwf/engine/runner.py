@@ -54,7 +54,7 @@ from .client import (
     make_client,
     send,
 )
-from .limiter import RateLimiter, shared_limiter
+from .ratelimit import RateLimiter, shared_limiter
 from .results import Journal, RowResult
 from .retry import RetryPolicy
 from .stats import Progress, RunStats

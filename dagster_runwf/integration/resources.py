@@ -18,7 +18,7 @@ import httpx
 from pydantic import Field
 
 from ..engine.client import DEFAULT_TIMEOUT, check_base_url
-from ..engine.limiter_store import REDIS_SCHEMES, SQLITE_SCHEME
+from ..engine.ratelimit import REDIS_SCHEMES, SQLITE_SCHEME
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import fetch_balance, fetch_schema
 from ..errors import ConfigError, RunwfError

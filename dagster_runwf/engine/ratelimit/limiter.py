@@ -9,7 +9,7 @@ window is used to the full.
 Start times are *reserved* in one transaction of the limiter's window store rather than
 awaited under an asyncio lock, so one limiter can serve several event loops and threads of a
 process, and limiters of several processes can share one key through a shared store (see
-:mod:`~dagster_runwf.engine.limiter_store`); the caller sleeps until its reserved time.
+:mod:`~dagster_runwf.engine.ratelimit`); the caller sleeps until its reserved time.
 Besides its own requests the limiter learns from the services:
 
 - ``x-ratelimit-limit`` sets the limit (never above a rate the user set explicitly);
@@ -25,9 +25,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..services.http import RateLimitInfo
-from ..services.rate import Rate
-from .limiter_store import MemoryWindowStore, WindowStore, open_window_store
+from ...services.http import RateLimitInfo
+from ...services.rate import Rate
+from .memory_store import MemoryWindowStore
+from .store import WindowStore
 
 _RESPONSE_HORIZON_S = 360.0
 """How long start times are kept after their window: a response (which may come 300 s after
@@ -45,7 +46,7 @@ class RateLimiter:
             meet more scheduling jitter between their slot and the wire).
         clock: a monotonic clock in seconds (injectable for tests); ignored with ``store``.
         store: where the window is kept; by default in this process only. A
-            :class:`~dagster_runwf.engine.limiter_store.SqliteWindowStore` shares it with
+            :class:`~dagster_runwf.engine.ratelimit.sqlite_store.SqliteWindowStore` shares it with
             every process of the host.
     """
 
@@ -213,33 +214,3 @@ class RateLimiter:
     def on_success(self) -> None:
         """A request succeeded: the 429 backoff starts again from its first step."""
         self._backoff_level = 0
-
-
-_registry: dict[tuple[str, str, str], RateLimiter] = {}
-_registry_lock = threading.Lock()
-
-
-def shared_limiter(
-    key_id: str, scope: str, rate: Rate, *, explicit: bool, store: str | None = None
-) -> RateLimiter:
-    """The limiter of one API key shared by this process, so concurrent jobs share its rate.
-
-    Args:
-        key_id: a fingerprint of the API key (never the key itself).
-        scope: the service and base URL the key belongs to.
-        rate: the rate this caller wants; a stricter explicit rate tightens a shared limiter.
-        explicit: the caller chose ``rate`` rather than taking the service's default.
-        store: where the window is kept: ``None`` or ``"memory"`` for this process, or
-            ``"sqlite:///path/limits.sqlite"`` to share it with every process of the host
-            (see :func:`~dagster_runwf.engine.limiter_store.open_window_store`).
-    """
-    store_url = store or "memory"
-    with _registry_lock:
-        limiter = _registry.get((scope, key_id, store_url))
-        if limiter is None:
-            bucket = f"{scope} {key_id}"
-            limiter = RateLimiter(rate, explicit=explicit, store=open_window_store(store, bucket))
-            _registry[(scope, key_id, store_url)] = limiter
-        elif explicit:
-            limiter.tighten(rate)
-        return limiter

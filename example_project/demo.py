@@ -1,9 +1,10 @@
-"""``python -m dagster_runwf.demo``: the example project, materialized through Dagster on the
-embedded emulator.
+"""The example project, materialized through Dagster on the embedded emulator.
+
+``make demo`` runs it; by hand, from the repository root: ``python -m example_project.demo``.
 
 No account is needed and nothing is paid: any ``AITUTOR_API_KEY`` / ``RUNCHAT_API_KEY`` in
 the environment is ignored, and an emulator of both services starts in this process on
-loopback. The demo loads ``example_project`` (300 companies that arrived over five days),
+loopback. The demo runs this example project (300 companies that arrived over five days),
 runs its nightly job once per day through Dagster, so that each day's companies get an AI
 Tutor summary with citations and a Runchat industry classification and the per-industry
 summary is rebuilt, then prints where the Parquet files landed and what it cost. The assets
@@ -25,8 +26,15 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-_REPO = Path(__file__).resolve().parents[1]
-_DEFAULT_OUT = _REPO / "example_project" / "output"
+import dagster as dg
+import pandas as pd
+
+from dagster_runwf.emulator import Emulator, EmulatorConfig
+
+from . import resources, settings
+from .definitions import build_definitions
+
+_DEFAULT_OUT = Path(__file__).resolve().parent / "output"
 _ENRICHED = ("company_profiles", "company_industries")
 _QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -49,11 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         "(default: example_project/output)",
     )
     out = Path(parser.parse_args(argv).out).resolve()
-    if not (_REPO / "example_project").is_dir():
-        print("the demo runs example_project/, which is in the source repository only")
-        return 2
-    if str(_REPO) not in sys.path:
-        sys.path.insert(0, str(_REPO))
     # The demo never talks to a real service, whatever the shell holds.
     for name in ("AITUTOR_API_KEY", "RUNCHAT_API_KEY", "AITUTOR_BASE_URL", "RUNCHAT_BASE_URL"):
         os.environ.pop(name, None)
@@ -63,13 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     # An empty dagster.yaml: the default local instance, without Dagster asking for one.
     (home / "dagster.yaml").touch()
     os.environ["DAGSTER_HOME"] = str(home)
-
-    import dagster as dg
-
-    from example_project import resources, settings
-    from example_project.definitions import build_definitions
-
-    from .emulator import Emulator, EmulatorConfig
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -89,33 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         checks: Counter[tuple[str, bool]] = Counter()
         with dg.DagsterInstance.get() as instance:
             for day in days:
-                day_started = time.monotonic()
-                result = job.execute_in_process(
-                    partition_key=day,
-                    instance=instance,
-                    run_config=_QUIET_RUN_CONFIG,
-                    raise_on_error=False,
-                )
-                if not result.success:
-                    print(f"  {day}: run {result.run_id} failed:")
-                    for event in result.all_events:
-                        if event.is_step_failure and event.step_failure_data is not None:
-                            print(f"    {event.step_key}: {event.step_failure_data.error}")
+                if not _run_day(job, instance, day, totals, checks):
                     return 1
-                line = []
-                for node in _ENRICHED:
-                    (materialization,) = result.asset_materializations_for_node(node)
-                    meta = {k: v.value for k, v in materialization.metadata.items()}
-                    for name in ("rows", "succeeded", "failed", "sent", "reused"):
-                        totals[node][name] += int(_number(meta.get(f"runwf/{name}")))
-                    totals[node]["elapsed_ms"] += int(1000 * _number(meta.get("runwf/elapsed_s")))
-                    line.append(
-                        f"{node} {meta['runwf/succeeded']}/{meta['runwf/rows']} ok, "
-                        f"{meta['runwf/sent']} paid"
-                    )
-                for evaluation in result.get_asset_check_evaluations():
-                    checks[(evaluation.check_name, evaluation.passed)] += 1
-                print(f"  {day}: {'; '.join(line)} ({time.monotonic() - day_started:.1f} s)")
             paid = sum(emulator.stats()["runs_by_workflow"].values())
 
     print()
@@ -159,13 +130,49 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _run_day(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    day: str,
+    totals: dict[str, Counter[str]],
+    checks: Counter[tuple[str, bool]],
+) -> bool:
+    """Run the job on one day's partition and print one line about it, adding its counts to
+    ``totals`` and its check results to ``checks``; ``False`` (after saying why) if it failed."""
+    day_started = time.monotonic()
+    result = job.execute_in_process(
+        partition_key=day,
+        instance=instance,
+        run_config=_QUIET_RUN_CONFIG,
+        raise_on_error=False,
+    )
+    if not result.success:
+        print(f"  {day}: run {result.run_id} failed:")
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data is not None:
+                print(f"    {event.step_key}: {event.step_failure_data.error}")
+        return False
+    line = []
+    for node in _ENRICHED:
+        (materialization,) = result.asset_materializations_for_node(node)
+        meta = {k: v.value for k, v in materialization.metadata.items()}
+        for name in ("rows", "succeeded", "failed", "sent", "reused"):
+            totals[node][name] += int(_number(meta.get(f"runwf/{name}")))
+        totals[node]["elapsed_ms"] += int(1000 * _number(meta.get("runwf/elapsed_s")))
+        line.append(
+            f"{node} {meta['runwf/succeeded']}/{meta['runwf/rows']} ok, {meta['runwf/sent']} paid"
+        )
+    for evaluation in result.get_asset_check_evaluations():
+        checks[(evaluation.check_name, evaluation.passed)] += 1
+    print(f"  {day}: {'; '.join(line)} ({time.monotonic() - day_started:.1f} s)")
+    return True
+
+
 def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def _summary_line(path: Path) -> str:
-    import pandas as pd
-
     frame = pd.read_parquet(path)
     companies, failed = int(frame["companies"].sum()), int(frame["failed"].sum())
     rate = failed / companies if companies else 0.0

@@ -9,15 +9,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
-from .limiter_store import PruneSchedule
-
-if TYPE_CHECKING:
-    from .limiter_store import WindowView
-
-_NEVER = float("-inf")
+from ...errors import ConfigError
+from .store import NEVER, PruneSchedule, WindowView
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runwf_starts (bucket TEXT NOT NULL, start REAL NOT NULL);
@@ -111,8 +105,8 @@ class _SqliteView:
             (bucket,),
         ).fetchone()
         if row is None:
-            connection.execute("INSERT INTO runwf_buckets VALUES (?, ?, ?)", (bucket, 0.0, _NEVER))
-            row = (0.0, _NEVER)
+            connection.execute("INSERT INTO runwf_buckets VALUES (?, ?, ?)", (bucket, 0.0, NEVER))
+            row = (0.0, NEVER)
         self.blocked_until, self.forgotten_before = float(row[0]), float(row[1])
 
     def block_until(self, until: float) -> None:

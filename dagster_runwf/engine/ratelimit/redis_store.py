@@ -19,15 +19,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import ConfigError
-from .limiter_store import PruneSchedule
+from ...errors import ConfigError
+from .store import NEVER, PruneSchedule, WindowView
 
-if TYPE_CHECKING:
-    from .limiter_store import WindowView
-
-_NEVER = float("-inf")
 _EXPIRE_S = 3600
 
 
@@ -122,7 +118,7 @@ class _RedisView:
         self.appended = 0
         blocked, forgotten = client.hmget(self._state, "blocked_until", "forgotten_before")
         self.blocked_until = 0.0 if blocked is None else float(blocked)
-        self.forgotten_before = _NEVER if forgotten is None else float(forgotten)
+        self.forgotten_before = NEVER if forgotten is None else float(forgotten)
 
     def block_until(self, until: float) -> None:
         if until > self.blocked_until:
@@ -164,6 +160,6 @@ class _RedisView:
 
 
 def _score(value: float) -> str:
-    if value == _NEVER:
+    if value == NEVER:
         return "-inf"
     return repr(value)
