@@ -27,12 +27,22 @@ from .conftest import KEY
 QUESTIONS = ["What is a journal?", "Why pay once?", "Who reads the answers?"]
 
 
+def flow(picks: dict[str, str]) -> RunchatWorkflow:
+    """The emulator's demo flow with the given output picks."""
+    return RunchatWorkflow(
+        "demo",
+        ["query_nodeA"],
+        result_output=picks.get("result_output"),
+        citations_output=picks.get("citations_output"),
+    )
+
+
 def ask(emu: Emulator, journal: RowJournal, **picks: str) -> pd.DataFrame:
     """The demo flow over the questions, with the given output picks."""
     with journal:
         done = enrich(
             pd.DataFrame({"query_nodeA": QUESTIONS}),
-            RunchatWorkflow("demo", ["query_nodeA"], **picks),
+            flow(picks),
             api_key=KEY,
             base_url=emu.runchat_url,
             rate="unlimited",
@@ -99,13 +109,13 @@ def test_a_workflow_without_picks_keeps_its_journal_keys() -> None:
 def test_picks_change_the_key_but_not_the_request(picks: dict[str, str]) -> None:
     row = {"query_nodeA": "What is a journal?"}
     plain = RunchatWorkflow("demo", ["query_nodeA"]).prepare(row)
-    picked_flow = RunchatWorkflow("demo", ["query_nodeA"], **picks)
+    picked_flow = flow(picks)
     picked = picked_flow.prepare(row)
     assert picked_flow.answer_version != ""
     assert picked.request == plain.request
     assert picked.input_hash != plain.input_hash
     others = {
-        RunchatWorkflow("demo", ["query_nodeA"], **other).prepare(row).input_hash
+        flow(other).prepare(row).input_hash
         for other in ({"result_output": "Answer"}, {"citations_output": "Sources"},
                       {"result_output": "Sources"}, {"citations_output": "Answer"})
         if other != picks

@@ -149,7 +149,7 @@ def test_a_new_service_is_one_service_info_and_one_workflow_class() -> None:
 
 def test_the_yaml_service_is_a_choice_of_the_registered_services() -> None:
     with pytest.raises(ValidationError, match="'aitutor' or 'runchat'"):
-        EnrichedAssetComponent(service="dify", workflow="w", source="s")  # type: ignore[arg-type]
+        EnrichedAssetComponent(service="dify", workflow="w", source="s")
 
 
 @pytest.mark.parametrize(
