@@ -46,6 +46,7 @@ class AITutorWorkflow(Workflow):
     display_name: ClassVar[str] = DISPLAY_NAME
     default_base_url: ClassVar[str] = "https://aitutor-api.vercel.app/api/v1"
     default_rate: ClassVar[Rate] = Rate(10, 1.0)
+    default_concurrency: ClassVar[int] = 32  # fills 10/s at ~3 s a run
 
     inputs_setting: ClassVar[str] = "variables"
 

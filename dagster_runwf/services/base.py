@@ -95,6 +95,8 @@ class Workflow(ABC):
     default_base_url: ClassVar[str]
     default_rate: ClassVar[Rate]
     """The key's documented rate limit."""
+    default_concurrency: ClassVar[int] = 16
+    """Runs in flight at once unless the options say otherwise."""
 
     reports_credits: ClassVar[bool] = False
     """Whether a run's answer says what it cost (so a credit budget can be kept)."""
