@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from .engine import (
     Budget,
+    EngineOptions,
     Enrichment,
     Progress,
     RateLimiter,
@@ -93,6 +94,7 @@ __all__ = [
     "AITutorWorkflow",
     "AuthenticationError",
     "Budget",
+    "EngineOptions",
     "Enrichment",
     "ResultsTableWriter",
     "enrich",

@@ -11,6 +11,7 @@ is a new job, which with ``incremental=True`` still reuses every unchanged row's
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -26,6 +27,7 @@ import pyarrow as pa
 from ..engine.budget import Budget
 from ..engine.enrich import Enrichment, column_mapping, enrich_async
 from ..engine.journal import RowJournal
+from ..engine.options import EngineOptions
 from ..engine.stats import Progress, RunStats
 from ..engine.table import ResultsTableWriter, result_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
@@ -45,7 +47,7 @@ class StepSettings:
     """What a step resolved before its first paid request."""
 
     mapping: dict[str, str]
-    engine: dict[str, Any]
+    engine: EngineOptions
     checked: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,18 +119,20 @@ class EnrichmentPlan:
         try:
             mapping = column_mapping(rows, self.workflow, self.columns)
             checked = service.preflight(self.workflow) if preflight and self.preflight else {}
-            settings = service.engine_settings()
+            options = service.engine_options()
         except TransientError as exc:
             # A 429 or 5xx on the free pre-flight call: worth the step's retry policy.
             raise dg.Failure(description=str(exc), allow_retries=True) from None
         except RunwfError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
-        if self.rate is not None:
-            settings["rate"] = self.rate
-        if self.concurrency is not None:
-            settings["concurrency"] = self.concurrency
-        settings["rate_limit_store"] = _rate_limit_store(context, service.rate_limit_store)
-        return StepSettings(dict(mapping), settings, checked)
+        options = dataclasses.replace(
+            options,
+            rate=options.rate if self.rate is None else self.rate,
+            concurrency=options.concurrency if self.concurrency is None else self.concurrency,
+            rate_limit_store=_rate_limit_store(context, service.rate_limit_store),
+            progress_interval_s=self.progress_interval_s,
+        )
+        return StepSettings(dict(mapping), options, checked)
 
     def check_table(self, rows: pd.DataFrame) -> None:
         """Check that the results table can be built from ``rows`` (names, and columns
@@ -201,6 +205,7 @@ class EnrichmentPlan:
                     enrich_async(
                         rows,
                         self.workflow,
+                        settings.engine,
                         columns=settings.mapping,
                         keep_columns=keep_columns,
                         output_columns=self.output_columns,
@@ -208,9 +213,7 @@ class EnrichmentPlan:
                         journal=journal,
                         budget=budget,
                         on_progress=_progress_logger(context),
-                        progress_interval_s=self.progress_interval_s,
                         first_row=first_row,
-                        **settings.engine,
                     )
                 )
         except FanOutStopped as exc:
