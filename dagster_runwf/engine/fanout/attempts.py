@@ -87,7 +87,7 @@ AGAIN = _Again.AGAIN
 """Send the row again (after the retry's delay)."""
 
 
-class Attempts:
+class RowSender:
     """Sends rows for one fan-out (shared by its workers): the limiter, the retries, and
     the classification of every answer."""
 

@@ -33,14 +33,14 @@ from ..retry import RetryPolicy
 from ..stats import Progress, RunStats
 from .admission import BudgetAdmission
 from .answers import Answers
-from .attempts import Attempts, RowAttempts
+from .attempts import RowAttempts, RowSender
 from .progress import ProgressReporter
 from .recorder import JournalRecorder
 from .rows import Row, RowFeed, Rows
 from .stopping import CircuitBreaker, StopSignal
 
 SendRow = Callable[[RowAttempts], Awaitable[RowResult | None]]
-"""Sends one row over the fan-out's HTTP client (:meth:`Attempts.send_row`)."""
+"""Sends one row over the fan-out's HTTP client (:meth:`RowSender.send_row`)."""
 
 _DONE = object()
 """Put on the results queue once every result is."""
@@ -95,7 +95,7 @@ class WorkflowRun:
         self.stats = RunStats()
         self._stop = StopSignal(self.stats)
         self._breaker = CircuitBreaker(options.max_consecutive_failures, workflow, self._stop)
-        self._attempts = Attempts(
+        self._sender = RowSender(
             workflow, options, stats=self.stats, stop=self._stop, breaker=self._breaker
         )
         self._admission = BudgetAdmission(budget, journal, workflow, self._stop)
@@ -113,17 +113,17 @@ class WorkflowRun:
     @property
     def base_url(self) -> str:
         """Where the requests go."""
-        return self._attempts.base_url
+        return self._sender.base_url
 
     @property
     def retry(self) -> RetryPolicy:
         """The retry policy for transient errors."""
-        return self._attempts.retry
+        return self._sender.retry
 
     @property
     def limiter(self) -> RateLimiter | None:
         """The key's rate limiter (``None``: unlimited)."""
-        return self._attempts.limiter
+        return self._sender.limiter
 
     def __repr__(self) -> str:  # never the key
         return f"WorkflowRun({self.workflow!r}, base_url={self.base_url!r})"
@@ -179,7 +179,7 @@ class WorkflowRun:
         await out.put(_DONE)
 
     async def _worker(self, client: httpx.AsyncClient, out: asyncio.Queue[Any]) -> None:
-        send_row = functools.partial(self._attempts.send_row, client)
+        send_row = functools.partial(self._sender.send_row, client)
         try:
             while not self._stop.is_set:
                 item = await self._feed.next()
