@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from dagster_runwf import AITutorWorkflow
+from dagster_runwf import AITutorWorkflow, EngineOptions
 from dagster_runwf.emulator import Emulator, EmulatorConfig, EmulatorProcess
 
 KEY = "sk_bench"
@@ -120,8 +120,8 @@ def emulator(config: EmulatorConfig) -> Iterator[EmulatorProcess]:
         yield emu
 
 
-def engine_settings(base_url: str, concurrency: int, rate: str = "unlimited") -> dict[str, Any]:
-    return {"api_key": KEY, "base_url": base_url, "rate": rate, "concurrency": concurrency}
+def engine_options(base_url: str, concurrency: int, rate: str = "unlimited") -> EngineOptions:
+    return EngineOptions(api_key=KEY, base_url=base_url, rate=rate, concurrency=concurrency)
 
 
 # -- the machine --------------------------------------------------------------------------------

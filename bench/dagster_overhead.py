@@ -29,6 +29,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 from _common import (
+    KEY,
     WORKFLOW,
     Finding,
     at_most,
@@ -36,7 +37,7 @@ from _common import (
     company_rows,
     emulator,
     emulator_config,
-    engine_settings,
+    engine_options,
     info,
     load,
     parser,
@@ -79,7 +80,7 @@ def materialize_enriched(
     )
     resources: dict[str, Any] = {
         "aitutor": AITutorResource(
-            api_key=engine_settings("", 1)["api_key"],
+            api_key=KEY,
             base_url=base,
             rate="unlimited",
             concurrency=concurrency,
@@ -94,12 +95,12 @@ def materialize_enriched(
 def bare(frame: pd.DataFrame, base: str, concurrency: int, out: Path, journal: Path) -> Any:
     with RowJournal(journal, job_id="bare") as j:
         return enrich(
-            frame, WORKFLOW, destination=out, journal=j, **engine_settings(base, concurrency)
+            frame, WORKFLOW, engine_options(base, concurrency), destination=out, journal=j
         ).stats
 
 
 async def engine_only(base: str, n: int, concurrency: int) -> None:
-    run = run_workflow_rows(WORKFLOW, company_rows(n), **engine_settings(base, concurrency))
+    run = run_workflow_rows(WORKFLOW, company_rows(n), engine_options(base, concurrency))
     async for result in run:
         assert result.status == "succeeded", result.error
 

@@ -26,6 +26,7 @@ contenders (the bare loop and the engine on it) post the first ``--pool-rows`` r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable, Coroutine
@@ -36,13 +37,14 @@ from typing import Any
 import aiohttp
 import httpx
 from _common import (
+    KEY,
     WORKFLOW,
     Finding,
     at_least,
     company_rows,
     emulator,
     emulator_config,
-    engine_settings,
+    engine_options,
     info,
     load,
     parser,
@@ -57,7 +59,6 @@ from dagster_runwf import RowJournal, run_workflow_rows
 from dagster_runwf.engine.client import auth_headers
 
 SCENARIO = "3 client overhead"
-KEY = engine_settings("", 1)["api_key"]
 
 
 def bodies(n: int) -> list[bytes]:
@@ -102,9 +103,8 @@ async def engine(
     run = run_workflow_rows(
         WORKFLOW,
         company_rows(n),
+        dataclasses.replace(engine_options(base, concurrency), backend=backend),
         journal=journal,
-        backend=backend,
-        **engine_settings(base, concurrency),
     )
     async for result in run:
         assert result.status == "succeeded", result.error

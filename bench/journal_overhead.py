@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 from _common import WORKFLOW, company_frame, company_rows, emulator_config, print_header
-from _common import engine_settings as settings
+from _common import engine_options as options
 
 from dagster_runwf import RowJournal, RunStats, enrich, run_workflow_rows
 from dagster_runwf.emulator import Emulator
@@ -48,7 +48,7 @@ from dagster_runwf.emulator import Emulator
 
 def engine_pass(rows: list[dict[str, str]], base: str, c: int, journal: Path | None) -> RunStats:
     async def drain(j: RowJournal | None) -> RunStats:
-        run = run_workflow_rows(WORKFLOW, rows, journal=j, **settings(base, c))
+        run = run_workflow_rows(WORKFLOW, rows, options(base, c), journal=j)
         async for result in run:
             assert result.status == "succeeded", result.error
         return run.stats
@@ -63,9 +63,9 @@ def enrich_pass(
     frame: pd.DataFrame, base: str, c: int, out: Path, journal: Path | None
 ) -> RunStats:
     if journal is None:
-        return enrich(frame, WORKFLOW, destination=out, **settings(base, c)).stats
+        return enrich(frame, WORKFLOW, options(base, c), destination=out).stats
     with RowJournal(journal, job_id=journal.name) as j:
-        return enrich(frame, WORKFLOW, destination=out, journal=j, **settings(base, c)).stats
+        return enrich(frame, WORKFLOW, options(base, c), destination=out, journal=j).stats
 
 
 @dataclass
@@ -155,7 +155,7 @@ def resume(args: argparse.Namespace, emu: Any, work: Path) -> None:
         cpu, started = time.process_time(), time.perf_counter()
         with RowJournal(location, job_id=location.name) as journal:
             opened = time.perf_counter() - started
-            stats = enrich(frame, WORKFLOW, destination=out, journal=journal, **settings(base, c))
+            stats = enrich(frame, WORKFLOW, options(base, c), destination=out, journal=journal)
         elapsed = time.perf_counter() - started
         cpu_us = (time.process_time() - cpu) / n * 1e6
         rerun.add(n / elapsed, cpu_us)

@@ -20,7 +20,7 @@ from _common import (
     company_rows,
     emulator,
     emulator_config,
-    engine_settings,
+    engine_options,
     info,
     load,
     parser,
@@ -35,7 +35,7 @@ SCENARIO = "2 latency hiding"
 
 
 async def drive(base: str, rows: int, concurrency: int) -> RunStats:
-    run = run_workflow_rows(WORKFLOW, company_rows(rows), **engine_settings(base, concurrency))
+    run = run_workflow_rows(WORKFLOW, company_rows(rows), engine_options(base, concurrency))
     async for result in run:
         assert result.status == "succeeded", result.error
     return run.stats

@@ -46,7 +46,7 @@ from _common import (
     company_frame,
     emulator,
     emulator_config,
-    engine_settings,
+    engine_options,
     info,
     load,
     mib,
@@ -120,11 +120,11 @@ def child_engine(args: argparse.Namespace, frame: Any) -> Callable[[], int]:
     from dagster_runwf import RowJournal, enrich
 
     def run() -> int:
-        settings = engine_settings(args.base_url, args.concurrency)
+        options = engine_options(args.base_url, args.concurrency)
         if args.no_journal:
-            return enrich(frame, WORKFLOW, destination=args.out, **settings).stats.sent
+            return enrich(frame, WORKFLOW, options, destination=args.out).stats.sent
         with RowJournal(Path(args.work) / "journal", job_id="memory") as journal:
-            stats = enrich(frame, WORKFLOW, destination=args.out, journal=journal, **settings)
+            stats = enrich(frame, WORKFLOW, options, destination=args.out, journal=journal)
         return stats.stats.sent
 
     return run

@@ -28,7 +28,7 @@ from _common import (
     company_frame,
     emulator,
     emulator_config,
-    engine_settings,
+    engine_options,
     info,
     load,
     parser,
@@ -71,16 +71,16 @@ def main(argv: list[str] | None = None) -> list[Finding]:
         answers, naive_took = timed(partial(naive, url, frame.head(args.naive_rows)))
         assert len(answers) == args.naive_rows
         emu.reset()
-        settings = engine_settings(emu.aitutor_url, args.concurrency, rate=f"{args.rate}/s")
+        options = engine_options(emu.aitutor_url, args.concurrency, rate=f"{args.rate}/s")
         with RowJournal(Path(tmp) / "journal", job_id="naive") as journal:
             done, engine_took = timed(
                 partial(
                     enrich,
                     frame,
                     WORKFLOW,
+                    options,
                     destination=Path(tmp) / "o.parquet",
                     journal=journal,
-                    **settings,
                 )
             )
         assert done.stats.succeeded == args.rows, done.stats

@@ -42,7 +42,7 @@ from _common import (
     save,
 )
 
-from dagster_runwf import RunchatWorkflow, run_workflow_rows
+from dagster_runwf import EngineOptions, RunchatWorkflow, run_workflow_rows
 from dagster_runwf.emulator import EmulatorProcess
 
 SCENARIO = "1 rate limit"
@@ -87,9 +87,8 @@ async def drive(
         inputs = [
             {"company_n1": r["company"], "country_n1": r["country"]} for r in company_rows(rows)
         ]
-    run = run_workflow_rows(
-        workflow, inputs, api_key=key, base_url=base, rate=rate, concurrency=concurrency
-    )
+    options = EngineOptions(api_key=key, base_url=base, rate=rate, concurrency=concurrency)
+    run = run_workflow_rows(workflow, inputs, options)
     async for _ in run:
         pass
     return run.stats

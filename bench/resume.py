@@ -37,7 +37,7 @@ from _common import (
     company_frame,
     emulator,
     emulator_config,
-    engine_settings,
+    engine_options,
     info,
     load,
     parser,
@@ -55,9 +55,9 @@ SCENARIO = "6 resume and incremental"
 def run_job(args: argparse.Namespace) -> None:
     """In the child (and for the rerun): the whole table through the journal's job."""
     frame = company_frame(args.rows)
-    settings = engine_settings(args.base_url, args.concurrency, rate=f"{args.rate}/s")
+    options = engine_options(args.base_url, args.concurrency, rate=f"{args.rate}/s")
     with RowJournal(args.journal, job_id="resume") as journal:
-        enrich(frame, WORKFLOW, destination=args.out, journal=journal, **settings)
+        enrich(frame, WORKFLOW, options, destination=args.out, journal=journal)
 
 
 def kill_at_half(args: argparse.Namespace, emu: Any, work: Path) -> list[Finding]:
@@ -113,15 +113,15 @@ def kill_at_half(args: argparse.Namespace, emu: Any, work: Path) -> list[Finding
 def nightly(args: argparse.Namespace, emu: Any, work: Path) -> list[Finding]:
     n = args.nightly_rows
     new = n // 10
-    settings = engine_settings(emu.aitutor_url, args.concurrency)
+    options = engine_options(emu.aitutor_url, args.concurrency)
     nights = [company_frame(n), company_frame(n + new)]  # night 2: the same rows + 10% new
     counts = []
     for night, frame in enumerate(nights, start=1):
         emu.reset()
         with RowJournal(work / "nightly", job_id=f"night-{night}", incremental=True) as journal:
             out = work / f"night-{night}.parquet"
-            _, took = timed(partial(enrich, frame, WORKFLOW, destination=out, journal=journal,
-                                    **settings))  # fmt: skip
+            _, took = timed(partial(enrich, frame, WORKFLOW, options, destination=out,
+                                    journal=journal))  # fmt: skip
         requests = emu.stats()["by_endpoint"].get("aitutor.run", 0)
         counts.append(requests)
         print(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .engine import (
     Budget,
+    EngineOptions,
     Enrichment,
     Progress,
     RateLimiter,
@@ -94,6 +95,7 @@ __all__ = [
     "AITutorWorkflow",
     "AuthenticationError",
     "Budget",
+    "EngineOptions",
     "Enrichment",
     "ResultsTableWriter",
     "enrich",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from dagster_runwf import EngineOptions
 from dagster_runwf.emulator import Emulator, EmulatorConfig
 
 KEY = "sk_test_key_0123456789"
@@ -27,6 +29,24 @@ ECHO = {
 }
 """An AI Tutor workflow that echoes its ``text``, cites a URL made of it, and fails (a row
 error) on any text containing "bad"."""
+
+OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(EngineOptions))
+
+
+def engine_options(base_url: str | None, **changes: Any) -> EngineOptions:
+    """Engine options for the emulator at ``base_url``: the test key and no rate limit,
+    unless ``changes`` say otherwise."""
+    return EngineOptions(**{"api_key": KEY, "base_url": base_url, "rate": "unlimited", **changes})
+
+
+def split_options(
+    base_url: str | None, settings: dict[str, Any]
+) -> tuple[EngineOptions, dict[str, Any]]:
+    """``settings`` split into the engine's options (see :func:`engine_options`) and the
+    rest: the call's own arguments (journal, budget, columns, ...)."""
+    options = {name: value for name, value in settings.items() if name in OPTION_NAMES}
+    rest = {name: value for name, value in settings.items() if name not in OPTION_NAMES}
+    return engine_options(base_url, **options), rest
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from dagster_runwf import (
 )
 from dagster_runwf.emulator import Emulator
 
-from .conftest import KEY
+from .conftest import KEY, engine_options
 
 QUESTIONS = ["What is a journal?", "Why pay once?", "Who reads the answers?"]
 
@@ -43,9 +43,7 @@ def ask(emu: Emulator, journal: RowJournal, **picks: str) -> pd.DataFrame:
         done = enrich(
             pd.DataFrame({"query_nodeA": QUESTIONS}),
             flow(picks),
-            api_key=KEY,
-            base_url=emu.runchat_url,
-            rate="unlimited",
+            engine_options(emu.runchat_url),
             journal=journal,
         )
     return done.to_pandas()

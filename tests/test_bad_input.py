@@ -34,7 +34,7 @@ from dagster_runwf.errors import RowInputError
 from dagster_runwf.services.base import ON_MISSING, OnMissing, Workflow
 from dagster_runwf.services.values import is_missing
 
-from .conftest import ECHO, KEY
+from .conftest import ECHO, split_options
 
 TYPED = {
     "id": "wf_typed",
@@ -73,10 +73,10 @@ class Sent:
 
 
 def run(emu: Emulator, frame: pd.DataFrame, workflow: Workflow | None = None, **kw: Any) -> Any:
-    kw.setdefault("rate", "unlimited")
     workflow = workflow or AITutorWorkflow("wf_echo", ["text"])
     url = emu.aitutor_url if workflow.service == "aitutor" else emu.runchat_url
-    return enrich(frame, workflow, api_key=KEY, base_url=url, **kw)
+    options, rest = split_options(url, kw)
+    return enrich(frame, workflow, options, **rest)
 
 
 def refused(emu: Emulator, frame: pd.DataFrame, *names: str, **kw: Any) -> str:

@@ -18,6 +18,7 @@ import pytest
 from dagster_runwf import (
     AITutorResource,
     AITutorWorkflow,
+    EngineOptions,
     EnrichmentSettings,
     ParquetIOManager,
     enriched_asset,
@@ -322,3 +323,12 @@ def test_a_429_on_the_free_pre_flight_is_left_to_the_retry_policy(
     assert emu.stats()["by_status"].get("429") == 1
     restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]
     assert len(restarts) == 1
+
+
+def test_a_resource_gives_the_engine_options_without_showing_the_key() -> None:
+    resource = AITutorResource(api_key=KEY, rate="5/s", concurrency=3, max_attempts=2)
+    options = resource.engine_options()
+    assert isinstance(options, EngineOptions)
+    assert (options.api_key, options.rate, options.concurrency) == (KEY, "5/s", 3)
+    assert options.retry.max_attempts == 2 and options.base_url is None
+    assert KEY not in repr(options) and KEY not in str(options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from dagster_runwf import (
     AuthenticationError,
     ConfigError,
     CreditsExhaustedError,
+    EngineOptions,
     FanOutStopped,
     Progress,
     RateLimiter,
@@ -22,6 +24,7 @@ from dagster_runwf import (
     RowResult,
     RunchatWorkflow,
     WorkflowNotFoundError,
+    WorkflowRun,
     fetch_balance,
     fetch_schema,
     run_workflow_rows,
@@ -30,7 +33,7 @@ from dagster_runwf import (
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.services.rate import Rate
 
-from .conftest import ECHO, KEY
+from .conftest import ECHO, KEY, engine_options, split_options
 
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.05)
 
@@ -46,14 +49,12 @@ def answer(result: RowResult) -> str | None:
 
 
 def run_sync(emu: Emulator, rows: Any, *, workflow: Any = None, **settings: Any) -> Any:
-    settings.setdefault("rate", "unlimited")
+    """The engine over ``rows`` (the echo workflow by default); ``settings`` are options
+    (see ``engine_options``) and ``run_workflow_rows_sync``'s own arguments."""
     settings.setdefault("retry", FAST_RETRY)
+    options, rest = split_options(settings.pop("base_url", emu.aitutor_url), settings)
     return run_workflow_rows_sync(
-        workflow or AITutorWorkflow("wf_echo", ["text"]),
-        rows,
-        api_key=settings.pop("api_key", KEY),
-        base_url=settings.pop("base_url", emu.aitutor_url),
-        **settings,
+        workflow or AITutorWorkflow("wf_echo", ["text"]), rows, options, **rest
     )
 
 
@@ -336,9 +337,7 @@ def test_two_runs_on_one_key_share_its_rate(start_emulator: Callable[..., Emulat
             run = run_workflow_rows(
                 AITutorWorkflow("wf_echo", ["text"]),
                 [{"text": f"{prefix}{i}"} for i in range(15)],
-                api_key="sk_shared_key",
-                base_url=emu.aitutor_url,
-                concurrency=8,
+                EngineOptions(api_key="sk_shared_key", base_url=emu.aitutor_url, concurrency=8),
             )
             async for result in run:
                 assert result.status == "succeeded"
@@ -368,10 +367,7 @@ def test_rows_are_pulled_lazily(start_emulator: Callable[..., Emulator]) -> None
         run = run_workflow_rows(
             AITutorWorkflow("wf_echo", ["text"]),
             rows(),
-            api_key=KEY,
-            base_url=emu.aitutor_url,
-            rate="unlimited",
-            concurrency=4,
+            engine_options(emu.aitutor_url, concurrency=4),
         )
         taken: list[RowResult] = []
         iterator = run.__aiter__()
@@ -421,3 +417,47 @@ def test_balance_and_schema_calls(emulator: Emulator) -> None:
     assert asyncio.run(fetch_balance(KEY, emulator.aitutor_url)) > 0
     schema = asyncio.run(fetch_schema("demo", KEY, emulator.runchat_url))
     assert {"prompt_xyz123", "maxTokens_abc456", "query_nodeA"} <= {p.id for p in schema.inputs}
+
+
+# -- the options ------------------------------------------------------------------------------
+
+
+def test_the_options_never_show_the_key() -> None:
+    options = EngineOptions(api_key=KEY, base_url="http://127.0.0.1:1", rate="10/s")
+    for text in (repr(options), str(options), f"{options}", repr([options])):
+        assert KEY not in text
+        assert "api_key" not in text and "rate='10/s'" in text
+    run = WorkflowRun(AITutorWorkflow("wf_echo", ["text"]), [], options)
+    assert KEY not in repr(run)
+
+
+def test_a_misspelt_option_is_refused() -> None:
+    with pytest.raises(TypeError, match="concurency"):
+        EngineOptions(api_key=KEY, concurency=4)  # type: ignore[call-arg]
+
+
+def test_options_are_frozen_and_checked_again_when_replaced() -> None:
+    options = EngineOptions(api_key=KEY)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.rate = "5/s"  # type: ignore[misc]
+    faster = dataclasses.replace(options, rate="20/s", concurrency=4)
+    assert (faster.api_key, faster.rate, faster.concurrency) == (KEY, "20/s", 4)
+    with pytest.raises(ConfigError, match="concurrency"):
+        dataclasses.replace(options, concurrency=0)
+    with pytest.raises(ConfigError, match="max_consecutive_failures"):
+        EngineOptions(api_key=KEY, max_consecutive_failures=0)
+
+
+def test_concurrency_defaults_to_the_services_default() -> None:
+    options = EngineOptions(api_key=KEY, rate="unlimited")
+    aitutor, runchat = AITutorWorkflow("wf_echo", ["text"]), RunchatWorkflow("demo", ["q_n"])
+    assert WorkflowRun(aitutor, [], options).concurrency == 32
+    assert WorkflowRun(runchat, [], options).concurrency == 8
+    chosen = dataclasses.replace(options, concurrency=3)
+    assert WorkflowRun(runchat, [], chosen).concurrency == 3
+
+
+def test_a_run_wants_engine_options() -> None:
+    workflow = AITutorWorkflow("wf_echo", ["text"])
+    with pytest.raises(ConfigError, match="options must be EngineOptions, got dict"):
+        WorkflowRun(workflow, [], {"api_key": KEY})  # type: ignore[arg-type]

@@ -52,7 +52,7 @@ from dagster_runwf.errors import FatalError
 from dagster_runwf.services.base import Workflow
 from dagster_runwf.services.rate import Rate
 
-from .conftest import ECHO, KEY
+from .conftest import ECHO, KEY, split_options
 
 # -- what the tests run ----------------------------------------------------------------------
 
@@ -105,28 +105,26 @@ def emulator_for(start: Callable[..., Emulator], **config: Any) -> Emulator:
 
 def run_rows(emu: Emulator | None, target: Target, rows: Any, **settings: Any) -> Any:
     """The engine over dict rows (``run_workflow_rows_sync``); ``base_url`` or ``emu``."""
-    settings.setdefault("rate", "unlimited")
     settings.setdefault("retry", retry())
-    if emu is not None:
-        settings.setdefault("base_url", target.url(emu))
-    return run_workflow_rows_sync(target.workflow(), rows, api_key=KEY, **settings)
+    base_url = settings.pop("base_url", None if emu is None else target.url(emu))
+    options, rest = split_options(base_url, settings)
+    return run_workflow_rows_sync(target.workflow(), rows, options, **rest)
 
 
 def enrich_rows(
     emu: Emulator, target: Target, values: list[str], journal_dir: Path, **settings: Any
 ) -> Enrichment:
     """``enrich`` of a one-column table, with a row journal (job ``"job"``) in ``journal_dir``."""
-    settings.setdefault("rate", "unlimited")
     settings.setdefault("retry", retry())
+    options, rest = split_options(target.url(emu), settings)
     with RowJournal(journal_dir, job_id="job", flush_interval_s=0.01) as journal:
         return enrich(
             pd.DataFrame({"text": values}),
             target.workflow(),
-            api_key=KEY,
-            base_url=target.url(emu),
+            options,
             columns={target.input: "text"},
             journal=journal,
-            **settings,
+            **rest,
         )
 
 

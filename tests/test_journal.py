@@ -37,7 +37,7 @@ from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.journal import job_folder_name
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
-from .conftest import ECHO, KEY
+from .conftest import ECHO, KEY, engine_options, split_options
 
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, max_attempts=2)
 NO_TIME = dt.timedelta(0)
@@ -242,16 +242,9 @@ def table(texts: list[str]) -> pd.DataFrame:
 
 
 def run(emu: Emulator, frame: pd.DataFrame, journal: RowJournal, **settings: Any) -> Any:
-    settings.setdefault("rate", "unlimited")
     settings.setdefault("retry", FAST_RETRY)
-    return enrich(
-        frame,
-        AITutorWorkflow("wf_echo", ["text"]),
-        api_key=KEY,
-        base_url=emu.aitutor_url,
-        journal=journal,
-        **settings,
-    )
+    options, rest = split_options(emu.aitutor_url, settings)
+    return enrich(frame, AITutorWorkflow("wf_echo", ["text"]), options, journal=journal, **rest)
 
 
 def runs_at(emu: Emulator) -> int:
@@ -298,13 +291,12 @@ def test_row_errors_are_done_but_exhausted_retries_are_tried_again(
 
     journal = RowJournal(tmp_path / "flaky", job_id="j")
     flaky_wf = AITutorWorkflow("wf_flaky", ["text"])
-    settings = {"api_key": KEY, "base_url": emu.aitutor_url, "rate": "unlimited"}
-    once = enrich(frame[:1], flaky_wf, journal=journal, retry=FAST_RETRY, **settings)
+    options = engine_options(emu.aitutor_url)
+    fast = dataclasses.replace(options, retry=FAST_RETRY)
+    once = enrich(frame[:1], flaky_wf, fast, journal=journal)
     assert once.to_pandas()["wf_error_type"][0] == "ServerError"
     journal.close()
-    again = enrich(
-        frame[:1], flaky_wf, journal=RowJournal(tmp_path / "flaky", job_id="j"), **settings
-    )
+    again = enrich(frame[:1], flaky_wf, options, journal=RowJournal(tmp_path / "flaky", job_id="j"))
     assert again.stats.sent == 1 and again.stats.succeeded == 1
 
 
@@ -364,10 +356,7 @@ def test_a_credit_budget_is_never_exceeded(start_emulator: Any, tmp_path: Path) 
         enrich(
             frame,
             RunchatWorkflow("costly", ["text_n1"]),
-            api_key=KEY,
-            base_url=emu.runchat_url,
-            rate="unlimited",
-            concurrency=8,
+            engine_options(emu.runchat_url, concurrency=8),
             budget=Budget(max_credits=20),
             journal=RowJournal(tmp_path, job_id="j"),
         )
@@ -380,8 +369,8 @@ def test_a_credit_budget_is_never_exceeded(start_emulator: Any, tmp_path: Path) 
 
 def test_a_credit_budget_needs_a_service_that_reports_costs(echo: Emulator) -> None:
     with pytest.raises(ConfigError, match="max_runs"):
-        enrich(table(["a"]), AITutorWorkflow("wf_echo", ["text"]), api_key=KEY,
-               base_url=echo.aitutor_url, budget=Budget(max_credits=5))  # fmt: skip
+        enrich(table(["a"]), AITutorWorkflow("wf_echo", ["text"]),
+               engine_options(echo.aitutor_url), budget=Budget(max_credits=5))  # fmt: skip
     assert runs_at(echo) == 0
 
 

@@ -41,7 +41,7 @@ from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.engine.journal import JOURNAL_SCHEMA, job_folder_name
 from dagster_runwf.engine.storage import TEMP_PREFIX, Storage
 
-from .conftest import KEY, wait_for
+from .conftest import KEY, engine_options, wait_for
 
 NO_TIME = dt.timedelta(0)
 """``keep_recent`` that lets compaction fold jobs written moments ago."""
@@ -104,7 +104,7 @@ ENRICH_CHILD = textwrap.dedent(
     """
     import os, sys
     import pandas as pd
-    from dagster_runwf import AITutorWorkflow, RetryPolicy, RowJournal, enrich
+    from dagster_runwf import AITutorWorkflow, EngineOptions, RetryPolicy, RowJournal, enrich
 
     url, journal_dir, destination, rows, concurrency = sys.argv[1:6]
     frame = pd.DataFrame({"text": [f"row-{i:04d}" for i in range(int(rows))]})
@@ -112,13 +112,15 @@ ENRICH_CHILD = textwrap.dedent(
         enrich(
             frame,
             AITutorWorkflow("wf_echo", ["text"]),
-            api_key=os.environ["RUNWF_TEST_KEY"],
-            base_url=url,
+            EngineOptions(
+                api_key=os.environ["RUNWF_TEST_KEY"],
+                base_url=url,
+                rate="unlimited",
+                concurrency=int(concurrency),
+                retry=RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.05),
+            ),
             journal=journal,
             destination=destination,
-            rate="unlimited",
-            concurrency=int(concurrency),
-            retry=RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.05),
         )
     """
 )
@@ -200,13 +202,9 @@ def test_kill_9_mid_run_then_resume_pays_again_only_for_unjournaled_rows(
         done = enrich(
             pd.DataFrame({"text": texts(rows)}),
             WORKFLOW,
-            api_key=KEY,
-            base_url=emu.aitutor_url,
+            engine_options(emu.aitutor_url, concurrency=concurrency, retry=FAST_RETRY),
             journal=journal,
             destination=str(destination),
-            rate="unlimited",
-            concurrency=concurrency,
-            retry=FAST_RETRY,
         )
     stats = done.stats
     assert (stats.rows, stats.succeeded, stats.failed) == (rows, rows, 0)
@@ -454,14 +452,10 @@ def test_a_stopped_run_resumes_from_a_journal_in_object_storage(
     rows, first_budget, concurrency = 60, 25, 8
     frame = pd.DataFrame({"text": texts(rows)})
     settings: dict[str, Any] = {
-        "api_key": KEY,
-        "base_url": emu.aitutor_url,
         "destination": "s3://bucket/out/results.parquet",
         "storage_options": options,
-        "rate": "unlimited",
-        "concurrency": concurrency,
-        "retry": FAST_RETRY,
     }
+    engine = engine_options(emu.aitutor_url, concurrency=concurrency, retry=FAST_RETRY)
 
     def journal(job_id: str, incremental: bool = False, keep_jobs: int = 2) -> RowJournal:
         return RowJournal(
@@ -476,7 +470,9 @@ def test_a_stopped_run_resumes_from_a_journal_in_object_storage(
 
     # Stopped by the budget half way: finished rows are journaled, no results object yet.
     with journal("night-1") as first, pytest.raises(FanOutStopped) as stopped:
-        enrich(frame, WORKFLOW, journal=first, budget=Budget(max_runs=first_budget), **settings)
+        enrich(
+            frame, WORKFLOW, engine, journal=first, budget=Budget(max_runs=first_budget), **settings
+        )
     assert stopped.value.stats.sent == first_budget
     assert total_runs(emu.stats()) == first_budget
     assert object_keys(client, "out/") == []
@@ -494,7 +490,9 @@ def test_a_stopped_run_resumes_from_a_journal_in_object_storage(
     # The rerun with a larger budget sends only the remaining rows.
     with journal("night-1") as second:
         assert second.finished_rows == first_budget
-        done = enrich(frame, WORKFLOW, journal=second, budget=Budget(max_runs=rows), **settings)
+        done = enrich(
+            frame, WORKFLOW, engine, journal=second, budget=Budget(max_runs=rows), **settings
+        )
     assert (done.stats.sent, done.stats.reused, done.stats.succeeded) == (
         rows - first_budget,
         first_budget,
@@ -515,7 +513,7 @@ def test_a_stopped_run_resumes_from_a_journal_in_object_storage(
     settings["destination"] = "s3://bucket/out/night-2.parquet"
     with journal("night-2", incremental=True) as third:
         assert third.reusable_rows == rows
-        again = enrich(frame, WORKFLOW, journal=third, **settings)
+        again = enrich(frame, WORKFLOW, engine, journal=third, **settings)
     assert (again.stats.sent, again.stats.reused) == (0, rows)
     assert total_runs(emu.stats()) == rows
     assert list(again.to_pandas()["wf_result"]) == list(out["wf_result"])
@@ -525,7 +523,7 @@ def test_a_stopped_run_resumes_from_a_journal_in_object_storage(
     grown = pd.DataFrame({"text": texts(rows + 5)})
     settings["destination"] = "s3://bucket/out/night-3.parquet"
     with journal("night-3", incremental=True, keep_jobs=1) as fourth:
-        grew = enrich(grown, WORKFLOW, journal=fourth, **settings)
+        grew = enrich(grown, WORKFLOW, engine, journal=fourth, **settings)
     assert (grew.stats.sent, grew.stats.reused) == (5, rows)
     assert total_runs(emu.stats()) == rows + 5
     assert object_keys(client, job_prefix) == []

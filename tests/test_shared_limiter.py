@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from dagster_runwf import AITutorWorkflow, ConfigError, Rate, run_workflow_rows_sync
+from dagster_runwf import (
+    AITutorWorkflow,
+    ConfigError,
+    EngineOptions,
+    Rate,
+    run_workflow_rows_sync,
+)
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.ratelimit import RateLimiter, SqliteWindowStore, open_window_store
 
@@ -55,10 +61,7 @@ def _run_rows(base_url: str, prefix: str, store: str | None) -> tuple[int, int]:
     results, stats = run_workflow_rows_sync(
         AITutorWorkflow("wf_echo", ["text"]),
         [{"text": f"{prefix}{i}"} for i in range(20)],
-        api_key=SHARED_KEY,
-        base_url=base_url,
-        concurrency=8,
-        rate_limit_store=store,
+        EngineOptions(api_key=SHARED_KEY, base_url=base_url, concurrency=8, rate_limit_store=store),
     )
     return sum(r.status == "succeeded" for r in results), stats.rate_limited
 

@@ -23,7 +23,7 @@ from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine import RESULT_FIELDS
 
 from .conftest import ECHO as SHARED_ECHO
-from .conftest import KEY
+from .conftest import KEY, engine_options, split_options
 
 ECHO = {**SHARED_ECHO, "latency": {"min_s": 0.0, "max_s": 0.03}}  # finish out of order
 PLAIN = {**ECHO, "id": "wf_plain", "citations": [], "fail_when": None}
@@ -36,16 +36,10 @@ def emu(start_emulator: Any) -> Emulator:
 
 
 def run(emu: Emulator, frame: pd.DataFrame, workflow: str = "wf_echo", **settings: Any) -> Any:
-    settings.setdefault("rate", "unlimited")
     settings.setdefault("columns", {"text": "text"})
-    return enrich(
-        frame,
-        AITutorWorkflow(workflow, ["text"]),
-        api_key=KEY,
-        base_url=emu.aitutor_url,
-        retry=RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02),
-        **settings,
-    )
+    settings.setdefault("retry", RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02))
+    options, rest = split_options(emu.aitutor_url, settings)
+    return enrich(frame, AITutorWorkflow(workflow, ["text"]), options, **rest)
 
 
 def echo_of(result: str | None) -> str | None:
@@ -120,9 +114,7 @@ def test_runchat_outputs_by_label_and_lifted_into_columns(start_emulator: Any) -
     out = enrich(
         frame,
         RunchatWorkflow("demo", ["prompt_xyz123", "query_nodeA"]),
-        api_key=KEY,
-        base_url=emu.runchat_url,
-        rate="unlimited",
+        engine_options(emu.runchat_url),
         columns={"prompt_xyz123": "prompt", "query_nodeA": "query"},
         output_columns={"answer": "Answer", "sources": "Sources"},
     ).to_pandas()

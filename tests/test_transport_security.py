@@ -15,7 +15,7 @@ import pytest
 
 from dagster_runwf import AITutorWorkflow, FanOutStopped, FatalError, run_workflow_rows_sync
 
-from .conftest import KEY
+from .conftest import KEY, engine_options
 
 BACKENDS = ["aiohttp", "httpx"]
 
@@ -67,11 +67,7 @@ def _run(base_url: str, backend: str) -> FanOutStopped:
         run_workflow_rows_sync(
             AITutorWorkflow("wf_echo", ["text"]),
             [{"text": f"row {i}"} for i in range(5)],
-            api_key=KEY,
-            base_url=base_url,
-            rate="unlimited",
-            concurrency=2,
-            backend=backend,
+            engine_options(base_url, concurrency=2, backend=backend),
         )
     return stopped.value
 
@@ -120,10 +116,7 @@ def test_a_certificate_that_does_not_verify_stops_before_the_key_is_sent(
         run_workflow_rows_sync(
             AITutorWorkflow("wf_echo", ["text"]),
             [{"text": "row"}],
-            api_key=KEY,
-            base_url=f"https://127.0.0.1:{server.server_port}/api/v1",
-            rate="unlimited",
-            backend=backend,
+            engine_options(f"https://127.0.0.1:{server.server_port}/api/v1", backend=backend),
         )
     assert not seen, "the TLS handshake failed: no request, no key"
     message = str(stopped.value).lower()

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -22,6 +22,7 @@ import pandas as pd
 from ..engine.budget import Budget
 from ..engine.enrich import Enrichment, enrich_async
 from ..engine.journal import RowJournal
+from ..engine.options import EngineOptions
 from ..engine.service_calls import call_free
 from ..engine.stats import Progress
 from ..errors import ConfigError
@@ -94,20 +95,31 @@ class _EnrichCommand:
                 + (f"; resuming job, {resumed} rows journaled earlier" if resumed else ""),
                 flush=True,
             )
-            settings: dict[str, Any] = {
-                "api_key": key,
-                "base_url": url,
-                "columns": columns,
-                "keep_columns": args.keep,
-                "output_columns": output_columns or None,
-                "prefix": args.prefix,
-                "destination": args.output,
-                "journal": journal,
-                "rate": args.rate,
-                "concurrency": args.concurrency,
-                "budget": budget,
-            }
-            enrichment = self._run_engine(frame, workflow, settings, len(frame), location)
+            display = ProgressDisplay("enrich", len(frame))
+            options = EngineOptions(
+                api_key=key,
+                base_url=url,
+                rate=args.rate,
+                concurrency=args.concurrency,
+                progress_interval_s=display.interval_s,
+            )
+
+            def run_engine() -> Coroutine[Any, Any, Enrichment]:
+                return enrich_async(
+                    frame,
+                    workflow,
+                    options,
+                    columns=columns,
+                    keep_columns=args.keep,
+                    output_columns=output_columns or None,
+                    prefix=args.prefix,
+                    destination=args.output,
+                    journal=journal,
+                    budget=budget,
+                    on_progress=self._on_progress(display),
+                )
+
+            enrichment = self._run_engine(run_engine, display, len(frame), location)
         print(summary(enrichment.stats, what, enrichment.path, location, job_id))
         if args.fail_on_row_errors and enrichment.stats.failed:
             raise CommandError(
@@ -190,26 +202,24 @@ class _EnrichCommand:
         )
         return workflow, columns
 
-    def _run_engine(
-        self,
-        frame: pd.DataFrame,
-        workflow: Workflow,
-        settings: dict[str, Any],
-        total: int,
-        location: str,
-    ) -> Enrichment:
-        display = ProgressDisplay("enrich", total)
-
+    def _on_progress(self, display: ProgressDisplay) -> Callable[[Progress], None]:
         def on_progress(progress: Progress) -> None:
             self.last_progress = progress
             if not self.args.quiet:
                 display(progress)
 
-        settings["on_progress"] = on_progress
-        settings["progress_interval_s"] = display.interval_s
+        return on_progress
+
+    def _run_engine(
+        self,
+        run_engine: Callable[[], Coroutine[Any, Any, Enrichment]],
+        display: ProgressDisplay,
+        total: int,
+        location: str,
+    ) -> Enrichment:
         try:
             with contextlib.nullcontext() if self.args.quiet else display:
-                return asyncio.run(self._enrich(frame, workflow, settings))
+                return asyncio.run(self._enrich(run_engine))
         except KeyboardInterrupt:
             raise Interrupted(self._interrupted("interrupted", location, total)) from None
         except asyncio.CancelledError:
@@ -220,7 +230,7 @@ class _EnrichCommand:
             ) from None
 
     async def _enrich(
-        self, frame: pd.DataFrame, workflow: Workflow, settings: dict[str, Any]
+        self, run_engine: Callable[[], Coroutine[Any, Any, Enrichment]]
     ) -> Enrichment:
         # SIGTERM (a scheduler, `kill`) cancels the run like Ctrl-C does, so the engine
         # records every paid row before the process ends.
@@ -234,7 +244,7 @@ class _EnrichCommand:
             except (NotImplementedError, RuntimeError, ValueError):  # Windows, not main thread
                 pass
         try:
-            return await enrich_async(frame, workflow, **settings)
+            return await run_engine()
         finally:
             if handled:
                 loop.remove_signal_handler(signal.SIGTERM)

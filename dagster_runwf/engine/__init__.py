@@ -7,11 +7,12 @@ deduplication of identical rows, the durable row journal, budgets and progress r
 from .budget import Budget
 from .client import DEFAULT_TIMEOUT, HttpBackend, check_base_url
 from .enrich import Enrichment, column_mapping, enrich, enrich_async
+from .fanout import WorkflowRun, run_workflow_rows, run_workflow_rows_sync
 from .journal import RowJournal
+from .options import EngineOptions, key_fingerprint
 from .ratelimit import RateLimiter
 from .results import Journal, RowResult, RowSource, RowStatus
 from .retry import RetryPolicy
-from .runner import WorkflowRun, key_fingerprint, run_workflow_rows, run_workflow_rows_sync
 from .service_calls import fetch_balance, fetch_schema
 from .stats import LatencyHistogram, Progress, RunStats
 from .storage import Storage
@@ -20,6 +21,7 @@ from .table import RESULT_FIELDS, ResultsTableWriter, result_fields
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Budget",
+    "EngineOptions",
     "Enrichment",
     "RESULT_FIELDS",
     "ResultsTableWriter",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +20,11 @@ import pyarrow.parquet as pq
 
 from ..errors import ConfigError, FanOutStopped
 from ..services.base import Workflow
+from .budget import Budget
+from .fanout import WorkflowRun
+from .options import EngineOptions
 from .results import Journal
-from .runner import WorkflowRun
-from .stats import RunStats
+from .stats import Progress, RunStats
 from .storage import Storage
 from .table import DEFAULT_PREFIX, DEFAULT_ROW_GROUP_SIZE, ResultsTableWriter, check_column_names
 
@@ -113,8 +115,8 @@ class _SizedRows:
 async def enrich_async(
     frame: pd.DataFrame,
     workflow: Workflow,
+    options: EngineOptions,
     *,
-    api_key: str,
     columns: Mapping[str, str] | None = None,
     keep_columns: Sequence[str] | None = None,
     output_columns: Mapping[str, str] | None = None,
@@ -123,12 +125,20 @@ async def enrich_async(
     storage_options: Mapping[str, Any] | None = None,
     journal: Journal | None = None,
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
-    **engine_settings: Any,
+    budget: Budget | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    first_row: int = 0,
 ) -> Enrichment:
     """Run every row of ``frame`` through ``workflow``; see :func:`enrich`."""
     mapping = column_mapping(frame, workflow, columns)
     run = WorkflowRun(
-        workflow, _SizedRows(frame, mapping), api_key=api_key, journal=journal, **engine_settings
+        workflow,
+        _SizedRows(frame, mapping),
+        options,
+        journal=journal,
+        budget=budget,
+        on_progress=on_progress,
+        first_row=first_row,
     )
     writer = ResultsTableWriter(
         frame,
@@ -152,7 +162,23 @@ async def enrich_async(
     return Enrichment(run.stats, writer.path, table, writer.schema, storage_options)
 
 
-def enrich(frame: pd.DataFrame, workflow: Workflow, *, api_key: str, **settings: Any) -> Enrichment:
+def enrich(
+    frame: pd.DataFrame,
+    workflow: Workflow,
+    options: EngineOptions,
+    *,
+    columns: Mapping[str, str] | None = None,
+    keep_columns: Sequence[str] | None = None,
+    output_columns: Mapping[str, str] | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    destination: str | os.PathLike[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    journal: Journal | None = None,
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    budget: Budget | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    first_row: int = 0,
+) -> Enrichment:
     """Run every row of a DataFrame through a workflow and build the results table.
 
     The mapping is checked before the first paid request. Rows go through the engine
@@ -163,26 +189,22 @@ def enrich(frame: pd.DataFrame, workflow: Workflow, *, api_key: str, **settings:
     Args:
         frame: the input table (any index; row ``i`` of the result is ``frame.iloc[i]``).
         workflow: e.g. ``AITutorWorkflow("wf_abc123", ["company"])``.
-        api_key: the service's API key.
-        **settings: the table settings below, and the engine settings of
-            :class:`WorkflowRun` (``base_url``, ``rate``, ``concurrency``, ``retry``,
-            ``budget``, ``on_progress``…).
-
-    Keyword Args:
-        columns (Mapping[str, str] | None): workflow input -> column name, for inputs named
-            differently from their column (inputs not listed use the column of the same
-            name).
-        keep_columns (Sequence[str] | None): input columns to carry into the results;
-            ``None`` for all.
-        output_columns (Mapping[str, str] | None): new column -> output label (or id) to
-            lift from ``wf_outputs``.
-        prefix (str): prefix of the result columns (default ``"wf_"``).
-        destination (str | os.PathLike[str] | None): a local path or fsspec URL for the
-            Parquet file, written atomically and streamed in row groups; ``None`` to keep
-            the table in memory.
-        storage_options (Mapping[str, Any] | None): fsspec options for a URL destination.
-        journal (Journal | None): a :class:`RowJournal` (or any :class:`Journal`).
-        row_group_size (int): rows per Parquet row group.
+        options: the key, the service and how hard to push it (:class:`EngineOptions`).
+        columns: workflow input -> column name, for inputs named differently from their
+            column (inputs not listed use the column of the same name).
+        keep_columns: input columns to carry into the results; ``None`` for all.
+        output_columns: new column -> output label (or id) to lift from ``wf_outputs``.
+        prefix: prefix of the result columns (default ``"wf_"``).
+        destination: a local path or fsspec URL for the Parquet file, written atomically
+            and streamed in row groups; ``None`` to keep the table in memory.
+        storage_options: fsspec options for a URL destination.
+        journal: a :class:`RowJournal` (or any :class:`Journal`).
+        row_group_size: rows per Parquet row group.
+        budget: a cap on paid runs / credits for the job (see :class:`WorkflowRun`).
+        on_progress: called with a :class:`Progress` every ``options.progress_interval_s``
+            and at the end.
+        first_row: the position of ``frame``'s first row in the whole table, when it is a
+            part of it (a chunk), so that messages name the table's row.
 
     Returns:
         an :class:`Enrichment` with the stats and the table (or its path).
@@ -197,7 +219,24 @@ def enrich(frame: pd.DataFrame, workflow: Workflow, *, api_key: str, **settings:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(enrich_async(frame, workflow, api_key=api_key, **settings))
+        return asyncio.run(
+            enrich_async(
+                frame,
+                workflow,
+                options,
+                columns=columns,
+                keep_columns=keep_columns,
+                output_columns=output_columns,
+                prefix=prefix,
+                destination=destination,
+                storage_options=storage_options,
+                journal=journal,
+                row_group_size=row_group_size,
+                budget=budget,
+                on_progress=on_progress,
+                first_row=first_row,
+            )
+        )
     raise RuntimeError(
         "enrich() cannot run inside a running event loop (e.g. a notebook); "
         "use `await enrich_async(...)` there"

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .results import RowResult
+
 _MIN_S = 0.001
 _GROWTH = 1.01
 _LOG_GROWTH = math.log(_GROWTH)
@@ -107,6 +109,28 @@ class RunStats:
             total.latency.merge(part.latency)
             total.stopped_by = total.stopped_by or part.stopped_by
         return total
+
+    def add_result(self, result: RowResult) -> None:
+        """Count one reported row."""
+        self.rows += 1
+        if result.status == "succeeded":
+            self.succeeded += 1
+        else:
+            self.failed += 1
+        if result.source == "journal":
+            self.reused += 1
+        elif result.source == "duplicate":
+            self.deduplicated += 1
+        elif result.source == "none":
+            self.invalid += 1
+        else:
+            self.sent += 1
+            if result.attempts > 1:
+                self.retried += 1
+            if result.latency_s is not None:
+                self.latency.add(result.latency_s)
+            if result.outcome is not None:
+                self.add_credits(result.outcome.credits)
 
     def add_credits(self, credits: float | None) -> None:
         if credits is not None:

@@ -18,6 +18,7 @@ import httpx
 from pydantic import Field
 
 from ..engine.client import DEFAULT_TIMEOUT, check_base_url
+from ..engine.options import EngineOptions
 from ..engine.ratelimit import REDIS_SCHEMES, SQLITE_SCHEME
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import fetch_balance, fetch_schema
@@ -72,31 +73,27 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
     initial_backoff_s: float = Field(default=1.0)
     max_backoff_s: float = Field(default=60.0)
 
-    def engine_settings(self) -> dict[str, Any]:
-        """Keyword arguments for the engine (``enrich`` / ``WorkflowRun``)."""
+    def engine_options(self) -> EngineOptions:
+        """The engine's options (for ``enrich`` / ``WorkflowRun``); they hold the key."""
         self.check()
-        settings: dict[str, Any] = {
-            "api_key": self.api_key,
-            "retry": RetryPolicy(
+        return EngineOptions(
+            api_key=self.api_key,
+            base_url=self.base_url or None,
+            rate=self.rate or None,
+            concurrency=self.concurrency,
+            retry=RetryPolicy(
                 max_attempts=self.max_attempts,
                 initial_backoff_s=self.initial_backoff_s,
                 max_backoff_s=self.max_backoff_s,
             ),
-            "timeout": httpx.Timeout(
+            timeout=httpx.Timeout(
                 self.read_timeout_s,
                 connect=self.connect_timeout_s,
                 read=self.read_timeout_s,
                 write=DEFAULT_TIMEOUT.write,
                 pool=None,
             ),
-        }
-        if self.base_url:
-            settings["base_url"] = self.base_url
-        if self.rate:
-            settings["rate"] = self.rate
-        if self.concurrency is not None:
-            settings["concurrency"] = self.concurrency
-        return settings
+        )
 
     def check(self) -> None:
         """Raise a :class:`ConfigError` naming the first bad setting."""

@@ -12,6 +12,7 @@ is a new job, which with ``incremental=True`` still reuses every unchanged row's
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import pyarrow as pa
 from ..engine.budget import Budget
 from ..engine.enrich import Enrichment, column_mapping, enrich_async
 from ..engine.journal import RowJournal
+from ..engine.options import EngineOptions
 from ..engine.stats import Progress, RunStats
 from ..engine.table import ResultsTableWriter, result_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
@@ -43,7 +45,7 @@ class StepSettings:
     """What a step resolved before its first paid request."""
 
     mapping: dict[str, str]
-    engine: dict[str, Any]
+    engine: EngineOptions
     checked: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,18 +73,22 @@ class EnrichmentStep:
         try:
             mapping = column_mapping(rows, spec.workflow, declared.columns)
             checked = service.preflight(spec.workflow) if preflight and declared.preflight else {}
-            settings = service.engine_settings()
+            options = service.engine_options()
         except TransientError as exc:
             # A 429 or 5xx on the free pre-flight call: worth the step's retry policy.
             raise dg.Failure(description=str(exc), allow_retries=True) from None
         except RunwfError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
-        if declared.rate is not None:
-            settings["rate"] = declared.rate
-        if declared.concurrency is not None:
-            settings["concurrency"] = declared.concurrency
-        settings["rate_limit_store"] = _rate_limit_store(context, service.rate_limit_store)
-        return StepSettings(dict(mapping), settings, checked)
+        options = dataclasses.replace(
+            options,
+            rate=options.rate if declared.rate is None else declared.rate,
+            concurrency=options.concurrency
+            if declared.concurrency is None
+            else declared.concurrency,
+            rate_limit_store=_rate_limit_store(context, service.rate_limit_store),
+            progress_interval_s=declared.progress_interval_s,
+        )
+        return StepSettings(dict(mapping), options, checked)
 
     def check_table(self, rows: pd.DataFrame) -> None:
         """Check that the results table can be built from ``rows`` (names, and columns
@@ -158,6 +164,7 @@ class EnrichmentStep:
                     enrich_async(
                         rows,
                         spec.workflow,
+                        settings.engine,
                         columns=settings.mapping,
                         keep_columns=keep_columns,
                         output_columns=declared.output_columns,
@@ -165,9 +172,7 @@ class EnrichmentStep:
                         journal=journal,
                         budget=budget,
                         on_progress=_progress_logger(context),
-                        progress_interval_s=declared.progress_interval_s,
                         first_row=first_row,
-                        **settings.engine,
                     )
                 )
         except FanOutStopped as exc:

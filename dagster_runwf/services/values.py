@@ -95,6 +95,20 @@ def _convert(value: object, path: str) -> JsonValue:
         return _finite(value, path)  # type: ignore[arg-type]
     if is_missing(value):
         return None
+    if isinstance(value, Mapping):
+        converted: dict[str, JsonValue] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise UnsendableValue(path, f"object key {key!r} is not a string")
+            converted[key] = _convert(item, f"{path}.{key}")
+        return converted
+    if isinstance(value, (list, tuple)):
+        return [_convert(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    return _convert_scalar(value, path)
+
+
+def _convert_scalar(value: object, path: str) -> JsonValue:
+    """Subclasses of the JSON scalars, and the standard library's numbers and times."""
     if isinstance(value, str):
         return str(value)
     if isinstance(value, bool):
@@ -113,21 +127,10 @@ def _convert(value: object, path: str) -> JsonValue:
             "bytes cannot be sent as JSON; decode them to text, or for an image send a "
             "'data:image/...;base64,...' URL",
         )
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, (dt.date, dt.time)):
+    if isinstance(value, (dt.date, dt.time)):  # datetime is a date
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
-    if isinstance(value, Mapping):
-        converted: dict[str, JsonValue] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise UnsendableValue(path, f"object key {key!r} is not a string")
-            converted[key] = _convert(item, f"{path}.{key}")
-        return converted
-    if isinstance(value, (list, tuple)):
-        return [_convert(item, f"{path}[{i}]") for i, item in enumerate(value)]
     return _convert_foreign(value, path)
 
 

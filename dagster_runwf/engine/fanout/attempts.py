@@ -1,0 +1,247 @@
+"""One row's requests: wait for the rate limiter's slot, send, classify the answer, and
+retry transient failures with backoff until the row succeeds, fails for good, or the
+fan-out stops.
+
+A 429 is the limiter's business (it moves the key's window; 429s do not use up the row's
+attempts, up to ``RetryPolicy.max_rate_limited``); a fatal answer stops the whole fan-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from ...errors import FatalError, RateLimitedError, RowError, ServiceError, TransientError
+from ...services.base import PreparedRun, Workflow
+from ...services.http import HttpResponse, parse_retry_after
+from ...services.outcome import Outcome
+from ..client import auth_headers, send
+from ..options import EngineOptions
+from ..ratelimit import RateLimiter
+from ..results import RowResult
+from ..stats import RunStats
+from .stopping import CircuitBreaker, StopSignal
+
+_T = TypeVar("_T")
+
+FIRST_REQUEST_SETUP_S = 0.1
+"""How much later than its slot a run's first request may reach the service: it opens the
+client's first connection (and warms up the HTTP stack), which took ~25 ms on loopback where
+later requests are on time within a few ms. The limiter counts it in every window from its
+start to this long after (see ``RateLimiter.reserve``), so the request ``limit`` places
+after it cannot share its window at the server; it costs one place of one window a run."""
+
+
+@dataclass(slots=True)
+class RowAttempts:
+    """One row being sent: its position, its request, and the requests sent for it so far
+    (``failures``: transient errors; ``rate_limited``: 429s)."""
+
+    index: int
+    prepared: PreparedRun
+    attempts: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    first_sent: float | None = None
+
+    def latency_s(self) -> float | None:
+        return None if self.first_sent is None else time.monotonic() - self.first_sent
+
+    def result(self, outcome: Outcome) -> RowResult:
+        """The row succeeded with ``outcome``."""
+        return RowResult(
+            self.index,
+            self.prepared.input_hash,
+            "succeeded",
+            outcome=outcome,
+            attempts=self.attempts,
+            latency_s=self.latency_s(),
+        )
+
+    def failure(self, exc: ServiceError, note: str = "") -> RowResult:
+        """The row failed for good with ``exc`` (``note`` says why no retry is left)."""
+        return RowResult(
+            self.index,
+            self.prepared.input_hash,
+            "failed",
+            error=str(exc) + note,
+            error_type=type(exc).__name__,
+            attempts=self.attempts,
+            latency_s=self.latency_s(),
+            retryable=isinstance(exc, TransientError),
+        )
+
+
+class _Again(enum.Enum):
+    AGAIN = "again"
+
+
+AGAIN = _Again.AGAIN
+"""Send the row again (after the retry's delay)."""
+
+
+class RowSender:
+    """Sends rows for one fan-out (shared by its workers): the limiter, the retries, and
+    the classification of every answer."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        options: EngineOptions,
+        *,
+        stats: RunStats,
+        stop: StopSignal,
+        breaker: CircuitBreaker,
+    ) -> None:
+        self.workflow = workflow
+        self.base_url = options.base_url_for(workflow)
+        self.retry = options.retry
+        self.limiter: RateLimiter | None = options.limiter_for(workflow)
+        self._headers = auth_headers(options.api_key)
+        self._max_response_bytes = options.max_response_bytes
+        self._rng = random.Random(options.seed)
+        self._stats = stats
+        self._stop = stop
+        self._breaker = breaker
+        self._setup_s = FIRST_REQUEST_SETUP_S  # a new client: no connection open yet
+
+    async def send_row(self, client: httpx.AsyncClient, row: RowAttempts) -> RowResult | None:
+        """Send until success, a row error, retries run out (a failed row), or a stop
+        (``None``); ``row`` counts the requests sent."""
+        while True:
+            started_at = await self._wait_for_slot()
+            if started_at is None:
+                return None
+            row.attempts += 1
+            self._stats.requests += 1
+            if row.first_sent is None:
+                row.first_sent = time.monotonic()
+            response: HttpResponse | None = None
+            try:
+                response = await send(
+                    client,
+                    self.base_url,
+                    row.prepared.request,
+                    self._headers,
+                    service=self.workflow.display_name,
+                    max_bytes=self._max_response_bytes,
+                )
+                if self.limiter is not None:
+                    await self._ask_limiter(
+                        self.limiter.observe, self.workflow.rate_limit_info(response), started_at
+                    )
+                outcome = self.workflow.parse(response)
+            except ServiceError as exc:
+                verdict = await self._after_error(exc, response, row)
+                if verdict is AGAIN:
+                    continue
+                return verdict
+            if self.limiter is not None:
+                self.limiter.on_success()
+            return row.result(outcome)
+
+    async def _after_error(
+        self,
+        exc: ServiceError,
+        response: HttpResponse | None,
+        row: RowAttempts,
+    ) -> RowResult | _Again | None:
+        """What a failed request means for its row: send it :data:`AGAIN`, a failed row, or
+        ``None`` (the fan-out stops)."""
+        if isinstance(exc, RateLimitedError):
+            return await self._after_rate_limited(exc, response, row)
+        if isinstance(exc, TransientError):
+            self._stats.transient_errors += 1
+            row.failures += 1
+            if row.failures >= self.retry.max_attempts:
+                # Say the retries ran out and that the row is not done for good.
+                return self._failed(
+                    row,
+                    exc,
+                    f" (gave up after {_plural(row.failures, 'attempt')}; a re-run tries "
+                    "this row again)",
+                )
+            delay = self.retry.delay(row.failures, self._retry_after(response), self._rng)
+            return AGAIN if await self._stop.sleep(delay) else None
+        if isinstance(exc, FatalError):
+            self._stop.stop(exc, str(exc))
+            return None
+        if isinstance(exc, RowError):
+            return self._failed(row, exc)
+        raise exc
+
+    async def _after_rate_limited(
+        self,
+        exc: RateLimitedError,
+        response: HttpResponse | None,
+        row: RowAttempts,
+    ) -> RowResult | _Again | None:
+        """A 429: the limiter moves the key's window (or, unlimited, the row backs off);
+        the row's attempts are not used up, up to ``RetryPolicy.max_rate_limited``."""
+        self._stats.rate_limited += 1
+        row.rate_limited += 1
+        if self.limiter is not None:
+            await self._ask_limiter(self.limiter.on_rate_limited, self._retry_after(response))
+        if row.rate_limited > self.retry.max_rate_limited:
+            return self._failed(
+                row,
+                exc,
+                f" (gave up after {_plural(row.rate_limited, 'rate-limited answer')}; lower "
+                "the rate or raise RetryPolicy.max_rate_limited)",
+            )
+        if self.limiter is None and not await self._stop.sleep(
+            self.retry.delay(row.rate_limited, self._retry_after(response), self._rng)
+        ):
+            return None
+        return AGAIN
+
+    def _failed(self, row: RowAttempts, exc: ServiceError, note: str = "") -> RowResult:
+        self._breaker.note_failure(exc)
+        return row.failure(exc, note)
+
+    def _retry_after(self, response: HttpResponse | None) -> float | None:
+        if response is None:
+            return None
+        seconds = parse_retry_after(response.headers.get("retry-after"), now=time.time())
+        return None if seconds is None else min(seconds, self.retry.max_retry_after_s)
+
+    async def _wait_for_slot(self) -> float | None:
+        """Wait for the rate limiter; the reserved start time, or ``None`` once stopping."""
+        stop = self._stop
+        while not stop.is_set:
+            if self.limiter is None:
+                return time.monotonic()
+            setup_s = self._setup_s
+            start, reserved = await self._ask_limiter(self.limiter.reserve, setup_s)
+            delay = start - self.limiter.clock()
+            if delay > 0 and not await stop.sleep(delay):
+                return None
+            if stop.is_set:
+                return None
+            if reserved:
+                confirmed = await self._ask_limiter(self.limiter.confirm, start, setup_s)
+                if confirmed is not None:
+                    self._setup_s = 0.0
+                    return confirmed
+            # A 429 moved the block past our slot, or we woke too late to use it.
+        return None
+
+    async def _ask_limiter(self, decision: Callable[..., _T], *args: Any) -> _T:
+        """Ask the limiter ``decision(*args)``; off the event loop when the store is shared,
+        since it may wait for another process's turn and must not hold up requests about
+        to be sent."""
+        assert self.limiter is not None
+        if self.limiter.store.shared:
+            return await asyncio.to_thread(decision, *args)
+        return decision(*args)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
