@@ -95,9 +95,11 @@ def read_file(storage: Storage, path: str) -> pa.Table:
     """
     # Every read is single-threaded (use_threads=False here and for row groups): Arrow's
     # reader threads can outlive a short process and abort it at exit (apache/arrow#34314),
-    # and the journal's files are small enough for one thread.
+    # and the journal's files are small enough for one thread. ParquetFile, not
+    # pq.read_table: the latter goes through Arrow's dataset reader, which starts a thread
+    # even with use_threads=False.
     data = storage.read_bytes(path)
-    return conform(pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False))
+    return conform(pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False))
 
 
 def with_snapshot_jobs(table: pa.Table, jobs: list[str]) -> pa.Table:
