@@ -146,6 +146,7 @@ class ResultsTableWriter:
                 f"{list(frame.columns)}"
             )
         self._outputs = dict(output_columns or {})
+        # The result columns, then the lifted outputs: how results become Arrow.
         self._columns = [*RESULTS_TABLE_COLUMNS, *_lifted(self._outputs)]
         fields = result_fields(prefix, self._outputs)
         clash = sorted({f.name for f in fields} & {str(c) for c in kept})
@@ -244,8 +245,8 @@ class ResultsTableWriter:
             return
         start = self._ready[0].index
         stop = start + len(self._ready)
-        results = self._ready
-        arrays = self.input_arrays(start, stop) + [c.array(results) for c in self._columns]
+        results = [column.array(self._ready) for column in self._columns]
+        arrays = self.input_arrays(start, stop) + results
         self._converted.append(pa.Table.from_arrays(arrays, schema=self.schema))
         self._converted_rows += len(self._ready)
         self._ready = []

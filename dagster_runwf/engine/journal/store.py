@@ -55,10 +55,10 @@ class RowStore:
             self._finished.append(finished)
             index = self.own if own else self.reusable
             index.put_rows(table.column("input_hash").to_pylist(), locations, finished)
-        if own:
-            self._runs_spent += table.num_rows
-            credits = pc.sum(table.column("credits")).as_py()
-            self._credits_spent += float(credits or 0.0)
+            if own:
+                self._runs_spent += table.num_rows
+                credits = pc.sum(table.column("credits")).as_py()
+                self._credits_spent += float(credits or 0.0)
 
     def add_recorded(self, table: pa.Table) -> None:
         """Keep a journal table this writer recorded (compressed, in time) and index it."""
