@@ -6,6 +6,7 @@ emulator and count, at the emulator, what was paid for.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
 import hashlib
@@ -18,6 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+import dagster_runwf.engine.journal as journal_package
 from dagster_runwf import (
     AITutorWorkflow,
     Budget,
@@ -111,6 +113,8 @@ def test_hashes_sharing_their_first_64_bits_are_told_apart(tmp_path: Path) -> No
             "answer 0",
             "answer 1",
         ]
+    again = RowJournal(tmp_path, job_id="a")
+    assert again.finished_rows == again.spent()[0] == 2, "twins are two rows"
 
 
 def test_a_new_job_starts_fresh_unless_incremental(tmp_path: Path) -> None:
@@ -399,3 +403,20 @@ def test_a_journal_that_cannot_write_stops_the_run_clearly(echo: Emulator, tmp_p
     with pytest.raises(JournalError, match=r"could not record .* No space left on device"):
         run(echo, frame, FullDisk(tmp_path, job_id="j", flush_interval_s=0.05), concurrency=4)
     assert runs_at(echo) < 500, "no further rows were sent"
+
+
+def test_the_journal_package_imports_its_parts_in_one_order() -> None:
+    """Each part of the journal imports only parts listed before it (no cycles), in the
+    order its package docstring gives."""
+    order = ["schema", "files", "location", "index", "recorded", "store", "loading",
+             "merging", "compaction", "row_journal"]  # fmt: skip
+    package = Path(journal_package.__file__).parent
+    assert sorted(p.stem for p in package.glob("*.py")) == sorted([*order, "__init__"])
+    for position, name in enumerate(order):
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        }
+        assert imported <= set(order[:position]), f"{name} imports {imported}"

@@ -421,6 +421,56 @@ def test_concurrent_writers_and_compactions_lose_no_row(tmp_path: Path) -> None:
     assert all(again.lookup(key) is not None for key in successes)
 
 
+THREAD_COUNTER = textwrap.dedent(
+    """
+    import datetime as dt
+    import os
+    import sys
+
+    from dagster_runwf import Outcome, RowJournal, RowResult
+
+    def threads():
+        return len(os.listdir("/proc/self/task"))
+
+    def rows(job, count):
+        at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        return [RowResult(n, f"{job}-{n}".encode().hex().ljust(64, "0"), "succeeded",
+                          outcome=Outcome(result=f"answer {n}"), finished_at=at)
+                for n in range(count)]
+
+    location = sys.argv[1]
+    before = threads()
+    for job in ("old-0", "old-1", "old-2"):
+        with RowJournal(location, job_id=job, keep_jobs=10) as journal:
+            journal.record(rows(job, 5))
+    with RowJournal(location, job_id="run", keep_jobs=1, keep_recent=dt.timedelta(0),
+                    flush_interval_s=0) as journal:
+        for start in range(0, 200, 2):
+            journal.record(rows("run", 200)[start:start + 2])
+    reopened = RowJournal(location, job_id="next", incremental=True)
+    assert reopened.reusable_rows > 0
+    print(before, threads())
+    """
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_the_journal_starts_no_thread_that_could_abort_the_process_at_exit(
+    tmp_path: Path,
+) -> None:
+    """Arrow's reader threads can abort a process exiting right after a read
+    (apache/arrow#34314): the journal reads, merges and compacts on the calling thread."""
+    script = tmp_path / "thread_counter.py"
+    script.write_text(THREAD_COUNTER, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "journal")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    before, after = done.stdout.split()
+    assert after == before, "a thread was started while opening, merging or compacting"
+    assert list((tmp_path / "journal" / "snapshots").iterdir()), "nothing was compacted"
+
+
 def latest_by_hash(rows: list[RowResult]) -> dict[str, RowResult]:
     """Per input, the row that finished last."""
     latest: dict[str, RowResult] = {}

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,25 +42,47 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError
-from ..services.outcome import Outcome
+from .result_columns import (
+    ATTEMPTS,
+    CITATIONS,
+    CREDITS,
+    ERROR,
+    ERROR_TYPE,
+    FINISHED_AT,
+    INPUT_HASH,
+    INSTANCE_ID,
+    LATENCY_S,
+    METADATA,
+    OUTPUTS_BY_LABEL,
+    RESULT,
+    REUSED,
+    STATUS,
+    ResultColumn,
+    lifted_output,
+)
 from .results import RowResult
 from .storage import Storage
 
-RESULT_FIELDS: tuple[tuple[str, pa.DataType, bool], ...] = (
-    ("status", pa.string(), False),
-    ("result", pa.string(), True),
-    ("citations", pa.list_(pa.string()), False),
-    ("outputs", pa.string(), True),
-    ("error", pa.string(), True),
-    ("error_type", pa.string(), True),
-    ("attempts", pa.int32(), False),
-    ("latency_s", pa.float64(), True),
-    ("instance_id", pa.string(), True),
-    ("metadata", pa.string(), True),
-    ("credits", pa.float64(), True),
-    ("input_hash", pa.string(), True),
-    ("finished_at", pa.timestamp("us", tz="UTC"), True),
-    ("reused", pa.bool_(), False),
+RESULTS_TABLE_COLUMNS: tuple[ResultColumn, ...] = (
+    STATUS,
+    RESULT,
+    CITATIONS,
+    OUTPUTS_BY_LABEL,
+    ERROR,
+    ERROR_TYPE,
+    ATTEMPTS,
+    LATENCY_S,
+    INSTANCE_ID,
+    METADATA,
+    CREDITS,
+    INPUT_HASH,
+    FINISHED_AT,
+    REUSED,
+)
+"""The result columns of the table, in order (declared in :mod:`.result_columns`)."""
+
+RESULT_FIELDS: tuple[tuple[str, pa.DataType, bool], ...] = tuple(
+    (column.name, column.type, column.nullable) for column in RESULTS_TABLE_COLUMNS
 )
 """(name without prefix, Arrow type, nullable) of every result column, in order."""
 
@@ -75,9 +96,13 @@ def result_fields(
     prefix: str = DEFAULT_PREFIX, output_columns: Mapping[str, str] | None = None
 ) -> list[pa.Field]:
     """The result columns' Arrow fields (lifted outputs last, as nullable strings)."""
-    fields = [pa.field(prefix + name, kind, nullable) for name, kind, nullable in RESULT_FIELDS]
-    fields += [pa.field(column, pa.string()) for column in (output_columns or {})]
-    return fields
+    fields = [column.field(prefix) for column in RESULTS_TABLE_COLUMNS]
+    return fields + [column.field() for column in _lifted(output_columns or {})]
+
+
+def _lifted(output_columns: Mapping[str, str]) -> list[ResultColumn]:
+    """The columns of ``output_columns`` (new column -> output label or id)."""
+    return [lifted_output(column, wanted) for column, wanted in output_columns.items()]
 
 
 class ResultsTableWriter:
@@ -121,6 +146,8 @@ class ResultsTableWriter:
                 f"{list(frame.columns)}"
             )
         self._outputs = dict(output_columns or {})
+        # The result columns, then the lifted outputs: how results become Arrow.
+        self._columns = [*RESULTS_TABLE_COLUMNS, *_lifted(self._outputs)]
         fields = result_fields(prefix, self._outputs)
         clash = sorted({f.name for f in fields} & {str(c) for c in kept})
         if clash:
@@ -218,7 +245,8 @@ class ResultsTableWriter:
             return
         start = self._ready[0].index
         stop = start + len(self._ready)
-        arrays = self.input_arrays(start, stop) + result_arrays(self._ready, self._outputs)
+        results = [column.array(self._ready) for column in self._columns]
+        arrays = self.input_arrays(start, stop) + results
         self._converted.append(pa.Table.from_arrays(arrays, schema=self.schema))
         self._converted_rows += len(self._ready)
         self._ready = []
@@ -342,55 +370,3 @@ def _unstorable(frame: pd.DataFrame, error: BaseException) -> ConfigError:
 @functools.cache
 def _text_type() -> pa.DataType:
     return pa.Schema.from_pandas(pd.DataFrame({"text": ["a"]})).field("text").type
-
-
-def result_arrays(results: Sequence[RowResult], output_columns: Mapping[str, str]) -> list[Any]:
-    """The result columns for ``results``, in :data:`RESULT_FIELDS` order."""
-    outcomes = [r.outcome for r in results]
-    arrays: list[Any] = [
-        pa.array([r.status for r in results], pa.string()),
-        pa.array([o.result if o else None for o in outcomes], pa.string()),
-        pa.array([list(o.citations) if o else [] for o in outcomes], pa.list_(pa.string())),
-        pa.array([_outputs_json(o) for o in outcomes], pa.string()),
-        pa.array([r.error for r in results], pa.string()),
-        pa.array([r.error_type for r in results], pa.string()),
-        pa.array([r.attempts for r in results], pa.int32()),
-        pa.array([r.latency_s for r in results], pa.float64()),
-        pa.array([o.instance_id if o else None for o in outcomes], pa.string()),
-        pa.array([_json(o.metadata) if o else None for o in outcomes], pa.string()),
-        pa.array([o.credits if o else None for o in outcomes], pa.float64()),
-        pa.array([r.input_hash for r in results], pa.string()),
-        pa.array([r.finished_at for r in results], pa.timestamp("us", tz="UTC")),
-        pa.array([r.reused for r in results], pa.bool_()),
-    ]
-    for wanted in output_columns.values():
-        arrays.append(pa.array([_output(o, wanted) for o in outcomes], pa.string()))
-    return arrays
-
-
-def _json(value: Mapping[str, Any]) -> str | None:
-    if not value:
-        return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _labelled_outputs(outcome: Outcome) -> dict[str, Any]:
-    label_of = {output_id: label for label, output_id in outcome.output_labels.items()}
-    return {label_of.get(key, key): value for key, value in outcome.outputs.items()}
-
-
-def _outputs_json(outcome: Outcome | None) -> str | None:
-    return None if outcome is None else _json(_labelled_outputs(outcome))
-
-
-def _output(outcome: Outcome | None, wanted: str) -> str | None:
-    """One output, by label or id, as text (JSON for anything but a string)."""
-    if outcome is None:
-        return None
-    output_id = outcome.output_labels.get(wanted, wanted)
-    if output_id not in outcome.outputs:
-        return None
-    value = outcome.outputs[output_id]
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)

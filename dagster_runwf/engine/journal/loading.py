@@ -1,0 +1,98 @@
+"""Opening a journal: reading the rows it may answer from into a :class:`~.store.RowStore`.
+
+Those are the rows of this job (its files, and its successes in a snapshot when the job was
+folded) and, in incremental mode, the successes of earlier jobs under the same version,
+younger than ``max_age``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..storage import Storage
+from .files import SUFFIX, file_name, read_file, snapshot_jobs
+from .store import RowStore
+
+_ATTEMPTS = 3
+"""Reads retried from scratch when a file vanishes meanwhile (a concurrent compaction)."""
+
+
+class RowLoader:
+    """Reads what a journal opening for a job answers from.
+
+    Args:
+        storage: the journal's location.
+        job_folder: the folder of the job's files.
+        job_id: the job.
+        version: only rows recorded under this version are read.
+        incremental: also read the successes of earlier jobs.
+        cutoff: in incremental mode, read only successes finished since then.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        job_folder: str,
+        job_id: str,
+        version: str,
+        incremental: bool,
+        cutoff: dt.datetime | None,
+    ) -> None:
+        self.storage = storage
+        self.job_folder = job_folder
+        self.job_id = job_id
+        self.version = version
+        self.incremental = incremental
+        self.cutoff = cutoff
+
+    def load(self) -> RowStore:
+        """The rows, read into a new store."""
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                return self._load_once()
+            except FileNotFoundError:
+                pass  # a concurrent compaction moved files while we read: start over
+        return self._load_once()
+
+    def _load_once(self) -> RowStore:
+        rows = RowStore()
+        # Job folders are listed before snapshots: a compaction writes its snapshot before
+        # deleting the files it folded, so every row is in one listing or the other.
+        other_files = self._other_jobs_files() if self.incremental else []
+        own_files = self.storage.list_files(self.job_folder, SUFFIX)
+        snapshots = self.storage.list_files(self.storage.path("snapshots"), SUFFIX)
+        for path in own_files:
+            self._keep(rows, read_file(self.storage, path), own=True)
+        for path in snapshots:
+            # A folded job's successes live on in the snapshot: resuming it still finds them.
+            if not self.incremental and self.job_id not in snapshot_jobs(self.storage, path):
+                continue
+            table = read_file(self.storage, path)
+            self._keep(rows, table.filter(pc.equal(table.column("job_id"), self.job_id)), own=True)
+            if self.incremental:
+                self._keep(rows, table, own=False)
+        for path in sorted(other_files, key=file_name):
+            self._keep(rows, read_file(self.storage, path), own=False)
+        return rows
+
+    def _other_jobs_files(self) -> list[str]:
+        files: list[str] = []
+        for folder in self.storage.list_folders(self.storage.path("jobs")):
+            if folder.rstrip("/") != self.job_folder.rstrip("/"):
+                files.extend(self.storage.list_files(folder, SUFFIX))
+        return files
+
+    def _keep(self, rows: RowStore, table: pa.Table, *, own: bool) -> None:
+        """Add a table's rows of this version: all of them for this job's, only the recent
+        enough successes for reusable ones."""
+        table = table.filter(pc.equal(table.column("version"), self.version))
+        if not own:
+            keep = pc.equal(table.column("status"), "succeeded")
+            if self.cutoff is not None:
+                keep = pc.and_(keep, pc.greater_equal(table.column("finished_at"), self.cutoff))
+            table = table.filter(keep)
+        rows.add_read(table, own=own)

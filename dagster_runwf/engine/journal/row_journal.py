@@ -1,0 +1,209 @@
+"""The row journal itself: :class:`RowJournal` wires the journal's parts together.
+
+Opening reads the rows it may answer from (:mod:`.loading`) into the in-memory store
+(:mod:`.store`); :meth:`RowJournal.record` writes each batch as a new file (:mod:`.files`),
+keeps its rows and merges the writer's files in tiers (:mod:`.merging`); closing merges
+them into one and compacts old jobs into a snapshot (:mod:`.compaction`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from ...errors import ConfigError
+from ..results import RowResult
+from ..storage import Storage
+from .compaction import Retention, compact
+from .files import WriterFiles, job_folder_name
+from .loading import RowLoader
+from .merging import TieredMerges
+from .schema import encode
+from .store import RowStore
+
+
+class RowJournal:
+    """A durable record of finished rows, on a local path or in object storage.
+
+    Pass it to the engine (``journal=``) and close it when the run is over (or use it as a
+    context manager); closing merges this writer's files and compacts old jobs.
+
+    Args:
+        location: a local folder or an fsspec URL, e.g. ``s3://bucket/journals/companies``.
+            One location per enriched table; create nothing else below it.
+        job_id: names the job; reruns with the same id resume it. In Dagster: the asset,
+            partition and the run group (a retry or re-execution keeps the group).
+        incremental: also reuse the latest successful answer of earlier jobs for rows whose
+            inputs did not change, so only new or changed rows are paid for.
+        max_age: in incremental mode, reuse only answers younger than this; also the age
+            beyond which compaction drops answers. ``None``: no limit.
+        version: a label of anything outside the inputs that changes answers (e.g. you
+            edited the workflow's prompt on the service); rows recorded under another
+            version are never reused.
+        keep_jobs: jobs kept whole (resumable, failures included) before compaction folds
+            older ones into the snapshot.
+        keep_recent: jobs written to within this long are never folded, however many
+            there are (they may still be running, or be re-executed: a backfill).
+        flush_interval_s: least time between two writes; finished rows are batched into
+            one file per write. Default 0.2 s locally, 2 s in object storage.
+        storage_options: fsspec options for URLs (credentials, ``endpoint_url``…).
+
+    Raises:
+        ConfigError: a setting is invalid or the location cannot be opened.
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        job_id: str,
+        incremental: bool = False,
+        max_age: dt.timedelta | None = None,
+        version: str = "",
+        keep_jobs: int = 2,
+        keep_recent: dt.timedelta = dt.timedelta(days=1),
+        flush_interval_s: float | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        _check_settings(job_id, max_age, keep_jobs, keep_recent, flush_interval_s)
+        self.storage = Storage(location, storage_options)
+        self.job_id = job_id
+        self.incremental = incremental
+        self.max_age = max_age
+        self.version = version
+        self.keep_jobs = keep_jobs
+        self.keep_recent = keep_recent
+        self.flush_interval_s = (
+            flush_interval_s
+            if flush_interval_s is not None
+            else (0.2 if self.storage.local else 2.0)
+        )
+        self._files = WriterFiles(self.storage, self.storage.path("jobs", job_folder_name(job_id)))
+        self._merges = TieredMerges(self._files)
+        self._closed = False
+        self._lock = threading.Lock()  # files: one record() or merge at a time
+        self._rows = self._loader().load()
+
+    def __repr__(self) -> str:
+        return (
+            f"RowJournal({self.storage.url!r}, job_id={self.job_id!r}, "
+            f"incremental={self.incremental})"
+        )
+
+    def __enter__(self) -> RowJournal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- what the engine calls --------------------------------------------------------------
+
+    def lookup(self, input_hash: str) -> RowResult | None:
+        """This job's finished row for these inputs, else (incremental) an earlier success."""
+        return self._rows.lookup(input_hash)
+
+    def record(self, results: Sequence[RowResult]) -> None:
+        """Write finished rows as one new file; returns once the file is durable."""
+        if self._closed:
+            raise RuntimeError("this RowJournal is closed")
+        results = [r for r in results if r.input_hash is not None]
+        if not results:
+            return
+        table = encode(results, self.job_id, self.version)
+        with self._lock:  # the engine records from worker threads
+            path = self._files.write(table)
+            self._rows.add_recorded(table)
+            self._merges.add(path)
+
+    def spent(self) -> tuple[int, float]:
+        """Runs paid and credits reported by this job's earlier attempts (at opening)."""
+        return self._rows.spent()
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    @property
+    def reusable_rows(self) -> int:
+        """Rows of earlier jobs that may answer this one (incremental mode)."""
+        return len(self._rows.reusable)
+
+    @property
+    def finished_rows(self) -> int:
+        """Rows this job has recorded (earlier attempts included)."""
+        return len(self._rows.own)
+
+    def close(self) -> None:
+        """Merge this writer's files into one and compact old jobs. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            self._merges.merge_all()
+        self.compact()
+
+    def compact(self) -> int:
+        """Fold jobs into one snapshot, but the ``keep_jobs`` most recent and any written to
+        within ``keep_recent``.
+
+        The snapshot keeps, per input, the latest success (younger than ``max_age``);
+        failures of folded jobs are dropped (resuming a folded job finds its successes in
+        the snapshot and retries its failures). Safe while other processes write: only files
+        read into the new snapshot are deleted, and if a file vanishes while reading
+        (another process compacting), this compaction gives up without deleting anything.
+
+        Returns:
+            the number of files folded (0 when there was nothing to do).
+        """
+        return compact(self._files, Retention(self.keep_jobs, self.keep_recent, self._cutoff()))
+
+    def clear(self) -> None:
+        """Delete every job and snapshot at this location (and forget them here)."""
+        with self._lock:
+            self.storage.delete_tree(self.storage.root)
+            self._rows = RowStore()
+            self._merges.forget()
+
+    def _cutoff(self) -> dt.datetime | None:
+        if self.max_age is None:
+            return None
+        return dt.datetime.now(dt.timezone.utc) - self.max_age
+
+    def _loader(self) -> RowLoader:
+        return RowLoader(
+            self.storage,
+            job_folder=self._files.job_folder,
+            job_id=self.job_id,
+            version=self.version,
+            incremental=self.incremental,
+            cutoff=self._cutoff(),
+        )
+
+
+def _check_settings(
+    job_id: str,
+    max_age: dt.timedelta | None,
+    keep_jobs: int,
+    keep_recent: dt.timedelta,
+    flush_interval_s: float | None,
+) -> None:
+    """Raise :class:`ConfigError` for an invalid setting of :class:`RowJournal`."""
+    if not isinstance(job_id, str) or not job_id.strip():
+        raise ConfigError("journal job_id must be a non-empty string")
+    if max_age is not None and (
+        not isinstance(max_age, dt.timedelta) or max_age <= dt.timedelta(0)
+    ):
+        raise ConfigError(f"journal max_age must be a positive timedelta, got {max_age!r}")
+    if not isinstance(keep_jobs, int) or keep_jobs < 1:
+        raise ConfigError(f"journal keep_jobs must be >= 1, got {keep_jobs!r}")
+    if flush_interval_s is not None and flush_interval_s < 0:
+        raise ConfigError("journal flush_interval_s must be >= 0")
+    if not isinstance(keep_recent, dt.timedelta) or keep_recent < dt.timedelta(0):
+        raise ConfigError(f"journal keep_recent must be a timedelta >= 0, got {keep_recent!r}")
