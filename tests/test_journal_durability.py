@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -364,35 +364,8 @@ def test_concurrent_writers_and_compactions_lose_no_row(tmp_path: Path) -> None:
     for path in snapshots:
         assert set(tables[path].column("status").to_pylist()) == {"succeeded"}
 
-    # The running jobs were kept whole: each writer's files merged into one, and a fresh
-    # journal of the job finds every row it recorded, failures included.
-    for night in range(3):
-        assert not (location / "jobs" / job_folder_name(f"old-{night}")).exists()
-        # A folded job still resumes from the snapshot: its own successes are found (an
-        # input other jobs answered later keeps only the latest answer); failures are not.
-        folded = RowJournal(location, job_id=f"old-{night}")
-        answered_later = {
-            r.input_hash for job, rows in recorded.items() if job != f"old-{night}" for r in rows
-        }
-        for row in recorded[f"old-{night}"]:
-            found = folded.lookup(row.input_hash) if row.input_hash else None
-            if row.status == "failed":
-                assert found is None
-            elif row.input_hash not in answered_later:
-                assert found is not None and found.status == "succeeded"
-    for job in running:
-        folder = location / "jobs" / job_folder_name(job)
-        assert len(list(folder.iterdir())) == sum(1 for j, _ in writers if j == job)
-        resumed = RowJournal(location, job_id=job)
-        mine = recorded[job]
-        assert resumed.spent()[0] == len(mine)
-        assert resumed.finished_rows == len({r.input_hash for r in mine})
-        expected = latest_by_hash(mine)
-        for key, row in expected.items():
-            found = resumed.lookup(key)
-            assert found is not None, f"{job} lost a row"
-            assert (found.status, found.error) == (row.status, row.error)
-            assert result_of(found) == result_of(row)
+    _check_folded_jobs_resume(location, recorded)
+    _check_running_jobs_kept_whole(location, recorded, running, writers)
 
     # A new incremental job finds every success ever recorded (in a running job's folder or
     # in the snapshot), the latest one where several jobs answered the same inputs, and
@@ -419,6 +392,47 @@ def test_concurrent_writers_and_compactions_lose_no_row(tmp_path: Path) -> None:
     assert len(list((location / "snapshots").iterdir())) == 1
     again = RowJournal(location, job_id="audit-2", incremental=True)
     assert all(again.lookup(key) is not None for key in successes)
+
+
+def _check_folded_jobs_resume(location: Path, recorded: dict[str, list[RowResult]]) -> None:
+    """The old jobs were folded, and each still resumes from the snapshot."""
+    for night in range(3):
+        assert not (location / "jobs" / job_folder_name(f"old-{night}")).exists()
+        # A folded job still resumes from the snapshot: its own successes are found (an
+        # input other jobs answered later keeps only the latest answer); failures are not.
+        folded = RowJournal(location, job_id=f"old-{night}")
+        answered_later = {
+            r.input_hash for job, rows in recorded.items() if job != f"old-{night}" for r in rows
+        }
+        for row in recorded[f"old-{night}"]:
+            found = folded.lookup(row.input_hash) if row.input_hash else None
+            if row.status == "failed":
+                assert found is None
+            elif row.input_hash not in answered_later:
+                assert found is not None and found.status == "succeeded"
+
+
+def _check_running_jobs_kept_whole(
+    location: Path,
+    recorded: dict[str, list[RowResult]],
+    running: Sequence[str],
+    writers: Sequence[tuple[str, str]],
+) -> None:
+    """The running jobs were kept whole: each writer's files merged into one, and a fresh
+    journal of the job finds every row it recorded, failures included."""
+    for job in running:
+        folder = location / "jobs" / job_folder_name(job)
+        assert len(list(folder.iterdir())) == sum(1 for j, _ in writers if j == job)
+        resumed = RowJournal(location, job_id=job)
+        mine = recorded[job]
+        assert resumed.spent()[0] == len(mine)
+        assert resumed.finished_rows == len({r.input_hash for r in mine})
+        expected = latest_by_hash(mine)
+        for key, row in expected.items():
+            found = resumed.lookup(key)
+            assert found is not None, f"{job} lost a row"
+            assert (found.status, found.error) == (row.status, row.error)
+            assert result_of(found) == result_of(row)
 
 
 THREAD_COUNTER = textwrap.dedent(
