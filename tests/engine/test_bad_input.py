@@ -34,7 +34,7 @@ from dagster_runwf.errors import RowInputError
 from dagster_runwf.services.base import ON_MISSING, OnMissing, Workflow
 from dagster_runwf.services.values import is_missing
 
-from .conftest import ECHO, split_options
+from ..conftest import ECHO, split_options
 
 TYPED = {
     "id": "wf_typed",

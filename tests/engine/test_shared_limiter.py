@@ -19,7 +19,7 @@ from dagster_runwf import (
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.ratelimit import RateLimiter, SqliteWindowStore, open_window_store
 
-from .conftest import ECHO
+from ..conftest import ECHO
 
 SHARED_KEY = "sk_shared_between_processes"
 

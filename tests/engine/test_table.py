@@ -22,8 +22,8 @@ from dagster_runwf import (
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine import RESULT_FIELDS
 
-from .conftest import ECHO as SHARED_ECHO
-from .conftest import KEY, engine_options, split_options
+from ..conftest import ECHO as SHARED_ECHO
+from ..conftest import KEY, engine_options, split_options
 
 ECHO = {**SHARED_ECHO, "latency": {"min_s": 0.0, "max_s": 0.03}}  # finish out of order
 PLAIN = {**ECHO, "id": "wf_plain", "citations": [], "fail_when": None}

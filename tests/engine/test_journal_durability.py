@@ -41,7 +41,7 @@ from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.engine.journal import JOURNAL_SCHEMA, job_folder_name
 from dagster_runwf.engine.storage import TEMP_PREFIX, Storage
 
-from .conftest import KEY, engine_options, wait_for
+from ..conftest import KEY, engine_options, wait_for
 
 NO_TIME = dt.timedelta(0)
 """``keep_recent`` that lets compaction fold jobs written moments ago."""

@@ -34,7 +34,7 @@ from dagster_runwf import (
 )
 from dagster_runwf.emulator import Emulator
 
-from .conftest import ECHO, KEY
+from ..conftest import ECHO, KEY
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-11-01")
 

@@ -39,7 +39,7 @@ from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.journal import job_folder_name
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
-from .conftest import ECHO, KEY, engine_options, split_options
+from ..conftest import ECHO, KEY, engine_options, split_options
 
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, max_attempts=2)
 NO_TIME = dt.timedelta(0)

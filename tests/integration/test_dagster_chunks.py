@@ -22,7 +22,7 @@ from dagster_runwf.emulator import Emulator
 from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.integration.chunks import chunk_budget
 
-from .conftest import ECHO, KEY
+from ..conftest import ECHO, KEY
 
 # Timing and identity columns differ between any two runs; everything else must not.
 VARYING = ["wf_latency_s", "wf_finished_at", "wf_instance_id", "wf_metadata"]

@@ -22,7 +22,7 @@ from dagster_runwf import (
 )
 from dagster_runwf.emulator import Emulator
 
-from .conftest import KEY, engine_options
+from ..conftest import KEY, engine_options
 
 QUESTIONS = ["What is a journal?", "Why pay once?", "Who reads the answers?"]
 

@@ -52,7 +52,7 @@ from dagster_runwf.errors import FatalError
 from dagster_runwf.services.base import Workflow
 from dagster_runwf.services.rate import Rate
 
-from .conftest import ECHO, KEY, split_options
+from ..conftest import ECHO, KEY, split_options
 
 # -- what the tests run ----------------------------------------------------------------------
 

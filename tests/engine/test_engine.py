@@ -33,7 +33,7 @@ from dagster_runwf import (
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.services.rate import Rate
 
-from .conftest import ECHO, KEY, engine_options, split_options
+from ..conftest import ECHO, KEY, engine_options, split_options
 
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.05)
 

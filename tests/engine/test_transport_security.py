@@ -15,7 +15,7 @@ import pytest
 
 from dagster_runwf import AITutorWorkflow, FanOutStopped, FatalError, run_workflow_rows_sync
 
-from .conftest import KEY, engine_options
+from ..conftest import KEY, engine_options
 
 BACKENDS = ["aiohttp", "httpx"]
 

@@ -22,7 +22,7 @@ from dagster_runwf.emulator import Emulator
 from example_project import resources, settings
 from example_project.definitions import build_definitions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "example_project"
 CSV = EXAMPLE / "data" / "companies.csv"
 DAY = "2026-11-17"  # two of that day's companies are in stealth: their summaries fail

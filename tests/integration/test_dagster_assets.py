@@ -26,7 +26,7 @@ from dagster_runwf import (
 )
 from dagster_runwf.emulator import Emulator
 
-from .conftest import ECHO, KEY
+from ..conftest import ECHO, KEY
 
 
 @dg.asset
@@ -164,7 +164,7 @@ def test_the_code_location_validates(location_env: Emulator) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(LOCATION.parents[2])},
+        env={**os.environ, "PYTHONPATH": str(LOCATION.parents[3])},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert KEY not in done.stdout + done.stderr

@@ -38,7 +38,7 @@ from dagster_runwf.services.runchat_schema import (
 from dagster_runwf.services.service_info import ServiceInfo
 from dagster_runwf.services.values import JsonValue
 
-from .conftest import KEY
+from ..conftest import KEY
 
 # -- the registry ---------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from dagster_runwf.cli import main
 from dagster_runwf.emulator import Emulator, EmulatorConfig
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
-from .conftest import ECHO, KEY, wait_for
+from ..conftest import ECHO, KEY, wait_for
 
 CLI = [sys.executable, "-m", "dagster_runwf.cli"]
 RUNCHAT_KEY = "rc_test_key_9876543210"
