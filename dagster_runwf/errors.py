@@ -31,7 +31,11 @@ They never contain an API key.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the engine's result types; errors.py imports nothing of the package
+    from .engine.results import RowResult
+    from .engine.stats import RunStats
 
 
 class RunwfError(Exception):
@@ -209,5 +213,5 @@ class FanOutStopped(FatalError):
         )
         self.cause = cause
         self.finished = finished
-        self.results: list[Any] = []
-        self.stats: Any = None
+        self.results: list[RowResult] = []
+        self.stats: RunStats | None = None

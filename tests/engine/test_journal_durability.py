@@ -537,7 +537,7 @@ def test_a_stopped_run_resumes_from_a_journal_in_object_storage(
         enrich(
             frame, WORKFLOW, engine, journal=first, budget=Budget(max_runs=first_budget), **settings
         )
-    assert stopped.value.stats.sent == first_budget
+    assert stopped.value.stats is not None and stopped.value.stats.sent == first_budget
     assert total_runs(emu.stats()) == first_budget
     assert object_keys(client, "out/") == []
     assert client.list_multipart_uploads(Bucket="bucket").get("Uploads", []) == []
