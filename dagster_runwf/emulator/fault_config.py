@@ -11,7 +11,22 @@ from typing import Any, Literal, get_args
 
 from dagster_runwf.emulator.parse import parse, replace
 
-FailWith = Literal["error", "html", "drop", "reset", "malformed", "success_false"]
+FailWith = Literal[
+    "error",
+    "html",
+    "drop",
+    "reset",
+    "malformed",
+    "success_false",
+    "no_result",
+    "null_result",
+    "number_result",
+    "bad_citations",
+    "odd_citations",
+    "invalid_utf8",
+    "html_200",
+    "drop_after_run",
+]
 FAIL_WITH: tuple[FailWith, ...] = get_args(FailWith)
 """The ways ``fail_attempts`` can fail a request (see :attr:`FaultConfig.fail_with`)."""
 
@@ -41,7 +56,14 @@ class FaultConfig:
     answer), ``"html"`` (a proxy's 502 HTML page), ``"drop"`` (the connection is closed with
     no response), ``"reset"`` (the run happens and is charged, then the connection is
     closed halfway through the answer), ``"malformed"`` (200 with truncated JSON; charged)
-    or ``"success_false"`` (200 whose body says the run failed; nothing charged)."""
+    or ``"success_false"`` (200 whose body says the run failed; nothing charged). Run and
+    charged, then answered with a 200 the client cannot use: ``"no_result"`` (no
+    ``result``; Runchat: no ``data``), ``"null_result"`` / ``"number_result"`` (it is
+    ``null`` / ``42``), ``"bad_citations"`` (AI Tutor's ``citations`` a string),
+    ``"invalid_utf8"`` (a byte that is not UTF-8), ``"html_200"`` (an HTML page);
+    ``"odd_citations"`` answers a usable run whose AI Tutor citations are objects, ``null``
+    and a number; ``"drop_after_run"`` closes the connection with no response after the
+    run."""
     rate_limit_burst: int = 0
     """The next N requests answer 429 whatever the rate (re-armed by reset or a patch)."""
     retry_after: str | None = None

@@ -18,7 +18,21 @@ from dagster_runwf.emulator.fault_config import FaultConfig
 from dagster_runwf.emulator.workflow_spec import WorkflowSpec
 
 GLOBAL_SCOPE = "*"
-LATE_FAILURES = frozenset({"reset", "malformed"})
+UNUSABLE_ANSWERS = frozenset(
+    {
+        "no_result",
+        "null_result",
+        "number_result",
+        "bad_citations",
+        "odd_citations",
+        "invalid_utf8",
+        "html_200",
+        "drop_after_run",
+    }
+)
+"""``fail_with`` kinds that replace the answer of a run that happened (see
+:func:`~dagster_runwf.emulator.protocols.exchange.damaged_answer`)."""
+LATE_FAILURES = frozenset({"reset", "malformed"}) | UNUSABLE_ANSWERS
 """``fail_with`` kinds that damage the answer of a run that happened."""
 
 
@@ -89,7 +103,7 @@ class FaultInjector:
         return None
 
     def late(self, fault: Fault | None, faults: FaultConfig) -> str | None:
-        """``"reset"`` or ``"malformed"`` when the request fails only after its run (which is
+        """One of :data:`LATE_FAILURES` when the request fails only after its run (which is
         then charged, as a real answer lost on the way would be); else ``None``."""
         if fault is Fault.FAIL_ATTEMPT and faults.fail_with in LATE_FAILURES:
             return faults.fail_with

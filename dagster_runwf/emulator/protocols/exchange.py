@@ -18,7 +18,7 @@ from aiohttp import web
 
 from dagster_runwf.emulator.config import EmulatorConfig
 from dagster_runwf.emulator.fault_config import FaultConfig
-from dagster_runwf.emulator.faults import Fault, FaultInjector
+from dagster_runwf.emulator.faults import UNUSABLE_ANSWERS, Fault, FaultInjector
 from dagster_runwf.emulator.render import body_digest, sha256_hex
 from dagster_runwf.emulator.state import EmulatorState, fingerprint
 from dagster_runwf.emulator.workflow_spec import Service, WorkflowSpec
@@ -31,6 +31,12 @@ HTML_502 = (
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
     b"</body>\r\n</html>\r\n"
 )
+
+HTML_200 = (
+    b"<!DOCTYPE html>\r\n<html><head><title>Sign in - Example SSO</title></head>\r\n"
+    b'<body><form action="/login"><input name="user"></form></body></html>\r\n'
+)
+"""A 200 HTML page, as from a captive portal or a login wall in front of the service."""
 
 _encoder = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -225,6 +231,11 @@ class Exchange:
         self.state.faults_injected[late] += 1
         if late == "malformed":
             return self._success(payload, faults, headers, malformed=True)
+        if late == "drop_after_run":
+            raise Dropped()
+        if late in UNUSABLE_ANSWERS:
+            body, content_type = damaged_answer(payload, late)
+            return web.Response(status=200, body=body, content_type=content_type, headers=headers)
         # "reset": the headers and half the body, then the connection closes.
         body = encode(payload)
         resp = web.StreamResponse(status=200, headers=headers)
@@ -262,3 +273,28 @@ class Exchange:
         st.runs_by_workflow[spec.id] += 1
         if ctx.sha is not None:
             st.runs_by_sha256[ctx.sha] += 1
+
+
+def damaged_answer(payload: dict[str, Any], kind: str) -> tuple[bytes, str]:
+    """A run's answer replaced as ``fail_with: kind`` says (one of ``UNUSABLE_ANSWERS``
+    but ``drop_after_run``): the body and its content type. The result is AI Tutor's
+    ``result`` or Runchat's ``data``; citations are AI Tutor's (Runchat's are left alone)."""
+    key = "result" if "result" in payload else "data"
+    changed = dict(payload)
+    if kind == "html_200":
+        return HTML_200, "text/html"
+    if kind == "invalid_utf8":
+        body = encode(payload)
+        return body[:2] + b"\xff" + body[2:], "application/json"  # inside the first key
+    if kind == "no_result":
+        del changed[key]
+    elif kind == "null_result":
+        changed[key] = None
+    elif kind == "number_result":
+        changed[key] = 42
+    elif kind == "bad_citations" and "citations" in payload:
+        changed["citations"] = ", ".join(payload["citations"])
+    elif kind == "odd_citations" and "citations" in payload:
+        changed["citations"] = [{"url": c, "title": "a source"} for c in payload["citations"]]
+        changed["citations"] += [None, 3]
+    return encode(changed), "application/json"
