@@ -46,6 +46,7 @@ from .errors import (
     ServiceError,
     TransientError,
     TransportError,
+    UnusableAnswerError,
     WorkflowNotFoundError,
 )
 from .services import (
@@ -133,6 +134,7 @@ __all__ = [
     "ServiceError",
     "TransientError",
     "TransportError",
+    "UnusableAnswerError",
     "WorkflowNotFoundError",
     "WorkflowRun",
     "Workflow",

@@ -9,10 +9,17 @@ reaction::
     ├── JournalError             the row journal could not be written (disk, permissions, store)
     ├── RowError                 this row cannot succeed: record it in the row, go on
     │   ├── RowInputError        the row's inputs are unusable (missing variable, not JSON)
-    │   └── RunFailedError       the service ran the workflow and it failed on this row
+    │   ├── RunFailedError       the service ran the workflow and it failed on this row
+    │   ├── ResponseTooLargeError  the answer is larger than the engine reads (maybe paid)
+    │   └── UnusableAnswerError  a 2xx the engine cannot use: the service most likely ran
+    │                            and billed the run; retried at most
+    │                            ``RetryPolicy.unusable_retries`` times (default 1), then
+    │                            journaled as failed: a rerun does not pay for it again
+    │                            unless asked to (``retry_failed``)
     ├── TransientError           worth retrying with backoff
     │   ├── RateLimitedError     429; does not use up a row's attempt budget
-    │   ├── ServerError          5xx, an HTML page from a proxy, a malformed body
+    │   ├── ServerError          5xx, a proxy's HTML error page, an error body that is
+    │   │                        not the documented JSON
     │   └── TransportError       timeouts, refused or dropped connections
     └── FatalError               every following row would fail the same way: stop at once
         ├── AuthenticationError  401: the API key is missing, wrong or revoked
@@ -116,6 +123,47 @@ class RunFailedError(RowError):
     """The service ran the workflow for this row and answered that it failed."""
 
 
+class UnusableAnswerError(RowError):
+    """A 2xx answer the engine cannot use: no text ``result`` (missing, ``null``, a number),
+    ``citations`` that are not a list, a body that is not JSON (truncated, not UTF-8, an HTML
+    page), or an answer cut short when the connection closed halfway through it.
+
+    Unlike a 5xx or a dropped connection (:class:`TransientError`), the service most likely
+    ran the workflow and billed it. The engine retries such a row at most
+    ``RetryPolicy.unusable_retries`` times (default 1), then records it as failed and not
+    retryable, so a rerun with the same journal does not pay for it again unless asked to
+    (``RowJournal(retry_failed=True)``, ``runwf enrich --retry-failed``,
+    ``EnrichmentSettings(retry_failed=True)``).
+
+    Attributes:
+        excerpt: the start of what came back (bounded), to show what the service answered.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        status: int | None = None,
+        excerpt: str = "",
+    ) -> None:
+        super().__init__(message, service=service, status=status)
+        self.excerpt = excerpt
+
+    def without(self, secret: str) -> UnusableAnswerError:
+        """This error with every occurrence of ``secret`` (the API key, should an answer
+        ever echo it) masked in its message and excerpt."""
+        if not secret or (secret not in self.message and secret not in self.excerpt):
+            return self
+        mask = "[redacted]"
+        return type(self)(
+            self.message.replace(secret, mask),
+            service=self.service,
+            status=self.status,
+            excerpt=self.excerpt.replace(secret, mask),
+        )
+
+
 class TransientError(ServiceError):
     """A failure worth retrying: the same request may well succeed a little later.
 
@@ -142,7 +190,9 @@ class RateLimitedError(TransientError):
 
 
 class ServerError(TransientError):
-    """A 5xx answer, a proxy's HTML error page, or a body that is not the documented JSON."""
+    """A 5xx answer, a proxy's HTML error page, or an error body that is not the documented
+    JSON. A 2xx whose body cannot be used is an :class:`UnusableAnswerError` instead: that run
+    was most likely paid for."""
 
 
 class TransportError(TransientError):

@@ -84,7 +84,12 @@ class _EnrichCommand:
         )
         location = args.journal or args.output + JOURNAL_SUFFIX
         try:
-            journal = RowJournal(location, job_id=job_id, incremental=args.incremental)
+            journal = RowJournal(
+                location,
+                job_id=job_id,
+                incremental=args.incremental,
+                retry_failed=args.retry_failed,
+            )
         except OSError as exc:
             raise CommandError(f"cannot open the journal at {location!r}: {exc}") from None
         what = f"{self.service.display_name} workflow {args.workflow}"

@@ -45,6 +45,8 @@ resume:
   If a run stops (Ctrl-C, kill -9, a crash, a fatal error), run the same command again:
   journaled rows are reused, only the rest is sent. With --incremental, successful
   answers of earlier jobs at the same journal (e.g. last night's file) are reused too.
+  Rows journaled as failed (the run failed, or its answer could not be used and was
+  most likely paid) are not sent again unless you pass --retry-failed.
 
 exit status:
   0    done (rows that failed are counted in the summary and the wf_error column)
@@ -160,6 +162,12 @@ def build_parser() -> Parser:
         "--incremental",
         action="store_true",
         help="also reuse successful answers of earlier jobs in the journal for unchanged rows",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again the rows this job recorded as failed (they may be paid again); "
+        "by default a rerun answers them from the journal",
     )
     parser.add_argument(
         "--max-runs",

@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._version import __version__
-from ..errors import ConfigError, FatalError, ResponseTooLargeError, TransportError
+from ..errors import (
+    ConfigError,
+    FatalError,
+    ResponseTooLargeError,
+    TransportError,
+    UnusableAnswerError,
+)
 from ..services.http import HttpRequest, HttpResponse
 
 HttpBackend = Literal["httpx", "aiohttp"]
@@ -109,6 +115,7 @@ async def send(
 
     Raises:
         TransportError: the connection failed or timed out.
+        UnusableAnswerError: a 2xx answer was cut short (the run was most likely paid).
         FatalError: the server's TLS certificate does not verify.
         ResponseTooLargeError: the answer is larger than ``max_bytes``.
     """
@@ -124,6 +131,10 @@ async def send(
         response = await client.send(built, stream=True)
         try:
             content = await _read_capped(response, max_bytes, service=service)
+        except (httpx.TransportError, OSError) as exc:
+            if not response.is_success:
+                raise
+            raise cut_short(exc, response, client.timeout, service=service, url=url) from None
         finally:
             await response.aclose()
     except (httpx.TransportError, OSError) as exc:
@@ -211,4 +222,20 @@ def transport_error(
     return TransportError(
         f"{service}: connection failed ({type(shown).__name__}: {shown}) to {url}",
         service=service,
+    )
+
+
+def cut_short(
+    exc: Exception, response: httpx.Response, timeout: httpx.Timeout, *, service: str, url: str
+) -> UnusableAnswerError:
+    """A 2xx answer whose body did not arrive whole (the connection closed or timed out
+    halfway): the service ran the request, most likely billed, so it is not a plain
+    transport error."""
+    lost = transport_error(exc, timeout, service=service, url=url).message
+    return UnusableAnswerError(
+        f"{service} answered {response.status_code} but the answer was cut short: {lost} "
+        "(the service most likely ran and billed this run)",
+        service=service,
+        status=response.status_code,
+        excerpt=f"{response.status_code} headers, then the body was cut short",
     )

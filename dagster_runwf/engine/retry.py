@@ -15,7 +15,8 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Retries of transient errors (5xx, timeouts, dropped connections, 429s).
+    """Retries of transient errors (5xx, timeouts, dropped connections, 429s) and of
+    unusable 2xx answers.
 
     Attributes:
         max_attempts: requests a row may make before a transient error becomes its recorded
@@ -25,6 +26,12 @@ class RetryPolicy:
         multiplier: how much the bound grows with each failed attempt.
         max_rate_limited: 429s one row may meet before it is recorded as failed.
         max_retry_after_s: the longest ``Retry-After`` honoured; longer ones are capped.
+        unusable_retries: how many times a row is sent again after a 2xx answer it cannot
+            use (:class:`~dagster_runwf.errors.UnusableAnswerError`: no text result, a body
+            that is not JSON, an answer cut short...). The service most likely ran and
+            billed that run, so every retry may be paid again; after these the row is
+            recorded as failed and a rerun does not send it unless asked to
+            (``retry_failed``). Within ``max_attempts`` in any case.
     """
 
     max_attempts: int = 5
@@ -33,6 +40,7 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_rate_limited: int = 100
     max_retry_after_s: float = 300.0
+    unusable_retries: int = 1
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -43,6 +51,8 @@ class RetryPolicy:
             raise ConfigError(f"retry multiplier must be at least 1, got {self.multiplier}")
         if self.max_rate_limited < 0:
             raise ConfigError("retry max_rate_limited must not be negative")
+        if self.unusable_retries < 0:
+            raise ConfigError("retry unusable_retries must not be negative")
 
     def backoff(self, failures: int, rng: random.Random | None = None) -> float:
         """The delay before the retry that follows ``failures`` failed attempts (>= 1)."""

@@ -97,6 +97,11 @@ class EnrichmentSettings(BaseModel):
     journal_version: str = ""
     """Change it to stop reusing earlier answers (e.g. after editing the prompt)."""
 
+    retry_failed: bool = False
+    """Send the rows this job recorded as failed again (a re-execution otherwise answers
+    them from the journal): runs that failed, and answers that could not be used, which
+    were most likely paid for and would be paid again."""
+
     # -- checks and the run log -------------------------------------------------------------
 
     preflight: bool = True

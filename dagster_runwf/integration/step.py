@@ -133,6 +133,7 @@ class EnrichmentStep:
             max_age=declared.max_age,
             version=declared.journal_version,
             storage_options=declared.journal_storage_options,
+            retry_failed=declared.retry_failed,
         )
         context.log.info(
             f"journal {location} (job {job_id}, {journal.finished_rows} rows already done"

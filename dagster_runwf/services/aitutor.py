@@ -10,12 +10,20 @@ import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ..errors import CreditsExhaustedError, RunFailedError, ServerError, ServiceError
+from ..errors import (
+    CreditsExhaustedError,
+    RunFailedError,
+    ServerError,
+    ServiceError,
+    UnusableAnswerError,
+)
 from .base import OnMissing, Workflow
+from .citations import WARNINGS_KEY, clean_citations
 from .http import HttpRequest, HttpResponse
 from .outcome import Outcome
 from .rate import Rate
 from .service_info import FreeCall, ServiceInfo
+from .unusable import describe_value
 from .values import JsonValue
 
 DISPLAY_NAME = "AI Tutor"
@@ -23,6 +31,7 @@ DISPLAY_NAME = "AI Tutor"
 # Codes the server sends for a run that failed on this row's content, whatever the status.
 _ROW_CODES = frozenset({"missing_input", "workflow_run_failed", "request_blocked"})
 _BILLING_CODES = frozenset({"invalid_billing", "spend_limit_reached"})
+_ABSENT = object()
 
 
 class AITutorWorkflow(Workflow):
@@ -53,7 +62,7 @@ class AITutorWorkflow(Workflow):
 
     def parse_success(self, payload: Any, response: HttpResponse) -> Outcome:
         if not isinstance(payload, dict):
-            raise _unexpected(response, "a JSON object was expected")
+            raise _unusable(response, f"a JSON object was expected, not {describe_value(payload)}")
         if payload.get("success") is False:
             error = payload.get("error")
             code = payload.get("code")
@@ -66,13 +75,25 @@ class AITutorWorkflow(Workflow):
                 code=code if isinstance(code, str) else None,
                 detail=str(error) if error is not None else None,
             )
-        result = payload.get("result")
+        result = payload.get("result", _ABSENT)
         if not isinstance(result, str):
-            raise _unexpected(response, "it has no text 'result'")
-        citations = payload.get("citations") or []
+            raise _unusable(
+                response,
+                "it has no 'result'"
+                if result is _ABSENT
+                else f"its 'result' is {describe_value(result)}, not text",
+            )
+        citations = payload.get("citations")
+        if citations is None:
+            citations = []
         if not isinstance(citations, list):
-            raise _unexpected(response, "'citations' is not a list")
-        return Outcome(result=result, citations=tuple(str(c) for c in citations))
+            raise _unusable(response, f"its 'citations' is {describe_value(citations)}, not a list")
+        urls, warnings = clean_citations(citations)
+        return Outcome(
+            result=result,
+            citations=urls,
+            metadata={WARNINGS_KEY: warnings} if warnings else {},
+        )
 
 
 def _classify(status: int, code: str | None, detail: str) -> type[ServiceError] | None:
@@ -86,6 +107,10 @@ def _classify(status: int, code: str | None, detail: str) -> type[ServiceError] 
 
 def _unexpected(response: HttpResponse, why: str) -> ServerError:
     return SERVICE.unexpected_body(response, why)
+
+
+def _unusable(response: HttpResponse, why: str) -> UnusableAnswerError:
+    return SERVICE.unusable_answer(response, why)
 
 
 def balance_request() -> HttpRequest:

@@ -159,7 +159,9 @@ class Workflow(ABC):
 
     @abstractmethod
     def parse_success(self, payload: Any, response: HttpResponse) -> Outcome:
-        """Turn a 2xx JSON payload into an outcome, raising on a body that is not one."""
+        """Turn a 2xx JSON payload into an outcome, raising
+        :class:`~dagster_runwf.errors.UnusableAnswerError` (``self.info.unusable_answer``)
+        on a body that is not one."""
 
     @property
     def answer_version(self) -> str:
@@ -268,10 +270,14 @@ class Workflow(ABC):
     # -- responses --------------------------------------------------------------------------
 
     def parse(self, response: HttpResponse) -> Outcome:
-        """Turn a run's response into an outcome, or raise the classified error."""
+        """Turn a run's response into an outcome, or raise the classified error.
+
+        A 2xx whose body cannot be used raises
+        :class:`~dagster_runwf.errors.UnusableAnswerError` (the run was most likely paid).
+        """
         if not 200 <= response.status < 300:
             raise self.error_for(response)
-        payload = self.decode_json(response)
+        payload = self.info.decode_answer(response)
         return self.parse_success(payload, response)
 
     def rate_limit_info(self, response: HttpResponse) -> RateLimitInfo | None:

@@ -92,7 +92,7 @@ def decode_json(service: str, response: HttpResponse) -> Any:
     except (ValueError, UnicodeDecodeError):
         raise ServerError(
             f"{service} answered {response.status} with a body that is not JSON "
-            f"({_describe_body(response)})",
+            f"({describe_body(response)})",
             service=service,
             status=response.status,
         ) from None
@@ -124,9 +124,9 @@ def _error_fields(response: HttpResponse) -> tuple[str | None, str | None]:
     try:
         payload = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
-        return _describe_body(response), None
+        return describe_body(response), None
     if not isinstance(payload, dict):
-        return _describe_body(response), None
+        return describe_body(response), None
     error = payload.get("error")
     code = payload.get("code")
     detail = error if isinstance(error, str) else (None if error is None else str(error))
@@ -136,7 +136,7 @@ def _error_fields(response: HttpResponse) -> tuple[str | None, str | None]:
 _TAG = re.compile(r"<[^>]+>")
 
 
-def _describe_body(response: HttpResponse) -> str:
+def describe_body(response: HttpResponse) -> str:
     """A short, safe description of a body that is not the documented JSON."""
     if not response.content:
         return "an empty body"

@@ -17,13 +17,16 @@ from ..errors import (
     RunFailedError,
     ServerError,
     ServiceError,
+    UnusableAnswerError,
 )
 from .base import OnMissing, Workflow, require_text
+from .citations import WARNINGS_KEY, clean_citations
 from .http import HttpRequest, HttpResponse
 from .outcome import Outcome
 from .rate import Rate
 from .runchat_schema import Parameter, RunchatSchema
 from .service_info import FreeCall, ServiceInfo
+from .unusable import describe_value
 from .values import JsonValue
 
 __all__ = ["SERVICE", "Parameter", "RunchatSchema", "RunchatWorkflow", "decode_metadata"]
@@ -105,7 +108,7 @@ class RunchatWorkflow(Workflow):
 
     def parse_success(self, payload: Any, response: HttpResponse) -> Outcome:
         if not isinstance(payload, dict):
-            raise _unexpected(response, "a JSON object was expected")
+            raise _unusable(response, f"a JSON object was expected, not {describe_value(payload)}")
         if payload.get("status") == "error" or payload.get("success") is False:
             # A 200 that says the run failed (a job's answer has this shape): a row error,
             # not a success without an answer.
@@ -118,15 +121,17 @@ class RunchatWorkflow(Workflow):
                 status=response.status,
                 detail=None if error is None else str(error),
             )
-        data = payload.get("data", [])
+        if "data" not in payload:
+            raise _unusable(response, "it has no 'data' (the flow's outputs)")
+        data = payload["data"]
         if not isinstance(data, list):
-            raise _unexpected(response, "'data' is not a list")
+            raise _unusable(response, f"its 'data' is {describe_value(data)}, not a list")
         outputs: dict[str, Any] = {}
         labels: dict[str, str] = {}
         types: dict[str, str] = {}
         for param in data:
             if not isinstance(param, dict) or not isinstance(param.get("id"), str):
-                raise _unexpected(response, "an output parameter has no 'id'")
+                raise _unusable(response, "an output parameter has no 'id'")
             pid = param["id"]
             ptype = str(param.get("type", ""))
             outputs[pid] = _output_value(param.get("data", []), ptype)
@@ -136,9 +141,12 @@ class RunchatWorkflow(Workflow):
                 labels[label] = pid
         metadata = decode_metadata(payload.get("metadata"))
         instance = payload.get("runchat_instance_id")
+        citations, warnings = self._citations(outputs, labels)
+        if warnings:
+            metadata = {**metadata, WARNINGS_KEY: warnings}
         return Outcome(
             result=self._result_text(outputs, labels, types),
-            citations=self._citations(outputs, labels),
+            citations=citations,
             outputs=outputs,
             output_labels=labels,
             metadata=metadata,
@@ -158,15 +166,17 @@ class RunchatWorkflow(Workflow):
         first = next(iter(outputs), None)
         return None if first is None else _as_text(outputs[first])
 
-    def _citations(self, outputs: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[str, ...]:
+    def _citations(
+        self, outputs: Mapping[str, Any], labels: Mapping[str, str]
+    ) -> tuple[tuple[str, ...], list[str]]:
+        """The chosen output's URLs, and warnings on items that were not URL strings."""
         if self.citations_output is None:
-            return ()
+            return (), []
         pid = _resolve(self.citations_output, outputs, labels)
         if pid is None:
-            return ()
+            return (), []
         value = outputs[pid]
-        items = value if isinstance(value, list) else [value]
-        return tuple(_as_text(item) for item in items if item is not None)
+        return clean_citations(value if isinstance(value, list) else [value])
 
 
 def _classify(status: int, code: str | None, detail: str) -> type[ServiceError] | None:
@@ -229,6 +239,10 @@ def _credits(metadata: Mapping[str, Any]) -> float | None:
 
 def _unexpected(response: HttpResponse, why: str) -> ServerError:
     return SERVICE.unexpected_body(response, why)
+
+
+def _unusable(response: HttpResponse, why: str) -> UnusableAnswerError:
+    return SERVICE.unusable_answer(response, why)
 
 
 def schema_request(runchat_id: str) -> HttpRequest:

@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ..errors import ConfigError, ServerError, ServiceError
+from ..errors import ConfigError, ServerError, ServiceError, UnusableAnswerError
 from .http import HttpRequest, HttpResponse
 from .rate import Rate
 from .responses import Classifier, decode_json, error_for, no_special_errors, unexpected_body
 from .runchat_schema import RunchatSchema
+from .unusable import decode_answer, unusable_answer
 
 if TYPE_CHECKING:
     from .base import OnMissing, Workflow
@@ -109,6 +110,16 @@ class ServiceInfo:
     def unexpected_body(self, response: HttpResponse, why: str) -> ServerError:
         """The transient error for a 2xx whose body is not the documented one."""
         return unexpected_body(self.display_name, response, why)
+
+    def decode_answer(self, response: HttpResponse) -> Any:
+        """A run's 2xx body as JSON, or an :class:`~dagster_runwf.errors.UnusableAnswerError`
+        (the run was most likely paid for)."""
+        return decode_answer(self.display_name, response)
+
+    def unusable_answer(self, response: HttpResponse, why: str) -> UnusableAnswerError:
+        """The error for a run's 2xx answer that is not the documented one (most likely
+        paid for)."""
+        return unusable_answer(self.display_name, response, why)
 
     def describe(self, workflow_id: str) -> str:
         """A workflow as messages name it, e.g. ``Runchat flow 'demo'``."""

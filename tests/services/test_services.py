@@ -22,6 +22,7 @@ from dagster_runwf import (
     RunchatWorkflow,
     RunFailedError,
     ServerError,
+    UnusableAnswerError,
     WorkflowNotFoundError,
 )
 from dagster_runwf.services import aitutor, runchat
@@ -162,9 +163,9 @@ def test_aitutor_success_with_and_without_citations() -> None:
         (503, b"<html><title>Service Unavailable</title></html>", ServerError, "HTML page"),
         (500, {"error": "x", "code": "workflow_run_failed"}, RunFailedError, "workflow_run"),
         (400, {"error": "x", "code": "missing_input"}, RunFailedError, "missing_input"),
-        (200, b'{"success": true, "resu', ServerError, "not JSON"),
+        (200, b'{"success": true, "resu', UnusableAnswerError, "not JSON"),
         (200, {"success": False, "error": "blocked"}, RunFailedError, "success=false"),
-        (200, {"success": True}, ServerError, "no text 'result'"),
+        (200, {"success": True}, UnusableAnswerError, "has no 'result'"),
     ],
 )
 def test_aitutor_errors_are_classified(

@@ -18,7 +18,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ...errors import FatalError, RateLimitedError, RowError, ServiceError, TransientError
+from ...errors import (
+    FatalError,
+    RateLimitedError,
+    RowError,
+    ServiceError,
+    TransientError,
+    UnusableAnswerError,
+)
 from ...services.base import PreparedRun, Workflow
 from ...services.http import HttpResponse, parse_retry_after
 from ...services.outcome import Outcome
@@ -42,13 +49,15 @@ after it cannot share its window at the server; it costs one place of one window
 @dataclass(slots=True)
 class RowAttempts:
     """One row being sent: its position, its request, and the requests sent for it so far
-    (``failures``: transient errors; ``rate_limited``: 429s)."""
+    (``failures``: transient errors and unusable answers; ``rate_limited``: 429s;
+    ``unusable``: 2xx answers it could not use)."""
 
     index: int
     prepared: PreparedRun
     attempts: int = 0
     failures: int = 0
     rate_limited: int = 0
+    unusable: int = 0
     first_sent: float | None = None
 
     def latency_s(self) -> float | None:
@@ -105,6 +114,7 @@ class RowSender:
         self.retry = options.retry
         self.limiter: RateLimiter | None = options.limiter_for(workflow)
         self._headers = auth_headers(options.api_key)
+        self._api_key = options.api_key
         self._max_response_bytes = options.max_response_bytes
         self._rng = random.Random(options.seed)
         self._stats = stats
@@ -157,6 +167,8 @@ class RowSender:
         ``None`` (the fan-out stops)."""
         if isinstance(exc, RateLimitedError):
             return await self._after_rate_limited(exc, response, row)
+        if isinstance(exc, UnusableAnswerError):
+            return await self._after_unusable(exc, response, row)
         if isinstance(exc, TransientError):
             self._stats.transient_errors += 1
             row.failures += 1
@@ -201,6 +213,30 @@ class RowSender:
         ):
             return None
         return AGAIN
+
+    async def _after_unusable(
+        self,
+        exc: UnusableAnswerError,
+        response: HttpResponse | None,
+        row: RowAttempts,
+    ) -> RowResult | _Again | None:
+        """A 2xx the engine cannot use: the service most likely ran and billed it, so the
+        row is sent again at most ``RetryPolicy.unusable_retries`` times (within
+        ``max_attempts``), then recorded as failed, not retryable: a rerun does not pay for
+        it again unless asked to (``retry_failed``)."""
+        self._stats.transient_errors += 1
+        row.unusable += 1
+        row.failures += 1
+        if row.unusable > self.retry.unusable_retries or row.failures >= self.retry.max_attempts:
+            return self._failed(
+                row,
+                exc.without(self._api_key),
+                f" (gave up after {_plural(row.unusable, 'unusable answer')}, each most "
+                "likely paid; a re-run does not send this row again unless told to retry "
+                "failed rows: retry_failed=True, or runwf enrich --retry-failed)",
+            )
+        delay = self.retry.delay(row.failures, self._retry_after(response), self._rng)
+        return AGAIN if await self._stop.sleep(delay) else None
 
     def _failed(self, row: RowAttempts, exc: ServiceError, note: str = "") -> RowResult:
         self._breaker.note_failure(exc)

@@ -51,6 +51,10 @@ class RowJournal:
         flush_interval_s: least time between two writes; finished rows are batched into
             one file per write. Default 0.2 s locally, 2 s in object storage.
         storage_options: fsspec options for URLs (credentials, ``endpoint_url``…).
+        retry_failed: send this job's failed rows again instead of answering them from the
+            journal. Rows whose failure is final (a run that failed, an unusable answer
+            that was most likely paid) are otherwise never paid for twice; with this they
+            are, once more each.
 
     Raises:
         ConfigError: a setting is invalid or the location cannot be opened.
@@ -68,6 +72,7 @@ class RowJournal:
         keep_recent: dt.timedelta = dt.timedelta(days=1),
         flush_interval_s: float | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        retry_failed: bool = False,
     ) -> None:
         _check_settings(job_id, max_age, keep_jobs, keep_recent, flush_interval_s)
         self.storage = Storage(location, storage_options)
@@ -77,6 +82,7 @@ class RowJournal:
         self.version = version
         self.keep_jobs = keep_jobs
         self.keep_recent = keep_recent
+        self.retry_failed = retry_failed
         self.flush_interval_s = (
             flush_interval_s
             if flush_interval_s is not None
@@ -91,7 +97,9 @@ class RowJournal:
     def __repr__(self) -> str:
         return (
             f"RowJournal({self.storage.url!r}, job_id={self.job_id!r}, "
-            f"incremental={self.incremental})"
+            f"incremental={self.incremental}"
+            + (", retry_failed=True" if self.retry_failed else "")
+            + ")"
         )
 
     def __enter__(self) -> RowJournal:
@@ -108,8 +116,11 @@ class RowJournal:
     # -- what the engine calls --------------------------------------------------------------
 
     def lookup(self, input_hash: str) -> RowResult | None:
-        """This job's finished row for these inputs, else (incremental) an earlier success."""
-        return self._rows.lookup(input_hash)
+        """This job's finished row for these inputs, else (incremental) an earlier success.
+
+        With ``retry_failed``, this job's failed rows are not answered: they are sent again.
+        """
+        return self._rows.lookup(input_hash, failed=not self.retry_failed)
 
     def record(self, results: Sequence[RowResult]) -> None:
         """Write finished rows as one new file; returns once the file is durable."""

@@ -72,13 +72,16 @@ class RowStore:
         """Runs and credits of this job's rows read at opening (its earlier attempts)."""
         return self._runs_spent, self._credits_spent
 
-    def lookup(self, input_hash: str) -> RowResult | None:
-        """This job's row for these inputs, else a reusable one, else ``None``."""
+    def lookup(self, input_hash: str, *, failed: bool = True) -> RowResult | None:
+        """This job's row for these inputs, else a reusable one, else ``None``; with
+        ``failed=False``, a failed row of this job is passed over (to be sent again)."""
         for index in (self.own, self.reusable):
             location = index.get(input_hash)
             if location is not None:
                 columns, row = self._row(location)
-                return decode(columns, row)
+                found = decode(columns, row)
+                if failed or found.status != "failed":
+                    return found
         return None
 
     def hash_at(self, location: int) -> str:
