@@ -35,6 +35,7 @@ from dagster_runwf import (
 from dagster_runwf.emulator import Emulator
 
 from ..conftest import ECHO, KEY
+from .test_retry_failed import paid_per_row, run_in_group
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-11-01")
 
@@ -401,6 +402,7 @@ attributes:
   incremental: true
   max_age: P30D
   journal_version: v2
+  retry_failed: true
   preflight: false
   failure_rate_threshold: 0.2
   failure_rate_severity: ERROR
@@ -438,6 +440,7 @@ EVERY_ARGUMENT_PYTHON: dict[str, Any] = {
         incremental=True,
         max_age=dt.timedelta(days=30),
         journal_version="v2",
+        retry_failed=True,
         preflight=False,
         failure_rate_threshold=0.2,
         failure_rate_severity=dg.AssetCheckSeverity.ERROR,
@@ -561,3 +564,31 @@ def iter_causes(error: BaseException) -> Iterator[BaseException]:
     while error.__cause__ is not None or error.__context__ is not None:
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
         yield error
+
+
+def test_the_yaml_component_takes_retry_failed(
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator
+) -> None:
+    yaml_env.update_config({"faults": {"fail_attempts": 100, "fail_with": "html_200"}})
+    run_id = str(uuid.uuid4())
+
+    def run(text: str) -> pd.DataFrame:
+        defs = load_yaml(text)
+        (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+        resource = (defs.resources or {})["aitutor"]
+        assert isinstance(resource, AITutorResource)
+        return run_in_group([notes, asset], resource, run_id, "2026-11-20")
+
+    first = run(AITUTOR_YAML)
+    # The echo workflow fails on the "bad note" (a row error, before any answer is sent).
+    assert list(first["wf_error_type"]) == ["UnusableAnswerError"] * 4 + ["RunFailedError"]
+    paid = paid_per_row(yaml_env)
+    assert paid == [1] + [2] * 4
+    assert list(run(AITUTOR_YAML)["wf_status"]) == ["failed"] * 5
+    assert paid_per_row(yaml_env) == paid, "the re-execution paid nothing"
+
+    yaml_env.update_config({"faults": {"fail_attempts": 0}})
+    retried = run(AITUTOR_YAML + "  retry_failed: true\n")
+    # Every failed row is sent again: the "bad note" fails again, paid once more too.
+    assert list(retried["wf_status"]) == ["succeeded"] * 4 + ["failed"]
+    assert paid_per_row(yaml_env) == [2] + [3] * 4
