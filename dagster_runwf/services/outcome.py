@@ -16,7 +16,9 @@ class Outcome:
         citations: web sources the run cited, in the service's order; empty when none.
         outputs: named outputs by id (Runchat's output parameters); empty for AI Tutor.
         output_labels: output label -> output id, so outputs can be chosen by label.
-        metadata: the service's execution metadata, decoded, kept whole.
+        metadata: the service's execution metadata, decoded, kept whole; plus, under
+            ``"runwf_warnings"``, what the package changed in the answer, when it did (e.g.
+            citations given as objects or ``null``: see :mod:`~dagster_runwf.services.citations`).
         instance_id: the service's instance/execution id, when it names one.
         credits: credits the run cost, when the service says.
     """
