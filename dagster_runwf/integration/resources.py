@@ -72,6 +72,11 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
     )
     initial_backoff_s: float = Field(default=1.0)
     max_backoff_s: float = Field(default=60.0)
+    unusable_retries: int = Field(
+        default=1,
+        description="Times a row is sent again after a 2xx answer that cannot be used (the "
+        "service most likely ran and billed it), before it is recorded as failed.",
+    )
 
     def engine_options(self) -> EngineOptions:
         """The engine's options (for ``enrich`` / ``WorkflowRun``); they hold the key."""
@@ -85,6 +90,7 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
                 max_attempts=self.max_attempts,
                 initial_backoff_s=self.initial_backoff_s,
                 max_backoff_s=self.max_backoff_s,
+                unusable_retries=self.unusable_retries,
             ),
             timeout=httpx.Timeout(
                 self.read_timeout_s,

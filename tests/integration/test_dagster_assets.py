@@ -326,9 +326,12 @@ def test_a_429_on_the_free_pre_flight_is_left_to_the_retry_policy(
 
 
 def test_a_resource_gives_the_engine_options_without_showing_the_key() -> None:
-    resource = AITutorResource(api_key=KEY, rate="5/s", concurrency=3, max_attempts=2)
+    resource = AITutorResource(
+        api_key=KEY, rate="5/s", concurrency=3, max_attempts=2, unusable_retries=0
+    )
     options = resource.engine_options()
     assert isinstance(options, EngineOptions)
     assert (options.api_key, options.rate, options.concurrency) == (KEY, "5/s", 3)
     assert options.retry.max_attempts == 2 and options.base_url is None
+    assert options.retry.unusable_retries == 0
     assert KEY not in repr(options) and KEY not in str(options)
