@@ -249,6 +249,20 @@ def test_a_damaged_snapshot_is_set_aside_when_a_folded_job_resumes(
     assert (tmp_path / "damaged" / snapshot.relative_to(tmp_path)).exists()
 
 
+def test_a_damaged_file_in_object_storage_is_set_aside(s3: dict[str, Any]) -> None:
+    client, options = s3["client"], s3["options"]
+    journal = RowJournal("s3://bucket/journal", job_id="j", storage_options=options)
+    journal.record([success(n, f"answer {n}") for n in range(10)])
+    [key_name] = [o["Key"] for o in client.list_objects_v2(Bucket="bucket")["Contents"]]
+    data = client.get_object(Bucket="bucket", Key=key_name)["Body"].read()
+    client.put_object(Bucket="bucket", Key=key_name, Body=data[: len(data) // 2])
+    with pytest.warns(DamagedJournalFileWarning, match=key_name.rsplit("/", 1)[-1]):
+        resumed = RowJournal("s3://bucket/journal", job_id="j", storage_options=options)
+    assert resumed.finished_rows == 0
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="bucket")["Contents"]]
+    assert keys == ["journal/damaged/" + key_name.removeprefix("journal/")]
+
+
 # -- journals written before files were named with their digest ---------------------------------
 
 
