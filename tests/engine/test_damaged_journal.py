@@ -251,16 +251,26 @@ def test_a_damaged_snapshot_is_set_aside_when_a_folded_job_resumes(
 
 def test_a_damaged_file_in_object_storage_is_set_aside(s3: dict[str, Any]) -> None:
     client, options = s3["client"], s3["options"]
-    journal = RowJournal("s3://bucket/journal", job_id="j", storage_options=options)
-    journal.record([success(n, f"answer {n}") for n in range(10)])
-    [key_name] = [o["Key"] for o in client.list_objects_v2(Bucket="bucket")["Contents"]]
-    data = client.get_object(Bucket="bucket", Key=key_name)["Body"].read()
-    client.put_object(Bucket="bucket", Key=key_name, Body=data[: len(data) // 2])
-    with pytest.warns(DamagedJournalFileWarning, match=key_name.rsplit("/", 1)[-1]):
-        resumed = RowJournal("s3://bucket/journal", job_id="j", storage_options=options)
-    assert resumed.finished_rows == 0
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket="bucket")["Contents"]]
-    assert keys == ["journal/damaged/" + key_name.removeprefix("journal/")]
+    location = "s3://bucket/damaged-journal"
+
+    def keys() -> list[str]:
+        listed = client.list_objects_v2(Bucket="bucket", Prefix="damaged-journal/")
+        return [o["Key"] for o in listed.get("Contents", [])]
+
+    try:
+        journal = RowJournal(location, job_id="j", storage_options=options)
+        journal.record([success(n, f"answer {n}") for n in range(10)])
+        [key_name] = keys()
+        data = client.get_object(Bucket="bucket", Key=key_name)["Body"].read()
+        client.put_object(Bucket="bucket", Key=key_name, Body=data[: len(data) // 2])
+        with pytest.warns(DamagedJournalFileWarning, match=key_name.rsplit("/", 1)[-1]):
+            resumed = RowJournal(location, job_id="j", storage_options=options)
+        assert resumed.finished_rows == 0
+        relative = key_name.removeprefix("damaged-journal/")
+        assert keys() == [f"damaged-journal/damaged/{relative}"]
+    finally:  # the S3 server's buckets outlive the test
+        for name in keys():
+            client.delete_object(Bucket="bucket", Key=name)
 
 
 # -- journals written before files were named with their digest ---------------------------------
