@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .engine import (
     Budget,
+    DamagedJournalFileWarning,
     EngineOptions,
     Enrichment,
     Progress,
@@ -122,6 +123,7 @@ __all__ = [
     "RowInputError",
     "RowSkippedError",
     "ResponseTooLargeError",
+    "DamagedJournalFileWarning",
     "RowJournal",
     "RowResult",
     "RunchatResource",

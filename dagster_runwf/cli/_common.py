@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from ..engine.client import check_base_url
 from ..errors import ConfigError, RunwfError
@@ -177,8 +178,27 @@ def _known_keys() -> list[str]:
 def run_command(command: Callable[[], int]) -> int:
     """Run a command, turning whatever it raises into one line on stderr and a status.
 
-    Set ``RUNWF_DEBUG=1`` to see the traceback of an unexpected error instead.
+    Set ``RUNWF_DEBUG=1`` to see the traceback of an unexpected error instead. Warnings
+    (a damaged journal file set aside) are printed as ``runwf: warning: …`` lines.
     """
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning
+        return _run(command)
+
+
+def _print_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    line = scrub(one_line(str(message)), _known_keys())
+    print(f"runwf: warning: {line}", file=sys.stderr, flush=True)
+
+
+def _run(command: Callable[[], int]) -> int:
     try:
         return command()
     except CommandError as exc:

@@ -8,7 +8,7 @@ from .budget import Budget
 from .client import DEFAULT_TIMEOUT, HttpBackend, check_base_url
 from .enrich import Enrichment, column_mapping, enrich, enrich_async
 from .fanout import WorkflowRun, run_workflow_rows, run_workflow_rows_sync
-from .journal import RowJournal
+from .journal import DamagedJournalFileWarning, RowJournal
 from .options import EngineOptions, key_fingerprint
 from .ratelimit import RateLimiter
 from .results import Journal, RowResult, RowSource, RowStatus
@@ -36,6 +36,7 @@ __all__ = [
     "Progress",
     "RateLimiter",
     "RetryPolicy",
+    "DamagedJournalFileWarning",
     "RowJournal",
     "RowResult",
     "RowSource",

@@ -7,6 +7,10 @@ a power cut); in object storage a single PUT or a completed multipart upload is 
 itself. A reader therefore never sees half a file, even after ``kill -9``; what a crash can
 leave behind is a temporary file whose name starts with :data:`TEMP_PREFIX`, which readers
 skip and :meth:`Storage.remove_stale_temporaries` deletes.
+
+Every :class:`OSError` a :class:`Storage` method raises names the path it was about (a full
+disk's bare ``[Errno 28]`` becomes ``[Errno 28] No space left on device: '<path>'``), and
+keeps its class, so a ``FileNotFoundError`` is still one.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ class Storage:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def write_bytes(self, path: str, data: bytes) -> None:
+    def write_bytes(self, path: str, data: bytes | memoryview) -> None:
         """Write a whole file atomically."""
         with self.open_for_write(path) as handle:
             handle.write(data)
@@ -69,8 +73,13 @@ class Storage:
         """A binary file that appears at ``path`` whole when the block ends without error.
 
         On an error nothing appears (the partial upload is aborted or the temporary file
-        removed) and the error propagates.
+        removed) and the error propagates (an :class:`OSError` naming ``path``).
         """
+        with naming(path), self._open_for_write(path) as handle:
+            yield handle
+
+    @contextlib.contextmanager
+    def _open_for_write(self, path: str) -> Iterator[IO[bytes]]:
         if not self.local:
             # Object stores publish an object only when its upload completes; on an error
             # the upload is abandoned instead (a plain `with` would complete it).
@@ -103,13 +112,18 @@ class Storage:
 
     def read_bytes(self, path: str) -> bytes:
         """A whole file; :class:`FileNotFoundError` when it is gone."""
-        if self.local:
-            return Path(path).read_bytes()
-        data: bytes = self.fs.cat_file(path)
-        return data
+        with naming(path):
+            if self.local:
+                return Path(path).read_bytes()
+            data: bytes = self.fs.cat_file(path)
+            return data
 
     def list_files(self, folder: str, suffix: str = "") -> list[str]:
         """Files below ``folder`` (recursively), sorted, temporaries skipped; [] if none."""
+        with naming(folder):
+            return self._list_files(folder, suffix)
+
+    def _list_files(self, folder: str, suffix: str) -> list[str]:
         if self.local:
             found = [p for p in _local_files(folder) if p.endswith(suffix)]
         else:
@@ -122,6 +136,10 @@ class Storage:
 
     def list_folders(self, folder: str) -> list[str]:
         """Immediate sub-folders of ``folder``, sorted; [] if none."""
+        with naming(folder):
+            return self._list_folders(folder)
+
+    def _list_folders(self, folder: str) -> list[str]:
         if self.local:
             try:
                 with os.scandir(folder) as entries:
@@ -140,7 +158,7 @@ class Storage:
     def delete(self, paths: list[str]) -> None:
         """Delete files; ones already gone are fine (another process may have won)."""
         for path in paths:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError), naming(path):
                 if self.local:
                     Path(path).unlink()
                 else:
@@ -148,8 +166,19 @@ class Storage:
 
     def delete_tree(self, folder: str) -> None:
         """Delete a folder and everything below it; a missing folder is fine."""
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError), naming(folder):
             self.fs.rm(folder, recursive=True)
+
+    def move(self, path: str, target: str) -> None:
+        """Move a file (creating the target's folder); :class:`FileNotFoundError` when it is
+        gone. Locally a rename; in object storage a copy, then a delete."""
+        with naming(path):
+            if self.local:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+                _fsync_folder(Path(target).parent)
+            else:
+                self.fs.mv(path, target)
 
     def remove_stale_temporaries(self, folder: str) -> int:
         """Delete temporary files crashed local writers left below ``folder``; how many."""
@@ -158,6 +187,31 @@ class Storage:
         return _remove_stale(
             Path(p) for p in _local_files(folder) if _name(p).startswith(TEMP_PREFIX)
         )
+
+
+@contextlib.contextmanager
+def naming(path: str) -> Iterator[None]:
+    """Re-raise an :class:`OSError` that names no path as one naming ``path`` (of the same
+    class when it has an errno: ``OSError(errno, …)`` picks the subclass), the original as
+    its cause."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or path in str(exc):
+            raise
+        named = (
+            OSError(exc.errno, exc.strerror or str(exc), path)
+            if exc.errno is not None
+            else _same_class(exc, f"{exc or type(exc).__name__}: {path!r}")
+        )
+        raise named from exc
+
+
+def _same_class(exc: OSError, message: str) -> OSError:
+    try:
+        return type(exc)(message)
+    except Exception:  # a subclass with another constructor
+        return OSError(message)
 
 
 def _local_files(folder: str) -> Iterator[str]:

@@ -408,7 +408,7 @@ def test_a_journal_that_cannot_write_stops_the_run_clearly(echo: Emulator, tmp_p
 def test_the_journal_package_imports_its_parts_in_one_order() -> None:
     """Each part of the journal imports only parts listed before it (no cycles), in the
     order its package docstring gives."""
-    order = ["schema", "files", "location", "index", "recorded", "store", "loading",
+    order = ["schema", "files", "damage", "location", "index", "recorded", "store", "loading",
              "merging", "compaction", "row_journal"]  # fmt: skip
     package = Path(journal_package.__file__).parent
     assert sorted(p.stem for p in package.glob("*.py")) == sorted([*order, "__init__"])

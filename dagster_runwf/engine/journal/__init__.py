@@ -27,14 +27,21 @@ compressed (:mod:`.store`, :mod:`.recorded`); the index from input hash to row c
 bytes a row (:mod:`.index`); a merge copies one row group at a time, so it never holds the
 job decoded.
 
+Every file's name ends with a digest of its bytes, checked whenever it is read: a damaged
+file (a flipped byte anywhere, a truncated file) is named in a
+:class:`DamagedJournalFileWarning`, moved below ``<location>/damaged/`` and its rows are run
+again; it never answers a row (:mod:`.damage`).
+
 The parts, each importing only those listed before it: :mod:`.schema` (the columns, rows to
-and from results), :mod:`.files` (names, reading and writing), :mod:`.location`,
+and from results), :mod:`.files` (names, digests, reading and writing), :mod:`.damage`
+(setting damaged files aside), :mod:`.location`,
 :mod:`.index`, :mod:`.recorded`, :mod:`.store`, :mod:`.loading`, :mod:`.merging`,
 :mod:`.compaction`, and :mod:`.row_journal` (:class:`RowJournal`, wiring them).
 """
 
+from .damage import DamagedJournalFileWarning
 from .files import job_folder_name
 from .row_journal import RowJournal
 from .schema import JOURNAL_SCHEMA
 
-__all__ = ["JOURNAL_SCHEMA", "RowJournal", "job_folder_name"]
+__all__ = ["JOURNAL_SCHEMA", "DamagedJournalFileWarning", "RowJournal", "job_folder_name"]

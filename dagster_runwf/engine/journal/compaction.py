@@ -5,7 +5,7 @@ folded with the existing snapshots into one new snapshot holding, per input and 
 latest success (younger than ``max_age``); failures are dropped. Safe while other processes
 write: only files read into the new snapshot are deleted, after it is written, and if a file
 vanishes while reading (another process compacting), the compaction gives up without
-deleting anything.
+deleting anything. A damaged file is set aside (:mod:`.damage`), not folded.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..storage import Storage
-from .files import SUFFIX, WriterFiles, file_name, read_file, stamp, with_snapshot_jobs
+from .damage import read_or_set_aside
+from .files import SUFFIX, WriterFiles, file_name, stamp, with_snapshot_jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +52,17 @@ def compact(files: WriterFiles, retention: Retention) -> int:
     folded = [path for folder, paths in jobs if folder not in kept for path in paths]
     if not folded and len(snapshots) <= 1:
         return 0
-    sources = snapshots + folded
-    tables = []
-    for path in sources:
+    sources, tables = [], []
+    for path in snapshots + folded:
         try:
-            tables.append(read_file(storage, path))
+            table = read_or_set_aside(storage, path)
         except FileNotFoundError:
             return 0
+        if table is not None:  # else set aside: its rows are run again
+            sources.append(path)
+            tables.append(table)
+    if not tables:
+        return 0
     merged = latest_successes(pa.concat_tables(tables), retention.cutoff)
     jobs_in = sorted(set(merged.column("job_id").unique().to_pylist()))
     files.write(with_snapshot_jobs(merged, jobs_in), folder=storage.path("snapshots"))

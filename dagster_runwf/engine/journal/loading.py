@@ -3,6 +3,9 @@
 Those are the rows of this job (its files, and its successes in a snapshot when the job was
 folded) and, in incremental mode, the successes of earlier jobs under the same version,
 younger than ``max_age``.
+
+Every file is checked as it is read; a damaged one is set aside with a warning and its rows
+are left out, so they are run again (:mod:`.damage`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..storage import Storage
-from .files import SUFFIX, file_name, read_file, snapshot_jobs
+from .damage import read_or_set_aside, set_aside
+from .files import SUFFIX, DamagedFile, file_name, snapshot_jobs
 from .store import RowStore
 
 _ATTEMPTS = 3
@@ -66,18 +70,28 @@ class RowLoader:
         own_files = self.storage.list_files(self.job_folder, SUFFIX)
         snapshots = self.storage.list_files(self.storage.path("snapshots"), SUFFIX)
         for path in own_files:
-            self._keep(rows, read_file(self.storage, path), own=True)
+            self._keep(rows, read_or_set_aside(self.storage, path), own=True)
         for path in snapshots:
             # A folded job's successes live on in the snapshot: resuming it still finds them.
-            if not self.incremental and self.job_id not in snapshot_jobs(self.storage, path):
+            if not self.incremental and not self._holds_job(path):
                 continue
-            table = read_file(self.storage, path)
+            table = read_or_set_aside(self.storage, path)
+            if table is None:
+                continue
             self._keep(rows, table.filter(pc.equal(table.column("job_id"), self.job_id)), own=True)
             if self.incremental:
                 self._keep(rows, table, own=False)
         for path in sorted(other_files, key=file_name):
-            self._keep(rows, read_file(self.storage, path), own=False)
+            self._keep(rows, read_or_set_aside(self.storage, path), own=False)
         return rows
+
+    def _holds_job(self, snapshot: str) -> bool:
+        """Whether a snapshot's footer lists this job (a damaged footer: set aside, no)."""
+        try:
+            return self.job_id in snapshot_jobs(self.storage, snapshot)
+        except DamagedFile as damaged:
+            set_aside(self.storage, damaged)
+            return False
 
     def _other_jobs_files(self) -> list[str]:
         files: list[str] = []
@@ -86,9 +100,11 @@ class RowLoader:
                 files.extend(self.storage.list_files(folder, SUFFIX))
         return files
 
-    def _keep(self, rows: RowStore, table: pa.Table, *, own: bool) -> None:
+    def _keep(self, rows: RowStore, table: pa.Table | None, *, own: bool) -> None:
         """Add a table's rows of this version: all of them for this job's, only the recent
-        enough successes for reusable ones."""
+        enough successes for reusable ones (none of a damaged file's)."""
+        if table is None:
+            return
         table = table.filter(pc.equal(table.column("version"), self.version))
         if not own:
             keep = pc.equal(table.column("status"), "succeeded")

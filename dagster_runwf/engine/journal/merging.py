@@ -5,6 +5,8 @@ A writer writes one file per :meth:`RowJournal.record` call. It merges them in t
 larger one, and so on, so no row is rewritten more than once per tier; when the journal
 closes, all of them into one. A merge copies one row group at a time, so it never holds the
 job decoded, and writes the new file before deleting the old ones, so nothing is ever lost.
+A file is checked against its digest before it is copied, so a damaged file is never merged
+into a new file that looks whole: it is set aside (:mod:`.damage`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .files import ROW_GROUP, WriterFiles
+from .damage import set_aside
+from .files import ROW_GROUP, DamagedFile, WriterFiles, verified_bytes
 from .schema import JOURNAL_SCHEMA, conform
 
 MERGE_EVERY = 64
@@ -57,21 +60,19 @@ class TieredMerges:
 
     def _merge(self, paths: list[str]) -> str | None:
         """Replace files with one new file, its path; ``None`` when none of them is left."""
-        merged = self._files.next_path()
-        present = merge_files(self._files, paths, merged)
-        if not present:
-            return None
+        merged, present = merge_files(self._files, paths)
         self._files.storage.delete(present)
         return merged
 
 
-def merge_files(files: WriterFiles, paths: list[str], target: str) -> list[str]:
-    """Copy the rows of ``paths`` into a new file ``target``; the paths that were copied.
+def merge_files(files: WriterFiles, paths: list[str]) -> tuple[str | None, list[str]]:
+    """Copy the rows of ``paths`` into a new file; its path (``None`` when none of them is
+    left) and the paths that were copied.
 
     Rows are copied a row group at a time into the new file, built in memory (compressed:
     about a tenth of the rows' Arrow size) and then written atomically. A file already gone
     was folded into a snapshot by a concurrent compaction: its rows are there. When every
-    file is gone, no file is written.
+    file is gone, no file is written. A damaged file is set aside, not copied.
     """
     present: list[str] = []
     sink = pa.BufferOutputStream()
@@ -79,8 +80,11 @@ def merge_files(files: WriterFiles, paths: list[str], target: str) -> list[str]:
     pending: list[pa.Table] = []
     for path in paths:
         try:
-            data = files.storage.read_bytes(path)
+            data = verified_bytes(files.storage, path)
         except FileNotFoundError:
+            continue
+        except DamagedFile as damaged:
+            set_aside(files.storage, damaged)
             continue
         if writer is None:
             writer = pq.ParquetWriter(sink, JOURNAL_SCHEMA, compression="zstd")
@@ -95,6 +99,5 @@ def merge_files(files: WriterFiles, paths: list[str], target: str) -> list[str]:
         if pending:
             writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
         writer.close()
-        with files.storage.open_for_write(target) as handle:
-            handle.write(memoryview(sink.getvalue()))  # no copy of the file
-    return present
+        return files.write_bytes(memoryview(sink.getvalue())), present  # no copy of the file
+    return None, present

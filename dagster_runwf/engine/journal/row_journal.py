@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from ...errors import ConfigError
+from ...errors import ConfigError, JournalError
 from ..results import RowResult
 from ..storage import Storage
 from .compaction import Retention, compact
@@ -111,7 +112,15 @@ class RowJournal:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        # An error is in flight (often a JournalError: the disk is full): closing will likely
+        # fail the same way, and its error must not replace the one that says what happened.
+        try:
+            self.close()
+        except Exception as closing:
+            _note(exc, f"closing the journal failed too: {closing}")
 
     # -- what the engine calls --------------------------------------------------------------
 
@@ -152,13 +161,26 @@ class RowJournal:
         return len(self._rows.own)
 
     def close(self) -> None:
-        """Merge this writer's files into one and compact old jobs. Idempotent."""
+        """Merge this writer's files into one and compact old jobs. Idempotent.
+
+        Raises:
+            JournalError: a file could not be written, read or deleted (it names the path;
+                the storage's error is its cause). Every recorded row is still in the
+                journal: merges and compactions write before they delete.
+        """
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            self._merges.merge_all()
-        self.compact()
+        try:
+            with self._lock:
+                self._merges.merge_all()
+            self.compact()
+        except OSError as exc:
+            raise JournalError(
+                f"the row journal at {self.storage.url!r} could not merge or compact its "
+                f"files: {exc}. Every recorded row is kept; free space or fix the location's "
+                "permissions (the next close merges them)."
+            ) from exc
 
     def compact(self) -> int:
         """Fold jobs into one snapshot, but the ``keep_jobs`` most recent and any written to
@@ -196,6 +218,15 @@ class RowJournal:
             incremental=self.incremental,
             cutoff=self._cutoff(),
         )
+
+
+def _note(exc: BaseException, note: str) -> None:
+    """Add a note to an exception in flight (a warning before Python 3.11, which has none)."""
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+    else:
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
 
 
 def _check_settings(
