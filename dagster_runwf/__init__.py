@@ -44,8 +44,10 @@ from .errors import (
     RunwfError,
     ServerError,
     ServiceError,
+    ServiceUnreachableError,
     TransientError,
     TransportError,
+    UnreachableError,
     WorkflowNotFoundError,
 )
 from .services import (
@@ -131,8 +133,10 @@ __all__ = [
     "RunwfError",
     "ServerError",
     "ServiceError",
+    "ServiceUnreachableError",
     "TransientError",
     "TransportError",
+    "UnreachableError",
     "WorkflowNotFoundError",
     "WorkflowRun",
     "Workflow",
