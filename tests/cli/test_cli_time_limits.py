@@ -4,6 +4,7 @@ the emulator itself."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -14,6 +15,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from dagster_runwf import Progress
+from dagster_runwf.cli.progress import ProgressDisplay
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
@@ -109,3 +112,32 @@ def test_kill_9_at_concurrency_16_pays_again_only_for_the_rows_in_flight(
     assert set(runs_by_sha.values()) <= {1, 2}
     assert twice == ran_before - journaled
     assert twice <= CONCURRENCY, (twice, journaled)
+
+
+# -- what the run waits for, in the progress ----------------------------------------------------
+
+WAITING = "waiting for the key's rate limit: Retry-After 300 s, until 12:34:56"
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["lines", "bar"])
+def test_the_progress_display_says_what_the_run_waits_for(live: bool) -> None:
+    stream = io.StringIO()
+    progress = Progress(
+        done=3,
+        succeeded=3,
+        failed=0,
+        in_flight=2,
+        total=10,
+        elapsed_s=6.0,
+        rows_per_s=0.5,
+        eta_s=14.0,
+        waiting=WAITING,
+    )
+    with ProgressDisplay("enrich", 10, stream=stream, live=live, line_interval_s=5.0) as display:
+        display(progress)
+        if live:
+            assert display._bar is not None and display._task is not None
+            task = display._bar.tasks[0]
+            assert task.fields["detail"].endswith(" · " + WAITING)
+    if not live:
+        assert stream.getvalue().strip().endswith("; " + WAITING)
