@@ -139,8 +139,8 @@ async def send(
     except asyncio.TimeoutError:
         raise TransportError(
             f"{service}: no complete answer within the attempt's deadline of {deadline_s:g} s "
-            f"(attempt_timeout_s, by default the read timeout) from {url}; the answer was still "
-            "arriving or had not begun. Raise it if this workflow's runs take longer",
+            f"(attempt_timeout_s) from {url}; the answer was still arriving or had not begun. "
+            "Raise attempt_timeout_s (or the read timeout) if this workflow's runs take longer",
             service=service,
         ) from None
     except (httpx.TransportError, OSError) as exc:

@@ -64,9 +64,10 @@ class EngineOptions:
         timeout: httpx timeouts; the default allows 300-second runs.
         attempt_timeout_s: the deadline of one attempt as a whole (connecting, sending,
             waiting for the run, reading the answer), in seconds; an attempt past it is a
-            transient error, retried like a timeout. ``None`` (the default): the read
-            timeout, 330 s unless ``timeout`` says otherwise, so an answer arriving a byte at
-            a time cannot outlast the wait the read timeout promises.
+            transient error, retried like a timeout. ``None`` (the default): the connect
+            timeout plus the read timeout (345 s unless ``timeout`` says otherwise), what the
+            timeouts promise for an answer that arrives in one piece, so one arriving a byte
+            at a time cannot outlast it.
         rate_limit_store: where the key's rate-limit window is kept: ``None`` for this
             process (every run of the key in the process shares it), or
             ``"sqlite:///path/limits.sqlite"`` to share it with every process of the host
@@ -131,10 +132,12 @@ class EngineOptions:
 
     @property
     def attempt_deadline_s(self) -> float | None:
-        """The deadline of one attempt: ``attempt_timeout_s``, else the read timeout."""
+        """The deadline of one attempt: ``attempt_timeout_s``, else the connect timeout plus
+        the read timeout (``None`` when the read timeout is unbounded)."""
         if self.attempt_timeout_s is not None:
             return self.attempt_timeout_s
-        return self.timeout.read
+        read, connect = self.timeout.read, self.timeout.connect
+        return None if read is None else read + (connect or 0.0)
 
     def base_url_for(self, workflow: Workflow) -> str:
         """Where ``workflow``'s requests go: ``base_url``, or the service's public URL."""

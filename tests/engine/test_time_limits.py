@@ -80,9 +80,10 @@ def test_an_answer_dripping_slowly_is_cut_off_at_the_attempts_deadline(
 
 
 def test_the_attempt_deadline_defaults_to_the_read_timeout_and_is_checked() -> None:
-    assert EngineOptions(api_key="k").attempt_deadline_s == 330.0
+    # The connect timeout plus the read timeout: 15 + 330 s by default.
+    assert EngineOptions(api_key="k").attempt_deadline_s == 345.0
     longer = httpx.Timeout(15.0, read=600.0)
-    assert EngineOptions(api_key="k", timeout=longer).attempt_deadline_s == 600.0
+    assert EngineOptions(api_key="k", timeout=longer).attempt_deadline_s == 615.0
     assert EngineOptions(api_key="k", attempt_timeout_s=5).attempt_deadline_s == 5
     with pytest.raises(ConfigError, match="attempt_timeout_s"):
         EngineOptions(api_key="k", attempt_timeout_s=0)
