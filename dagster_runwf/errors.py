@@ -21,11 +21,13 @@ reaction::
     │   ├── ServerError          5xx, a proxy's HTML error page, an error body that is
     │   │                        not the documented JSON
     │   └── TransportError       timeouts, refused or dropped connections
+    │       └── UnreachableError  no connection made (refused, unknown host): nothing sent
     └── FatalError               every following row would fail the same way: stop at once
         ├── AuthenticationError  401: the API key is missing, wrong or revoked
         ├── CreditsExhaustedError  402, Runchat's credits 403, a spend limit
         ├── WorkflowNotFoundError  404: unknown, unpublished or another organisation's
         ├── BudgetReachedError   the job's cap on paid runs or credits is reached
+        ├── ServiceUnreachableError  no request of the run could reach the service
         └── FanOutStopped        raised by the engine: a fatal error (or too many failures in
                                  a row) stopped the fan-out; carries what finished
 
@@ -199,6 +201,21 @@ class TransportError(TransientError):
     """No usable response: a timeout, a refused, reset or dropped connection."""
 
 
+class UnreachableError(TransportError):
+    """The connection was never made (refused, the host name did not resolve, no answer to
+    connect): the request was not sent, so nothing was paid.
+
+    Attributes:
+        host: the host that could not be reached.
+        reason: why, e.g. ``"ConnectionRefusedError: Connect call failed"``.
+    """
+
+    def __init__(self, message: str, *, service: str, host: str, reason: str) -> None:
+        super().__init__(message, service=service)
+        self.host = host
+        self.reason = reason
+
+
 class FatalError(ServiceError):
     """Every following row would fail the same way; the fan-out stops at once."""
 
@@ -239,6 +256,26 @@ class BudgetReachedError(FatalError):
         self.runs_spent = runs_spent
         self.credits_spent = credits_spent
         self.rows_left = rows_left
+
+
+class ServiceUnreachableError(FatalError):
+    """The first rows of a run could not connect to the service at all, and none of its
+    requests got an answer: a wrong base URL, a service that is down, or no network. Raised
+    by the engine; nothing was sent, so nothing was paid.
+
+    Attributes:
+        host: the host that could not be reached.
+        base_url: the URL the requests went to.
+        reason: why the last connection failed, e.g. ``"the host name did not resolve"``.
+    """
+
+    def __init__(
+        self, message: str, *, service: str, host: str, base_url: str, reason: str
+    ) -> None:
+        super().__init__(message, service=service)
+        self.host = host
+        self.base_url = base_url
+        self.reason = reason
 
 
 class FanOutStopped(FatalError):

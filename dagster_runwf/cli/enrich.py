@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -25,12 +26,13 @@ from ..engine.journal import RowJournal
 from ..engine.options import EngineOptions
 from ..engine.service_calls import call_free
 from ..engine.stats import Progress
-from ..errors import ConfigError
+from ..errors import ConfigError, FanOutStopped, ServiceUnreachableError
 from ..services.base import Workflow
 from ..services.rate import Rate
 from ..services.registry import check_settings, service_info
 from ..services.runchat_schema import check_output, resolve_inputs
 from ._common import (
+    EXIT_FAILED,
     EXIT_OK,
     EXIT_ROW_ERRORS,
     EXIT_TERMINATED,
@@ -124,7 +126,12 @@ class _EnrichCommand:
                     on_progress=self._on_progress(display),
                 )
 
-            enrichment = self._run_engine(run_engine, display, len(frame), location)
+            try:
+                enrichment = self._run_engine(run_engine, display, len(frame), location)
+            except FanOutStopped as exc:
+                if isinstance(exc.cause, ServiceUnreachableError):
+                    raise self._unreachable(exc.cause) from None
+                raise
         print(summary(enrichment.stats, what, enrichment.path, location, job_id))
         if args.fail_on_row_errors and enrichment.stats.failed:
             raise CommandError(
@@ -133,6 +140,24 @@ class _EnrichCommand:
                 EXIT_ROW_ERRORS,
             )
         return EXIT_OK
+
+    def _unreachable(self, cause: ServiceUnreachableError) -> CommandError:
+        """The service could not be reached: say which host, and which setting chose it."""
+        variable = self.service.base_url_variable
+        if self.args.base_url:
+            chosen = "set by --base-url"
+        elif os.environ.get(variable, "").strip():
+            chosen = f"set by ${variable}"
+        else:
+            chosen = (
+                f"{self.service.display_name}'s public URL, as neither --base-url nor "
+                f"${variable} is set"
+            )
+        return CommandError(
+            f"could not reach {cause.host} ({cause.base_url}, {chosen}): {cause.reason}. "
+            "No request got an answer, so nothing was paid; check that URL and the network",
+            EXIT_FAILED,
+        )
 
     def _check_options(self, mapping: Mapping[str, str], output_columns: Mapping[str, str]) -> None:
         args = self.args

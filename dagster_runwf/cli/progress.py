@@ -126,6 +126,8 @@ def _detail(progress: Progress) -> str:
     parts.append(f"{progress.rows_per_s:.1f}/s")
     if progress.eta_s is not None:
         parts.append(f"ETA {_duration(progress.eta_s)}")
+    if progress.waiting:
+        parts.append(progress.waiting)
     return " · ".join(parts)
 
 
@@ -168,6 +170,7 @@ def summary(stats: RunStats, what: str, path: str | None, journal: str, job_id: 
             f"{stats.requests} ({stats.sent} rows paid now, {stats.rate_limited} answered 429, "
             f"{stats.retried} rows retried)",
         ),
+        *_unreached(stats),
         (
             "credits",
             "not reported by the service" if stats.credits is None else f"{stats.credits:g}",
@@ -178,6 +181,13 @@ def summary(stats: RunStats, what: str, path: str | None, journal: str, job_id: 
     rows += [("output", _location(path)), ("journal", f"{_location(journal)} (job {job_id})")]
     lines += [f"  {name:<10}{value}" for name, value in rows]
     return "\n".join(lines)
+
+
+def _unreached(stats: RunStats) -> list[tuple[str, str]]:
+    """A line for the rows no request reached the service for (not paid), if any."""
+    if not stats.unreached:
+        return []
+    return [("unreached", f"{stats.unreached} rows could not connect to the service (not paid)")]
 
 
 def _seconds(value: float) -> str:

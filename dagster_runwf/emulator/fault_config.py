@@ -78,6 +78,10 @@ class FaultConfig:
     """Extra delay added to every run, in seconds."""
     huge_body_bytes: int = 0
     """Pad successful JSON bodies with trailing whitespace up to this many bytes."""
+    drip_interval_s: float = 0.0
+    """Send successful answers one byte every this many seconds (the headers at once), like
+    a stalled proxy: each read gets a byte in time, so only a deadline on the whole answer
+    ends the wait. 0: answers are sent whole."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -100,8 +104,9 @@ class FaultConfig:
             raise ValueError(f"error_status must be a 4xx or 5xx status, got {self.error_status!r}")
         if self.fail_with not in FAIL_WITH:
             raise ValueError(f"fail_with must be one of {FAIL_WITH}, got {self.fail_with!r}")
-        if self.slow_s < 0:
-            raise ValueError(f"slow_s must be >= 0, got {self.slow_s!r}")
+        for name in ("slow_s", "drip_interval_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
     def merged(self, patch: Mapping[str, Any], where: str = "faults") -> FaultConfig:
         """A copy with the fields of ``patch`` replaced."""

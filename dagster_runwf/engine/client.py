@@ -1,6 +1,8 @@
 """The one HTTP client of a fan-out, and the translation of transport failures.
 
-Runs last up to 300 s, so the read timeout is generous while connecting stays quick to fail.
+Runs last up to 300 s, so the read timeout is generous while connecting stays quick to fail;
+and since a read timeout only bounds the wait for the *next* bytes (an answer dripping a
+byte a second never trips it), each attempt also has a deadline for the whole exchange.
 The connection pool is sized to the concurrency so no request waits for a connection. The
 transport is swappable: httpx over aiohttp (the default) or httpx's own, whose pool slows
 down as concurrency grows (about 5x fewer rows/s at concurrency 64: ``bench/``).
@@ -8,6 +10,7 @@ down as concurrency grows (about 5x fewer rows/s at concurrency 64: ``bench/``).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import ssl
 from typing import Literal
@@ -21,6 +24,7 @@ from ..errors import (
     FatalError,
     ResponseTooLargeError,
     TransportError,
+    UnreachableError,
     UnusableAnswerError,
 )
 from ..services.http import HttpRequest, HttpResponse
@@ -110,11 +114,14 @@ async def send(
     *,
     service: str,
     max_bytes: int = MAX_RESPONSE_BYTES,
+    deadline_s: float | None = None,
 ) -> HttpResponse:
-    """Send one request and read its answer, at most ``max_bytes`` of it.
+    """Send one request and read its answer, at most ``max_bytes`` of it, all within
+    ``deadline_s`` (``None``: only httpx's timeouts bound it).
 
     Raises:
-        TransportError: the connection failed or timed out.
+        TransportError: the connection failed or timed out, or the answer was not complete
+            within ``deadline_s``.
         UnusableAnswerError: a 2xx answer was cut short (the run was most likely paid).
         FatalError: the server's TLS certificate does not verify.
         ResponseTooLargeError: the answer is larger than ``max_bytes``.
@@ -128,15 +135,16 @@ async def send(
         headers=headers,
     )
     try:
-        response = await client.send(built, stream=True)
-        try:
-            content = await _read_capped(response, max_bytes, service=service)
-        except (httpx.TransportError, OSError) as exc:
-            if not response.is_success:
-                raise
-            raise cut_short(exc, response, client.timeout, service=service, url=url) from None
-        finally:
-            await response.aclose()
+        response, content = await asyncio.wait_for(
+            _exchange(client, built, max_bytes, service=service, url=url), deadline_s
+        )
+    except asyncio.TimeoutError:
+        raise TransportError(
+            f"{service}: no complete answer within the attempt's deadline of {deadline_s:g} s "
+            f"(attempt_timeout_s) from {url}; the answer was still arriving or had not begun. "
+            "Raise attempt_timeout_s (or the read timeout) if this workflow's runs take longer",
+            service=service,
+        ) from None
     except (httpx.TransportError, OSError) as exc:
         untrusted = _certificate_error(exc)
         if untrusted is not None:
@@ -154,6 +162,22 @@ async def send(
         headers={k.lower(): v for k, v in response.headers.items()},
         content=content,
     )
+
+
+async def _exchange(
+    client: httpx.AsyncClient, request: httpx.Request, max_bytes: int, *, service: str, url: str
+) -> tuple[httpx.Response, bytes]:
+    response = await client.send(request, stream=True)
+    try:
+        try:
+            content = await _read_capped(response, max_bytes, service=service)
+        except (httpx.TransportError, OSError) as exc:
+            if not response.is_success:
+                raise
+            raise cut_short(exc, response, client.timeout, service=service, url=url) from None
+        return response, content
+    finally:
+        await response.aclose()
 
 
 async def _read_capped(response: httpx.Response, max_bytes: int, *, service: str) -> bytes:
@@ -202,6 +226,16 @@ def transport_error(
 ) -> TransportError:
     """A :class:`TransportError` saying what really happened: a timeout (which one, after how
     long) or a failed connection (refused, dropped, reset)."""
+    unreached = _unreached(exc)
+    if unreached is not None:
+        host = httpx.URL(url).host
+        return UnreachableError(
+            f"{service}: could not connect to {host} ({unreached}) at {url}; the request "
+            "was not sent",
+            service=service,
+            host=host,
+            reason=unreached,
+        )
     shown: BaseException = exc
     cause = exc.__cause__
     if cause is not None and type(cause).__module__.partition(".")[0] == "aiohttp":
@@ -239,3 +273,24 @@ def cut_short(
         status=response.status_code,
         excerpt=f"{response.status_code} headers, then the body was cut short",
     )
+
+
+def _unreached(exc: Exception) -> str | None:
+    """Why no connection was made, when none was (so no byte of the request was sent):
+    refused, the host name did not resolve, or connecting timed out; else ``None``."""
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.partition(".")[0] == "aiohttp":
+        import aiohttp
+
+        if isinstance(cause, aiohttp.ClientConnectorDNSError):
+            return f"the host name did not resolve: {cause.os_error}"
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return f"{type(cause.os_error).__name__}: {cause.os_error.strerror or cause.os_error}"
+        if isinstance(cause, aiohttp.ConnectionTimeoutError):
+            return "connecting timed out"
+        return None
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connecting timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return f"{type(exc).__name__}: {exc}"
+    return None

@@ -18,7 +18,12 @@ import httpx
 from ..errors import ConfigError
 from ..services.base import Workflow
 from ..services.rate import Rate
-from .client import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, HttpBackend, check_base_url
+from .client import (
+    DEFAULT_TIMEOUT,
+    MAX_RESPONSE_BYTES,
+    HttpBackend,
+    check_base_url,
+)
 from .ratelimit import RateLimiter, shared_limiter
 from .retry import RetryPolicy
 
@@ -57,6 +62,12 @@ class EngineOptions:
             when ``transport`` is given.
         transport: an ``httpx.AsyncBaseTransport`` to use instead.
         timeout: httpx timeouts; the default allows 300-second runs.
+        attempt_timeout_s: the deadline of one attempt as a whole (connecting, sending,
+            waiting for the run, reading the answer), in seconds; an attempt past it is a
+            transient error, retried like a timeout. ``None`` (the default): the connect
+            timeout plus the read timeout (345 s unless ``timeout`` says otherwise), what the
+            timeouts promise for an answer that arrives in one piece, so one arriving a byte
+            at a time cannot outlast it.
         rate_limit_store: where the key's rate-limit window is kept: ``None`` for this
             process (every run of the key in the process shares it), or
             ``"sqlite:///path/limits.sqlite"`` to share it with every process of the host
@@ -85,6 +96,7 @@ class EngineOptions:
     backend: HttpBackend = "aiohttp"
     transport: httpx.AsyncBaseTransport | None = None
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
+    attempt_timeout_s: float | None = None
     rate_limit_store: str | None = None
     limiter: RateLimiter | None = None
     max_consecutive_failures: int | None = 25
@@ -104,6 +116,10 @@ class EngineOptions:
         concurrency = self.concurrency
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ConfigError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+        if self.attempt_timeout_s is not None and not self.attempt_timeout_s > 0:
+            raise ConfigError(
+                f"attempt_timeout_s must be > 0 seconds or None, got {self.attempt_timeout_s!r}"
+            )
         if self.max_consecutive_failures is not None and self.max_consecutive_failures < 1:
             raise ConfigError("max_consecutive_failures must be >= 1 or None")
         if not self.unlimited and self.rate is not None:
@@ -113,6 +129,15 @@ class EngineOptions:
     def unlimited(self) -> bool:
         """``rate="unlimited"``: no rate limiter at all."""
         return isinstance(self.rate, str) and self.rate.strip().lower() == "unlimited"
+
+    @property
+    def attempt_deadline_s(self) -> float | None:
+        """The deadline of one attempt: ``attempt_timeout_s``, else the connect timeout plus
+        the read timeout (``None`` when the read timeout is unbounded)."""
+        if self.attempt_timeout_s is not None:
+            return self.attempt_timeout_s
+        read, connect = self.timeout.read, self.timeout.connect
+        return None if read is None else read + (connect or 0.0)
 
     def base_url_for(self, workflow: Workflow) -> str:
         """Where ``workflow``'s requests go: ``base_url``, or the service's public URL."""

@@ -6,7 +6,9 @@ percentiles of a million rows cost a few kilobytes, not a list of a million floa
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +58,23 @@ class LatencyHistogram:
         return self.max_s
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """What the run waits for and until when (a service's ``Retry-After``).
+
+    Attributes:
+        reason: what holds the run up, e.g. ``"the key's rate limit: Retry-After 300 s"``.
+        until: when the wait ends (seconds since the epoch).
+    """
+
+    reason: str
+    until: float
+
+    def __str__(self) -> str:
+        clock = dt.datetime.fromtimestamp(self.until).strftime("%H:%M:%S")
+        return f"waiting for {self.reason}, until {clock}"
+
+
 @dataclass
 class RunStats:
     """What one fan-out did; updated live while it runs.
@@ -64,17 +83,23 @@ class RunStats:
         rows: rows reported so far (each input row once).
         succeeded: rows with an answer (sent now, reused, or shared with a duplicate).
         failed: rows recorded as failed (row errors, invalid inputs, retries exhausted).
-        sent: rows whose request this call sent (the paid ones).
+        sent: rows whose request this call sent and that reached the service (the paid
+            ones).
         reused: rows answered from the journal, without a request.
         deduplicated: rows answered by an identical row of the same call.
         invalid: rows whose inputs were rejected before any request.
-        requests: HTTP requests sent (every attempt, 429s included).
+        unreached: rows whose every attempt failed to connect (refused, unknown host): no
+            request reached the service, nothing was paid.
+        requests: HTTP requests sent (every attempt, 429s included; not those that could
+            not connect).
         retried: rows that needed more than one request.
         rate_limited: 429 answers received.
         transient_errors: 5xx, malformed bodies, timeouts and connection errors met.
         credits: credits reported by the service for this call's runs, if any were.
         elapsed_s: wall time of the call so far.
         stopped_by: the message of the error that stopped the fan-out, if one did.
+        waiting: the latest wait a service asked for (``Retry-After``), if any; over once
+            its ``until`` is past.
     """
 
     rows: int = 0
@@ -84,6 +109,7 @@ class RunStats:
     reused: int = 0
     deduplicated: int = 0
     invalid: int = 0
+    unreached: int = 0
     requests: int = 0
     retried: int = 0
     rate_limited: int = 0
@@ -91,6 +117,7 @@ class RunStats:
     credits: float | None = None
     elapsed_s: float = 0.0
     stopped_by: str | None = None
+    waiting: Waiting | None = None
     latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
 
     @property
@@ -123,6 +150,8 @@ class RunStats:
             self.deduplicated += 1
         elif result.source == "none":
             self.invalid += 1
+        elif result.attempts == 0:
+            self.unreached += 1  # no attempt connected: nothing sent, nothing paid
         else:
             self.sent += 1
             if result.attempts > 1:
@@ -131,6 +160,16 @@ class RunStats:
                 self.latency.add(result.latency_s)
             if result.outcome is not None:
                 self.add_credits(result.outcome.credits)
+
+    def note_wait(self, waiting: Waiting) -> None:
+        """The run waits for ``waiting`` (the longest wait asked for is kept)."""
+        if self.waiting is None or waiting.until >= self.waiting.until:
+            self.waiting = waiting
+
+    def waiting_now(self, now: float | None = None) -> Waiting | None:
+        """:attr:`waiting`, while it lasts."""
+        now = time.time() if now is None else now
+        return self.waiting if self.waiting is not None and self.waiting.until > now else None
 
     def add_credits(self, credits: float | None) -> None:
         if credits is not None:
@@ -146,6 +185,7 @@ class RunStats:
             "reused": self.reused,
             "deduplicated": self.deduplicated,
             "invalid": self.invalid,
+            "unreached": self.unreached,
             "requests": self.requests,
             "retried": self.retried,
             "rate_limited": self.rate_limited,
@@ -167,6 +207,7 @@ _COUNTS = (
     "reused",
     "deduplicated",
     "invalid",
+    "unreached",
     "requests",
     "retried",
     "rate_limited",
@@ -187,6 +228,9 @@ class Progress:
         elapsed_s: wall time so far.
         rows_per_s: finished rows per second so far.
         eta_s: estimated seconds left, when ``total`` is known and progress was made.
+        waiting: what the run waits for and until when (a long ``Retry-After``), while it
+            does, e.g. ``"waiting for the key's rate limit: Retry-After 300 s, until
+            12:34:56"``.
     """
 
     done: int
@@ -197,11 +241,13 @@ class Progress:
     elapsed_s: float
     rows_per_s: float
     eta_s: float | None
+    waiting: str | None = None
 
     def __str__(self) -> str:
         of = f"/{self.total}" if self.total is not None else ""
         eta = f", ETA {self.eta_s:.0f}s" if self.eta_s is not None else ""
+        waiting = f"; {self.waiting}" if self.waiting else ""
         return (
             f"{self.done}{of} rows done ({self.failed} failed, {self.in_flight} in flight), "
-            f"{self.rows_per_s:.1f} rows/s{eta}"
+            f"{self.rows_per_s:.1f} rows/s{eta}{waiting}"
         )

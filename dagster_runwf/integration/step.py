@@ -238,6 +238,7 @@ def _progress_logger(context: StepContext) -> Callable[[Progress], None]:
         context.log.info(
             f"{progress.done}/{total} rows done ({progress.failed} failed), "
             f"{progress.in_flight} in flight, {progress.rows_per_s:.1f} rows/s{eta}"
+            + (f"; {progress.waiting}" if progress.waiting else "")
         )
 
     return log

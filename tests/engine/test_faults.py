@@ -43,14 +43,13 @@ from dagster_runwf import (
     RowJournal,
     RunchatResource,
     RunchatWorkflow,
-    TransportError,
     WorkflowNotFoundError,
     enrich,
     enriched_asset,
     run_workflow_rows_sync,
 )
 from dagster_runwf.emulator import Emulator
-from dagster_runwf.errors import FatalError
+from dagster_runwf.errors import FatalError, ServiceUnreachableError
 from dagster_runwf.services.base import Workflow
 from dagster_runwf.services.rate import Rate
 
@@ -373,28 +372,14 @@ def test_dropped_and_reset_connections_are_named_as_such_by_both_backends(
 
 
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
-def test_a_refused_connection_fails_rows_then_the_circuit_breaker_stops(
+def test_a_refused_connection_stops_the_run_as_unreachable_with_nothing_paid(
     backend: str, tmp_path: Path
 ) -> None:
+    # Every row would be refused the same way: the first row's retries are enough to stop
+    # (the circuit breaker, off here, is not needed), and no refused request counts as sent.
     port = unused_port()
     url = f"http://127.0.0.1:{port}/aitutor/api/v1"
     rows = [AITUTOR.row(t) for t in texts(10)]
-    results, stats = run_rows(
-        None,
-        AITUTOR,
-        rows[:3],
-        base_url=url,
-        backend=backend,
-        retry=retry(2),
-        max_consecutive_failures=None,
-    )
-    assert [r.error_type for r in results] == ["TransportError"] * 3
-    assert [r.attempts for r in results] == [2, 2, 2]
-    for r in results:
-        assert "connection failed" in (r.error or "") and f"127.0.0.1:{port}" in (r.error or "")
-        assert "no answer in time" not in (r.error or "")
-    assert (stats.failed, stats.requests) == (3, 6)
-
     with pytest.raises(FanOutStopped) as info:
         run_rows(
             None,
@@ -404,13 +389,15 @@ def test_a_refused_connection_fails_rows_then_the_circuit_breaker_stops(
             backend=backend,
             retry=retry(2),
             concurrency=1,
-            max_consecutive_failures=3,
+            max_consecutive_failures=None,
         )
     stop = info.value
-    assert isinstance(stop.cause, TransportError)
-    assert "3 rows in a row failed" in str(stop) and "connection failed" in str(stop)
-    assert stop.finished == 3 and "7 rows are not done yet" in str(stop)
-    assert [r.index for r in stop.results] == [0, 1, 2]
+    assert isinstance(stop.cause, ServiceUnreachableError)
+    assert stop.cause.host == "127.0.0.1" and stop.cause.base_url == url
+    assert f"could not be reached at 127.0.0.1 ({url}, from base_url)" in str(stop)
+    assert "connection failed" not in str(stop) and "no answer in time" not in str(stop)
+    assert stop.finished == 0 and "10 rows are not done yet" in str(stop)
+    assert stop.results == []
 
 
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx"])

@@ -226,6 +226,8 @@ class Exchange:
         headers: Mapping[str, str] | None = None,
     ) -> web.StreamResponse:
         """A run's answer, damaged on the way when ``late`` says so (see ``fail_with``)."""
+        if late is None and faults.drip_interval_s > 0:
+            return await self._drip(request, payload, faults, headers)
         if late is None:
             return self._success(payload, faults, headers)
         self.state.faults_injected[late] += 1
@@ -244,6 +246,26 @@ class Exchange:
         await resp.prepare(request)
         await resp.write(body[: len(body) // 2])
         raise Dropped("reset")
+
+    async def _drip(
+        self,
+        request: web.Request,
+        payload: Any,
+        faults: FaultConfig,
+        headers: Mapping[str, str] | None,
+    ) -> web.StreamResponse:
+        """A successful answer sent one byte every ``drip_interval_s`` (the run is charged)."""
+        self.state.faults_injected["drip"] += 1
+        body = encode(payload)
+        resp = web.StreamResponse(status=200, headers=headers)
+        resp.content_type = "application/json"
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        for i in range(len(body)):
+            await resp.write(body[i : i + 1])
+            await asyncio.sleep(faults.drip_interval_s)
+        await resp.write_eof()
+        return resp
 
     def rate_limited(self, bodies: ServiceBodies, faults: FaultConfig) -> web.Response:
         """A 429, with the configured ``Retry-After`` if any."""

@@ -4,6 +4,10 @@ fan-out stops.
 
 A 429 is the limiter's business (it moves the key's window; 429s do not use up the row's
 attempts, up to ``RetryPolicy.max_rate_limited``); a fatal answer stops the whole fan-out.
+A long ``Retry-After`` is noted in the run's stats, so progress says what the run waits for
+and until when. A request that could not connect was not sent: it is not counted as an
+attempt, and when the first row runs out of retries that way before any request got an
+answer, the service is unreachable and the fan-out stops.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from ...errors import (
     RateLimitedError,
     RowError,
     ServiceError,
+    ServiceUnreachableError,
     TransientError,
+    UnreachableError,
     UnusableAnswerError,
 )
 from ...services.base import PreparedRun, Workflow
@@ -33,7 +39,7 @@ from ..client import auth_headers, send
 from ..options import EngineOptions
 from ..ratelimit import RateLimiter
 from ..results import RowResult
-from ..stats import RunStats
+from ..stats import RunStats, Waiting
 from .stopping import CircuitBreaker, StopSignal
 
 _T = TypeVar("_T")
@@ -116,6 +122,9 @@ class RowSender:
         self._headers = auth_headers(options.api_key)
         self._api_key = options.api_key
         self._max_response_bytes = options.max_response_bytes
+        self._attempt_timeout_s = options.attempt_deadline_s
+        self._base_url_setting = "base_url" if options.base_url else "the service's public URL"
+        self._answered = False  # a request of this fan-out got an answer: the service is there
         self._rng = random.Random(options.seed)
         self._stats = stats
         self._stop = stop
@@ -129,20 +138,9 @@ class RowSender:
             started_at = await self._wait_for_slot()
             if started_at is None:
                 return None
-            row.attempts += 1
-            self._stats.requests += 1
-            if row.first_sent is None:
-                row.first_sent = time.monotonic()
             response: HttpResponse | None = None
             try:
-                response = await send(
-                    client,
-                    self.base_url,
-                    row.prepared.request,
-                    self._headers,
-                    service=self.workflow.display_name,
-                    max_bytes=self._max_response_bytes,
-                )
+                response = await self._send(client, row)
                 if self.limiter is not None:
                     await self._ask_limiter(
                         self.limiter.observe, self.workflow.rate_limit_info(response), started_at
@@ -156,6 +154,33 @@ class RowSender:
             if self.limiter is not None:
                 self.limiter.on_success()
             return row.result(outcome)
+
+    async def _send(self, client: httpx.AsyncClient, row: RowAttempts) -> HttpResponse:
+        """One attempt, counted unless it could not connect (then nothing was sent)."""
+        if row.first_sent is None:
+            row.first_sent = time.monotonic()
+        try:
+            response = await send(
+                client,
+                self.base_url,
+                row.prepared.request,
+                self._headers,
+                service=self.workflow.display_name,
+                max_bytes=self._max_response_bytes,
+                deadline_s=self._attempt_timeout_s,
+            )
+        except UnreachableError:
+            raise
+        except BaseException:
+            self._count_attempt(row)
+            raise
+        self._count_attempt(row)
+        self._answered = True
+        return response
+
+    def _count_attempt(self, row: RowAttempts) -> None:
+        row.attempts += 1
+        self._stats.requests += 1
 
     async def _after_error(
         self,
@@ -173,6 +198,9 @@ class RowSender:
             self._stats.transient_errors += 1
             row.failures += 1
             if row.failures >= self.retry.max_attempts:
+                if isinstance(exc, UnreachableError) and not self._answered:
+                    self._stop_unreachable(exc)
+                    return None
                 # Say the retries ran out and that the row is not done for good.
                 return self._failed(
                     row,
@@ -180,7 +208,9 @@ class RowSender:
                     f" (gave up after {_plural(row.failures, 'attempt')}; a re-run tries "
                     "this row again)",
                 )
-            delay = self.retry.delay(row.failures, self._retry_after(response), self._rng)
+            delay = self.retry.delay(
+                row.failures, self._retry_after(response, "the service"), self._rng
+            )
             return AGAIN if await self._stop.sleep(delay) else None
         if isinstance(exc, FatalError):
             self._stop.stop(exc, str(exc))
@@ -200,7 +230,10 @@ class RowSender:
         self._stats.rate_limited += 1
         row.rate_limited += 1
         if self.limiter is not None:
-            await self._ask_limiter(self.limiter.on_rate_limited, self._retry_after(response))
+            await self._ask_limiter(
+                self.limiter.on_rate_limited,
+                self._retry_after(response, "the key's rate limit"),
+            )
         if row.rate_limited > self.retry.max_rate_limited:
             return self._failed(
                 row,
@@ -209,7 +242,9 @@ class RowSender:
                 "the rate or raise RetryPolicy.max_rate_limited)",
             )
         if self.limiter is None and not await self._stop.sleep(
-            self.retry.delay(row.rate_limited, self._retry_after(response), self._rng)
+            self.retry.delay(
+                row.rate_limited, self._retry_after(response, "the key's rate limit"), self._rng
+            )
         ):
             return None
         return AGAIN
@@ -235,18 +270,50 @@ class RowSender:
                 "likely paid; a re-run does not send this row again unless told to retry "
                 "failed rows: retry_failed=True, or runwf enrich --retry-failed)",
             )
-        delay = self.retry.delay(row.failures, self._retry_after(response), self._rng)
+        delay = self.retry.delay(
+            row.failures, self._retry_after(response, "the service"), self._rng
+        )
         return AGAIN if await self._stop.sleep(delay) else None
 
     def _failed(self, row: RowAttempts, exc: ServiceError, note: str = "") -> RowResult:
         self._breaker.note_failure(exc)
         return row.failure(exc, note)
 
-    def _retry_after(self, response: HttpResponse | None) -> float | None:
+    def _stop_unreachable(self, exc: UnreachableError) -> None:
+        """The first row ran out of retries without connecting, and no request of this
+        fan-out got an answer: every row would meet the same, so stop now."""
+        message = (
+            f"{self.workflow.display_name} could not be reached at {exc.host} "
+            f"({self.base_url}, from {self._base_url_setting}): {exc.reason}. No request of "
+            "this run got an answer, so nothing was paid. Check the base URL and the network"
+        )
+        cause = ServiceUnreachableError(
+            message,
+            service=self.workflow.display_name,
+            host=exc.host,
+            base_url=self.base_url,
+            reason=exc.reason,
+        )
+        self._stop.stop(cause, message)
+
+    def _retry_after(self, response: HttpResponse | None, waiting_for: str) -> float | None:
+        """The service's ``Retry-After`` in seconds (capped at ``max_retry_after_s``),
+        noted in the stats as what the run waits for (``waiting_for``) and until when."""
         if response is None:
             return None
-        seconds = parse_retry_after(response.headers.get("retry-after"), now=time.time())
-        return None if seconds is None else min(seconds, self.retry.max_retry_after_s)
+        asked = parse_retry_after(response.headers.get("retry-after"), now=time.time())
+        if asked is None:
+            return None
+        seconds = min(asked, self.retry.max_retry_after_s)
+        capped = " (RetryPolicy.max_retry_after_s)" if seconds < asked else ""
+        self._stats.note_wait(
+            Waiting(
+                f"{waiting_for}: Retry-After {asked:g} s"
+                + (f", capped at {seconds:g} s{capped}" if capped else ""),
+                until=time.time() + seconds,
+            )
+        )
+        return seconds
 
     async def _wait_for_slot(self) -> float | None:
         """Wait for the rate limiter; the reserved start time, or ``None`` once stopping."""

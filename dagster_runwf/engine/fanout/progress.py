@@ -1,5 +1,6 @@
-"""Progress of a fan-out: what is finished and in flight, reported to ``on_progress`` every
-``progress_interval_s`` and once at the end."""
+"""Progress of a fan-out: what is finished and in flight, and what the run waits for (a
+long ``Retry-After``), reported to ``on_progress`` every ``progress_interval_s`` and once at
+the end."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class ProgressReporter:
         eta = None
         if self._total is not None and rate > 0:
             eta = max(0.0, (self._total - done) / rate)
+        waiting = self._stats.waiting_now()
         self._on_progress(
             Progress(
                 done=done,
@@ -68,5 +70,6 @@ class ProgressReporter:
                 elapsed_s=elapsed,
                 rows_per_s=rate,
                 eta_s=eta,
+                waiting=None if waiting is None else str(waiting),
             )
         )

@@ -50,7 +50,8 @@ class RowJournal:
         keep_recent: jobs written to within this long are never folded, however many
             there are (they may still be running, or be re-executed: a backfill).
         flush_interval_s: least time between two writes; finished rows are batched into
-            one file per write. Default 0.2 s locally, 2 s in object storage.
+            one file per write. Default 0 locally (write as soon as the previous write is
+            done), 2 s in object storage (a write is a round trip and a file a request).
         storage_options: fsspec options for URLs (credentials, ``endpoint_url``…).
         retry_failed: send this job's failed rows again instead of answering them from the
             journal. Rows whose failure is final (a run that failed, an unusable answer
@@ -87,7 +88,7 @@ class RowJournal:
         self.flush_interval_s = (
             flush_interval_s
             if flush_interval_s is not None
-            else (0.2 if self.storage.local else 2.0)
+            else (0.0 if self.storage.local else 2.0)
         )
         self._files = WriterFiles(self.storage, self.storage.path("jobs", job_folder_name(job_id)))
         self._merges = TieredMerges(self._files)
