@@ -173,7 +173,8 @@ class EnrichmentStep:
         """Run the engine over ``rows`` with the journal.
 
         Raises:
-            dagster.Failure: a fatal stop (not retried) or a journal failure (retried).
+            dagster.Failure: a fatal stop or the run's process gone (not retried), or a
+                journal failure (retried).
         """
         context, spec, declared = self.context, self.spec, self.spec.settings
         context.log.info(f"{len(rows)} rows through {spec.workflow!r}")

@@ -38,8 +38,8 @@ class RowJournal:
     Args:
         location: a local folder or an fsspec URL, e.g. ``s3://bucket/journals/companies``.
             One location per enriched table; create nothing else below it.
-        job_id: names the job; reruns with the same id resume it. In Dagster: the asset,
-            partition and the run group (a retry or re-execution keeps the group).
+        job_id: names the job; reruns with the same id resume it. To resume until the
+            results land whatever starts the next run, see :meth:`open_job`.
         incremental: also reuse the latest successful answer of earlier jobs for rows whose
             inputs did not change, so only new or changed rows are paid for.
         max_age: in incremental mode, reuse only answers younger than this; also the age

@@ -50,7 +50,6 @@ profiles_in_chunks = enriched_asset(
 )
 
 
-
 @dg.asset
 def many_companies() -> pd.DataFrame:
     """Two hundred companies, for runs slow enough to be killed halfway."""
