@@ -4,8 +4,9 @@ journal, run the engine, and turn the results into the materialization's value, 
 check results. What the asset is (fixed when it is defined) is :class:`~.spec.EnrichmentSpec`.
 
 Job identity (see ``docs/journal.md``): a journal job is what the step computes — the asset
-key, the partition and the asset's code version (plus the chunk, when chunked), never a run
-id — and it resumes until its results land: any later run of the same asset, partition and
+key, the partition and the version of its answers (:attr:`EnrichmentSpec.answers_version`:
+the workflow, the column mapping, ``journal_version``), plus the chunk when chunked; never a
+run id — and it resumes until its results land: any later run of the same asset, partition and
 configuration (a step retry, a re-execution, a fresh materialization, a backfill's
 re-launch, a run after ``kill -9``) pays only for unfinished rows. Once the materialization
 is stored, the job's generation is marked landed, and the next run starts a new one, which
@@ -125,13 +126,13 @@ class EnrichmentStep:
         return "/".join([base.rstrip("/"), *folders])
 
     def job(self, chunk: str | None = None) -> str:
-        """This step's journal job: the asset, partition and code version (and chunk).
+        """This step's journal job: the asset, partition and answers' version (and chunk).
 
         Not a run id: every run computing the same thing resumes the job until its results
         land (see :meth:`RowJournal.open_job`)."""
         context = self.context
         partition = context.partition_key if context.has_partition_key else None
-        parts = [*self.spec.asset_key.path, partition or "-", self.spec.code_version]
+        parts = [*self.spec.asset_key.path, partition or "-", self.spec.answers_version]
         return "/".join(parts + ([chunk] if chunk else []))
 
     def journal(self, chunk: str | None = None) -> RowJournal:

@@ -26,6 +26,7 @@ import pytest
 
 from dagster_runwf import AITutorResource, AITutorWorkflow, EnrichmentSettings, enriched_asset
 from dagster_runwf.emulator import Emulator
+from dagster_runwf.integration.spec import EnrichmentSpec
 
 from ..conftest import ECHO, KEY
 
@@ -407,3 +408,15 @@ def test_a_step_whose_run_process_was_killed_stops_paying(
     )
     assert runs_at(location_env) - stats["duplicate_runs"] == 200
     assert stats["duplicate_runs"] <= 4, "at most the orphan's rows in flight when it stopped"
+
+
+def test_the_job_follows_what_changes_answers_not_the_tables_shape() -> None:
+    def job_version(**settings: Any) -> str:
+        spec = EnrichmentSpec(
+            dg.AssetKey("profiles"), companies.key, AITutorWorkflow("wf_echo", ["text"]),
+            "aitutor", EnrichmentSettings(columns={"text": "name"}, **settings),
+        )  # fmt: skip
+        return spec.answers_version
+
+    assert job_version() == job_version(prefix="ai_", keep_columns=["name"])
+    assert job_version() != job_version(journal_version="prompt-v2")
