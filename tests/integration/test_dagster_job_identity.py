@@ -1,27 +1,20 @@
 """What each Dagster action pays again: one test per row of the table in docs/dagster.md.
 
-An enriched asset's journal job is its asset key, partition and code version, open until its
-materialization is stored: every later run of the same thing resumes it, whatever launched
-the run; once it landed, the next run starts fresh (or reuses, in incremental mode). Counts
-are the emulator's, server-side, over loopback HTTP.
+An enriched asset's journal job is its asset key, partition and the version of its answers,
+open until its materialization is stored: every later run of the same thing resumes it,
+whatever launched the run; once it landed, the next run starts fresh (or reuses, in
+incremental mode). Counts are the emulator's, server-side, over loopback HTTP. The
+`kill -9` rows are in test_dagster_kill_9.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from dagster_runwf import AITutorResource, AITutorWorkflow, EnrichmentSettings, enriched_asset
@@ -30,44 +23,13 @@ from dagster_runwf.integration.spec import EnrichmentSpec
 
 from ..conftest import ECHO, KEY
 
-LOCATION = Path(__file__).parent / "dagster_location" / "definitions.py"
-SLOW = {
-    "id": "wf_slow",
-    "service": "aitutor",
-    "variables": ["text"],
-    "template": "slow:{{text}}",
-    "latency": 0.05,
-}
-"""A workflow slow enough (50 ms a run) for a 200-row run to be killed halfway."""
-
 
 def runs_at(emu: Emulator) -> int:
     return sum(emu.stats()["runs_by_workflow"].values())
 
 
-@pytest.fixture
-def location_env(start_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Emulator:
-    """The test code location's environment: an emulator with 15 credits on the key."""
-    emu = start_emulator(
-        rate_limit_enabled=False, workflows=[ECHO, SLOW], keys={KEY: {"credits": 15}}
-    )
-    monkeypatch.setenv("AITUTOR_API_KEY", KEY)
-    monkeypatch.setenv("AITUTOR_BASE_URL", emu.aitutor_url)
-    monkeypatch.setenv("RUNWF_TEST_JOURNAL_DIR", str(tmp_path / "journal"))
-    return emu
-
-
 def more_credits(emu: Emulator) -> None:
     emu.update_config({"keys": {KEY: {"credits": 100_000}}})
-
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    """A persistent instance (the multiprocess executor needs one) in ``tmp_path/home``."""
-    home = tmp_path / "home"
-    home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
-        yield instance
 
 
 def companies_job() -> dg.ReconstructableJob:
@@ -96,10 +58,10 @@ def materialization(result: Any, node: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("steps", ["from_failure", "all_steps"])
 def test_a_re_execution_pays_only_for_unfinished_rows(
-    location_env: Emulator, instance: dg.DagsterInstance, steps: str
+    paying_location: Emulator, instance: dg.DagsterInstance, steps: str
 ) -> None:
     job = companies_job()
-    run_id = a_failed_run(location_env, instance, job)
+    run_id = a_failed_run(paying_location, instance, job)
     options = (
         dg.ReexecutionOptions.from_failure(run_id, instance)
         if steps == "from_failure"
@@ -108,7 +70,7 @@ def test_a_re_execution_pays_only_for_unfinished_rows(
     with dg.execute_job(job, instance=instance, reexecution_options=options) as second:
         assert second.success
         metadata = materialization(second, "profiles")
-    assert runs_at(location_env) == 41, "none of the 15 paid rows was paid again"
+    assert runs_at(paying_location) == 41, "none of the 15 paid rows was paid again"
     assert metadata["runwf/reused"] == 15 and metadata["runwf/sent"] == 26
 
 
@@ -116,27 +78,27 @@ def test_a_re_execution_pays_only_for_unfinished_rows(
 
 
 def test_materializing_again_after_a_failed_run_pays_only_for_unfinished_rows(
-    location_env: Emulator, instance: dg.DagsterInstance
+    paying_location: Emulator, instance: dg.DagsterInstance
 ) -> None:
     job = companies_job()
-    a_failed_run(location_env, instance, job)
+    a_failed_run(paying_location, instance, job)
     with dg.execute_job(job, instance=instance) as second:  # a new run, not a re-execution
         assert second.success
         metadata = materialization(second, "profiles")
-    assert runs_at(location_env) == 41, "0 of the 15 journaled rows were paid again"
+    assert runs_at(paying_location) == 41, "0 of the 15 journaled rows were paid again"
     assert metadata["runwf/reused"] == 15 and metadata["runwf/sent"] == 26
 
 
 def test_materializing_again_after_a_successful_run_starts_afresh(
-    location_env: Emulator, instance: dg.DagsterInstance
+    paying_location: Emulator, instance: dg.DagsterInstance
 ) -> None:
-    more_credits(location_env)
+    more_credits(paying_location)
     job = companies_job()
     for night in (1, 2):
         with dg.execute_job(job, instance=instance) as run:
             assert run.success
             assert materialization(run, "profiles")["runwf/sent"] == 41
-        assert runs_at(location_env) == 41 * night, "a landed job is closed: the next run pays"
+        assert runs_at(paying_location) == 41 * night, "a landed job is closed: the next run pays"
 
 
 @dg.asset
@@ -202,20 +164,20 @@ def test_a_run_whose_results_did_not_land_is_resumed(start_emulator: Any, tmp_pa
 
 
 def test_a_chunked_asset_materialized_again_after_a_failed_run_resumes_every_chunk(
-    location_env: Emulator, instance: dg.DagsterInstance
+    paying_location: Emulator, instance: dg.DagsterInstance
 ) -> None:
     from .dagster_location.definitions import enrich_companies_in_chunks_job
 
     job = dg.reconstructable(enrich_companies_in_chunks_job)
-    a_failed_run(location_env, instance, job)
+    a_failed_run(paying_location, instance, job)
     with dg.execute_job(job, instance=instance) as second:
         assert second.success
         metadata = materialization(second, "profiles_in_chunks")
-    assert runs_at(location_env) == 41, "0 of the 15 journaled rows were paid again"
+    assert runs_at(paying_location) == 41, "0 of the 15 journaled rows were paid again"
     assert metadata["runwf/reused"] == 15
     with dg.execute_job(job, instance=instance) as third:
         assert third.success
-    assert runs_at(location_env) == 82, "every chunk's job landed: the next run starts afresh"
+    assert runs_at(paying_location) == 82, "every chunk's job landed: the next run starts afresh"
 
 
 # -- partitions: a backfill's re-launch of failed partitions, a schedule tick -----------------
@@ -290,124 +252,6 @@ def test_a_schedule_tick_resumes_a_failed_tick_and_starts_afresh_after_a_landed_
     assert runs_at(emu) == 20, "0 of the 10 journaled rows were paid again"
     assert tick(22).success
     assert runs_at(emu) == 40, "the next night's partition is a job of its own"
-
-
-# -- kill -9 ------------------------------------------------------------------------------------
-
-
-def launch(job: str, home: Path) -> subprocess.Popen[bytes]:
-    """``dagster job execute`` of ``job`` in a session of its own, on the instance at ``home``."""
-    dagster = Path(sys.executable).parent / "dagster"
-    return subprocess.Popen(
-        [str(dagster), "job", "execute", "-f", str(LOCATION), "-j", job],
-        env={**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(LOCATION.parents[3])},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def wait_for_runs(emu: Emulator, runs: int, process: subprocess.Popen[bytes]) -> None:
-    while runs_at(emu) < runs:
-        assert process.poll() is None, "the run ended before it was killed"
-        time.sleep(0.02)
-
-
-def settle(emu: Emulator) -> None:
-    """Wait for the requests a killed process left at the emulator to be answered (and
-    counted)."""
-    while emu.stats()["in_flight"]:
-        time.sleep(0.02)
-
-
-def journaled_rows(folder: Path) -> int:
-    """Distinct rows in the journal files below ``folder``."""
-    hashes: set[str] = set()
-    for path in folder.rglob("*.parquet"):
-        if not path.name.startswith(".tmp-"):
-            hashes.update(pq.read_table(path, columns=["input_hash"]).column(0).to_pylist())
-    return len(hashes)
-
-
-def many_companies_job() -> dg.ReconstructableJob:
-    from .dagster_location.definitions import enrich_many_companies_job
-
-    return dg.reconstructable(enrich_many_companies_job)
-
-
-def test_a_run_after_kill_9_of_the_whole_run_pays_only_for_unjournaled_rows(
-    location_env: Emulator, instance: dg.DagsterInstance, tmp_path: Path
-) -> None:
-    more_credits(location_env)
-    killed = launch("enrich_many_companies", tmp_path / "home")
-    wait_for_runs(location_env, 60, killed)
-    os.killpg(killed.pid, signal.SIGKILL)  # the run's process and its step processes
-    killed.wait()
-    settle(location_env)
-    paid_before, journaled = runs_at(location_env), journaled_rows(tmp_path / "journal")
-    assert 0 < journaled < 200
-
-    with dg.execute_job(many_companies_job(), instance=instance) as fresh:
-        assert fresh.success
-    paid_again = runs_at(location_env) - paid_before - (200 - journaled)
-    print(f"{paid_again} of {journaled} journaled rows paid again")
-    assert paid_again == 0
-
-
-def step_processes(run_pid: int) -> list[int]:
-    """The processes the run's process started (its step processes)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == run_pid:
-                children.append(int(entry.name))
-    return children
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_a_step_whose_run_process_was_killed_stops_paying(
-    location_env: Emulator, instance: dg.DagsterInstance, tmp_path: Path
-) -> None:
-    more_credits(location_env)
-    killed = launch("enrich_many_companies", tmp_path / "home")
-    wait_for_runs(location_env, 40, killed)
-    steps = step_processes(killed.pid)
-    assert steps, "the enrich step runs in a process of its own"
-    os.kill(killed.pid, signal.SIGKILL)  # the run's process only: its steps keep running
-    killed.wait()
-    killed_at = time.monotonic()
-    stopped_after: list[float] = []
-
-    def watch() -> None:
-        while any(alive(pid) for pid in steps):
-            time.sleep(0.02)
-        stopped_after.append(time.monotonic() - killed_at)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    with dg.execute_job(many_companies_job(), instance=instance) as fresh:  # at once
-        assert fresh.success
-    watcher.join(timeout=120)
-    assert stopped_after, "the orphaned step never stopped"
-    stats = location_env.stats()
-    print(
-        f"the orphaned step stopped {stopped_after[0]:.1f} s after the kill; "
-        f"{stats['duplicate_runs']} of 200 rows paid twice"
-    )
-    assert runs_at(location_env) - stats["duplicate_runs"] == 200
-    assert stats["duplicate_runs"] <= 4, "at most the orphan's rows in flight when it stopped"
 
 
 def test_the_job_follows_what_changes_answers_not_the_tables_shape() -> None:
