@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_runwf import RowJournal
+from dagster_runwf import ConfigError, RowJournal
 from dagster_runwf.engine.journal import current_generation, mark_landed
 from dagster_runwf.engine.storage import Storage
 
@@ -65,3 +65,8 @@ def test_only_a_journal_with_generations_lands(tmp_path: Path) -> None:
 def _none() -> dt.timedelta:
     """``keep_recent`` that keeps no job for being recent."""
     return dt.timedelta(0)
+
+
+def test_a_job_needs_a_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="job"):
+        RowJournal.open_job(tmp_path, job=" ")

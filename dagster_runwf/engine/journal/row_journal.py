@@ -115,7 +115,8 @@ class RowJournal:
         Raises:
             ConfigError: as :class:`RowJournal`.
         """
-        _check_settings(job, None, 1, dt.timedelta(0), None)
+        if not isinstance(job, str) or not job.strip():
+            raise ConfigError("journal job must be a non-empty string")
         generation = current_generation(Storage(location, storage_options), job)
         journal = cls(
             location,
