@@ -134,6 +134,8 @@ def enriched_asset(
         )
         extra = {**resolved.checked, "runwf/journal": journal.storage.url}
         yield from step.materialization(rows, done.to_arrow(), done.stats, resolved.mapping, extra)
+        # Dagster stores an output before resuming the step, so the results have landed.
+        journal.mark_landed()
 
     build: AssetDecorator = dg.asset(
         required_resource_keys={spec.resource_key},

@@ -5,9 +5,11 @@ and checks as the single-step asset.
 Chunk steps run in parallel under the multiprocess executor (or on other hosts with other
 executors), each retried on its own by the ``RetryPolicy`` and capped by the ``pool``. They
 share the key's rate through the resource's ``rate_limit_store`` (``"auto"``: a SQLite file
-in the instance's storage), and each chunk is its own journal job, so a retry or a
-re-execution of a chunk pays only for its unfinished rows. Only rows and results pass
-between steps, never the key.
+in the instance's storage), and each chunk is its own journal job, so any later run of the
+asset (a retry or re-execution of a chunk, a fresh materialization) pays only for its
+unfinished rows. The collect step marks every chunk's job landed once the asset's value is
+stored, so the next run starts afresh. Only rows and results pass between steps, never the
+key.
 """
 
 # No `from __future__ import annotations`: Dagster reads the op functions' annotations.
@@ -51,6 +53,8 @@ class ChunkResult:
     stats: RunStats
     started_at: float
     finished_at: float
+    job: str
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,10 @@ def chunked_asset(
         )
         names = [f.name for f in result_fields(settings.prefix, settings.output_columns)]
         results = done.to_arrow().select(names).replace_schema_metadata(None)
-        return ChunkResult(chunk.number, results, done.stats, started_at, time.time())
+        generation = journal.generation or 1
+        return ChunkResult(
+            chunk.number, results, done.stats, started_at, time.time(), journal.job, generation
+        )
 
     @dg.op(
         name=f"{name}__collect",
@@ -158,6 +165,9 @@ def chunked_asset(
         extra = {**summary.checked, "runwf/journal": summary.journal, "runwf/chunks": len(parts)}
         step = EnrichmentStep(spec, context)
         yield from step.materialization(rows, table, stats, summary.mapping, extra)
+        # Dagster stores an output before resuming the step, so the results have landed.
+        for part in ordered:
+            step.mark_landed(part.job, part.generation)
 
     def chunked(rows: pd.DataFrame) -> Any:
         chunks, summary = split(rows)

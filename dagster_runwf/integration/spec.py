@@ -44,6 +44,20 @@ class EnrichmentSpec:
         text = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    @property
+    def answers_version(self) -> str:
+        """Changes whenever the answers would: the workflow, the column mapping and
+        ``journal_version`` — not the table's shape (kept and lifted columns, prefix), which a
+        resumed job builds from the same answers. Names the asset's journal job."""
+        settings = self.settings
+        config = {
+            "workflow": self.workflow.fingerprint(),
+            "columns": dict(sorted(settings.columns.items())),
+            "journal_version": settings.journal_version,
+        }
+        text = json.dumps(config, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def check_specs(self) -> Sequence[dg.AssetCheckSpec]:
         """The asset's two checks (``failure_rate``, ``every_row_answered``)."""
         return check_specs(self.asset_key, self.settings.failure_rate_threshold)

@@ -3,10 +3,15 @@ by chunk: resolve the settings against the resource (with the pre-flight), open 
 journal, run the engine, and turn the results into the materialization's value, metadata and
 check results. What the asset is (fixed when it is defined) is :class:`~.spec.EnrichmentSpec`.
 
-Job identity (see ``docs/journal.md``): a journal job is the asset key, the partition and
-the *root* run id (plus the chunk, when chunked), so a step retry and a re-execution from
-failure resume the same job — only unfinished rows are sent — while the next scheduled run
-is a new job, which with ``incremental=True`` still reuses every unchanged row's answer.
+Job identity (see ``docs/journal.md``): a journal job is what the step computes — the asset
+key, the partition and the version of its answers (:attr:`EnrichmentSpec.answers_version`:
+the workflow, the column mapping, ``journal_version``), plus the chunk when chunked; never a
+run id — and it resumes until its results land: any later run of the same asset, partition and
+configuration (a step retry, a re-execution, a fresh materialization, a backfill's
+re-launch, a run after ``kill -9``) pays only for unfinished rows. Once the materialization
+is stored, the job's generation is marked landed, and the next run starts a new one, which
+with ``incremental=True`` still reuses every unchanged row's answer. A step whose run's
+process died stops paying (:mod:`.run_process`).
 """
 
 from __future__ import annotations
@@ -24,14 +29,16 @@ import pyarrow as pa
 
 from ..engine.budget import Budget
 from ..engine.enrich import Enrichment, column_mapping, enrich_async
-from ..engine.journal import RowJournal
+from ..engine.journal import RowJournal, mark_landed
 from ..engine.options import EngineOptions
 from ..engine.stats import Progress, RunStats
+from ..engine.storage import Storage
 from ..engine.table import ResultsTableWriter, result_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
 from .checks import every_row_result, failure_rate_result
 from .metadata import column_lineage, run_metadata, table_metadata
 from .resources import WorkflowServiceResource
+from .run_process import RunProcessGone, unless_orphaned
 from .spec import EnrichmentSpec, identifier
 
 StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
@@ -118,17 +125,23 @@ class EnrichmentStep:
         folders = [*self.spec.asset_key.path] + ([identifier(partition)] if partition else [])
         return "/".join([base.rstrip("/"), *folders])
 
-    def journal(self, chunk: str | None = None) -> RowJournal:
-        """This step's row journal (its job: asset, partition, root run id, chunk)."""
-        context, declared = self.context, self.spec.settings
+    def job(self, chunk: str | None = None) -> str:
+        """This step's journal job: the asset, partition and answers' version (and chunk).
+
+        Not a run id: every run computing the same thing resumes the job until its results
+        land (see :meth:`RowJournal.open_job`)."""
+        context = self.context
         partition = context.partition_key if context.has_partition_key else None
-        run_group = context.run.root_run_id or context.run.run_id
-        parts = [*self.spec.asset_key.path, partition or "-", run_group]
-        job_id = "/".join(parts + ([chunk] if chunk else []))
+        parts = [*self.spec.asset_key.path, partition or "-", self.spec.answers_version]
+        return "/".join(parts + ([chunk] if chunk else []))
+
+    def journal(self, chunk: str | None = None) -> RowJournal:
+        """This step's row journal: the open generation of its :meth:`job`."""
+        context, declared = self.context, self.spec.settings
         location = self.journal_location()
-        journal = RowJournal(
+        journal = RowJournal.open_job(
             location,
-            job_id=job_id,
+            job=self.job(chunk),
             incremental=declared.incremental,
             max_age=declared.max_age,
             version=declared.journal_version,
@@ -136,11 +149,18 @@ class EnrichmentStep:
             retry_failed=declared.retry_failed,
         )
         context.log.info(
-            f"journal {location} (job {job_id}, {journal.finished_rows} rows already done"
-            + (f", {journal.reusable_rows} reusable" if declared.incremental else "")
-            + ")"
+            f"journal {location} (job {journal.job_id}, {journal.finished_rows} rows already "
+            "done" + (f", {journal.reusable_rows} reusable" if declared.incremental else "") + ")"
         )
         return journal
+
+    def mark_landed(self, job: str, generation: int) -> None:
+        """Record that ``job``'s ``generation`` landed (the materialization is stored), so
+        the next run starts a new generation."""
+        declared = self.spec.settings
+        storage = Storage(self.journal_location(), declared.journal_storage_options)
+        mark_landed(storage, job, generation)
+        self.context.log.info(f"journal job {job} #{generation} landed")
 
     def enrich(
         self,
@@ -155,27 +175,32 @@ class EnrichmentStep:
         """Run the engine over ``rows`` with the journal.
 
         Raises:
-            dagster.Failure: a fatal stop (not retried) or a journal failure (retried).
+            dagster.Failure: a fatal stop or the run's process gone (not retried), or a
+                journal failure (retried).
         """
         context, spec, declared = self.context, self.spec, self.spec.settings
         context.log.info(f"{len(rows)} rows through {spec.workflow!r}")
         try:
             with journal:
                 return asyncio.run(
-                    enrich_async(
-                        rows,
-                        spec.workflow,
-                        settings.engine,
-                        columns=settings.mapping,
-                        keep_columns=keep_columns,
-                        output_columns=declared.output_columns,
-                        prefix=declared.prefix,
-                        journal=journal,
-                        budget=budget,
-                        on_progress=_progress_logger(context),
-                        first_row=first_row,
+                    unless_orphaned(
+                        enrich_async(
+                            rows,
+                            spec.workflow,
+                            settings.engine,
+                            columns=settings.mapping,
+                            keep_columns=keep_columns,
+                            output_columns=declared.output_columns,
+                            prefix=declared.prefix,
+                            journal=journal,
+                            budget=budget,
+                            on_progress=_progress_logger(context),
+                            first_row=first_row,
+                        )
                     )
                 )
+        except RunProcessGone as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         except FanOutStopped as exc:
             raise dg.Failure(
                 description=str(exc),

@@ -8,6 +8,10 @@ holding it is written. Several processes may write journals for the same locatio
 each writes its own uniquely named files; the only files ever deleted are ones a writer has
 first merged into a file it wrote itself.
 
+A job named by what it computes rather than by a run (:meth:`RowJournal.open_job`) has
+*generations*: every run resumes the newest one until its results land
+(:meth:`RowJournal.mark_landed`), then the next run starts a new one (:mod:`.generations`).
+
 A *job* is one logical run of a table through a workflow, named by ``job_id``. A rerun of
 the same job (after a crash, a step retry, a re-execution) reads the job's rows and sends
 only rows not yet done — succeeded, or failed with a row error; rows whose transient errors
@@ -36,12 +40,21 @@ The parts, each importing only those listed before it: :mod:`.schema` (the colum
 and from results), :mod:`.files` (names, digests, reading and writing), :mod:`.damage`
 (setting damaged files aside), :mod:`.location`,
 :mod:`.index`, :mod:`.recorded`, :mod:`.store`, :mod:`.loading`, :mod:`.merging`,
-:mod:`.compaction`, and :mod:`.row_journal` (:class:`RowJournal`, wiring them).
+:mod:`.compaction`, :mod:`.generations`, and :mod:`.row_journal` (:class:`RowJournal`, wiring them).
 """
 
 from .damage import DamagedJournalFileWarning
 from .files import job_folder_name
+from .generations import current_generation, generation_job_id, mark_landed
 from .row_journal import RowJournal
 from .schema import JOURNAL_SCHEMA
 
-__all__ = ["JOURNAL_SCHEMA", "DamagedJournalFileWarning", "RowJournal", "job_folder_name"]
+__all__ = [
+    "JOURNAL_SCHEMA",
+    "DamagedJournalFileWarning",
+    "RowJournal",
+    "current_generation",
+    "generation_job_id",
+    "job_folder_name",
+    "mark_landed",
+]

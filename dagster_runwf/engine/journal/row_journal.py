@@ -4,6 +4,8 @@ Opening reads the rows it may answer from (:mod:`.loading`) into the in-memory s
 (:mod:`.store`); :meth:`RowJournal.record` writes each batch as a new file (:mod:`.files`),
 keeps its rows and merges the writer's files in tiers (:mod:`.merging`); closing merges
 them into one and compacts old jobs into a snapshot (:mod:`.compaction`).
+:meth:`RowJournal.open_job` and :meth:`RowJournal.mark_landed` give a job generations
+that resume until their results land (:mod:`.generations`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..results import RowResult
 from ..storage import Storage
 from .compaction import Retention, compact
 from .files import WriterFiles, job_folder_name
+from .generations import current_generation, generation_job_id, mark_landed
 from .loading import RowLoader
 from .merging import TieredMerges
 from .schema import encode
@@ -36,8 +39,8 @@ class RowJournal:
     Args:
         location: a local folder or an fsspec URL, e.g. ``s3://bucket/journals/companies``.
             One location per enriched table; create nothing else below it.
-        job_id: names the job; reruns with the same id resume it. In Dagster: the asset,
-            partition and the run group (a retry or re-execution keeps the group).
+        job_id: names the job; reruns with the same id resume it. To resume until the
+            results land whatever starts the next run, see :meth:`open_job`.
         incremental: also reuse the latest successful answer of earlier jobs for rows whose
             inputs did not change, so only new or changed rows are paid for.
         max_age: in incremental mode, reuse only answers younger than this; also the age
@@ -79,6 +82,10 @@ class RowJournal:
         _check_settings(job_id, max_age, keep_jobs, keep_recent, flush_interval_s)
         self.storage = Storage(location, storage_options)
         self.job_id = job_id
+        self.job = job_id
+        """What the job computes; ``job_id`` is its generation's id (see :meth:`open_job`)."""
+        self.generation: int | None = None
+        """The generation of :attr:`job` this is (``None``: a job without generations)."""
         self.incremental = incremental
         self.max_age = max_age
         self.version = version
@@ -95,6 +102,51 @@ class RowJournal:
         self._closed = False
         self._lock = threading.Lock()  # files: one record() or merge at a time
         self._rows = self._loader().load()
+
+    @classmethod
+    def open_job(
+        cls,
+        location: str | os.PathLike[str],
+        *,
+        job: str,
+        storage_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> RowJournal:
+        """The journal of ``job``'s open generation: the one every run resumes until its
+        results land (:meth:`mark_landed`), then the next one, which starts fresh (or, with
+        ``incremental=True``, reuses earlier successes).
+
+        Name the job by what it computes (e.g. an asset, its partition and a fingerprint of
+        its configuration), not by a run, so that any later run of the same thing resumes
+        what a failed or killed one paid for. ``options`` are those of :class:`RowJournal`.
+
+        Raises:
+            ConfigError: as :class:`RowJournal`.
+        """
+        if not isinstance(job, str) or not job.strip():
+            raise ConfigError("journal job must be a non-empty string")
+        generation = current_generation(Storage(location, storage_options), job)
+        journal = cls(
+            location,
+            job_id=generation_job_id(job, generation),
+            storage_options=storage_options,
+            **options,
+        )
+        journal.job = job
+        journal.generation = generation
+        return journal
+
+    def mark_landed(self) -> None:
+        """Record that this generation's results landed: the next :meth:`open_job` of the
+        same job starts a new generation. Call it after the results are stored (the journal
+        may be closed by then).
+
+        Raises:
+            RuntimeError: the journal was not opened with :meth:`open_job`.
+        """
+        if self.generation is None:
+            raise RuntimeError("only a journal opened with RowJournal.open_job can land")
+        mark_landed(self.storage, self.job, self.generation)
 
     def __repr__(self) -> str:
         return (

@@ -49,6 +49,25 @@ profiles_in_chunks = enriched_asset(
     pool="runwf_test_key",
 )
 
+
+@dg.asset
+def many_companies() -> pd.DataFrame:
+    """Two hundred companies, for runs slow enough to be killed halfway."""
+    return pd.DataFrame({"name": [f"company {i}" for i in range(200)]})
+
+
+slow_profiles = enriched_asset(
+    source=many_companies,
+    workflow=AITutorWorkflow("wf_slow", ["text"]),
+    name="slow_profiles",
+    settings=EnrichmentSettings(
+        columns={"text": "name"},
+        journal_dir=os.environ.get("RUNWF_TEST_JOURNAL_DIR"),
+        preflight=False,
+        concurrency=4,
+    ),
+)
+
 enrich_companies = dg.define_asset_job("enrich_companies", selection=[companies, profiles])
 
 enrich_companies_in_chunks = dg.define_asset_job(
@@ -57,9 +76,16 @@ enrich_companies_in_chunks = dg.define_asset_job(
     executor_def=dg.multiprocess_executor.configured({"max_concurrent": 4}),
 )
 
+# Each step in a process of its own, started by the run's process.
+enrich_many_companies = dg.define_asset_job(
+    "enrich_many_companies",
+    selection=[many_companies, slow_profiles],
+    executor_def=dg.multiprocess_executor,
+)
+
 defs = dg.Definitions(
-    assets=[companies, profiles, profiles_in_chunks],
-    jobs=[enrich_companies, enrich_companies_in_chunks],
+    assets=[companies, profiles, profiles_in_chunks, many_companies, slow_profiles],
+    jobs=[enrich_companies, enrich_companies_in_chunks, enrich_many_companies],
     resources={
         "aitutor": AITutorResource(
             api_key=dg.EnvVar("AITUTOR_API_KEY"),
@@ -85,3 +111,8 @@ def enrich_companies_job() -> dg.JobDefinition:
 def enrich_companies_in_chunks_job() -> dg.JobDefinition:
     """The chunked job, for `dagster.reconstructable`."""
     return defs.resolve_job_def("enrich_companies_in_chunks")
+
+
+def enrich_many_companies_job() -> dg.JobDefinition:
+    """The slow multiprocess job, for `dagster.reconstructable`."""
+    return defs.resolve_job_def("enrich_many_companies")
