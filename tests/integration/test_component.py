@@ -35,7 +35,7 @@ from dagster_runwf import (
 from dagster_runwf.emulator import Emulator
 
 from ..conftest import ECHO, KEY
-from .test_retry_failed import paid_per_row, run_in_group
+from .test_retry_failed import paid_per_row, run_asset
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-11-01")
 
@@ -570,25 +570,26 @@ def test_the_yaml_component_takes_retry_failed(
     load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator
 ) -> None:
     yaml_env.update_config({"faults": {"fail_attempts": 100, "fail_with": "html_200"}})
-    run_id = str(uuid.uuid4())
+    stored_in_results = AITUTOR_YAML + "  io_manager_key: results\n"
 
-    def run(text: str) -> pd.DataFrame:
+    def run(text: str, *, lands: bool = True) -> pd.DataFrame | None:
         defs = load_yaml(text)
         (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
         resource = (defs.resources or {})["aitutor"]
         assert isinstance(resource, AITutorResource)
-        return run_in_group([notes, asset], resource, run_id, "2026-11-20")
+        return run_asset([notes, asset], resource, "2026-11-20", lands=lands)
 
-    first = run(AITUTOR_YAML)
-    # The echo workflow fails on the "bad note" (a row error, before any answer is sent).
-    assert list(first["wf_error_type"]) == ["UnusableAnswerError"] * 4 + ["RunFailedError"]
+    # Results that did not land leave the job open: the next run resumes it. The echo
+    # workflow fails on the "bad note" (a row error, before any answer is sent).
+    run(stored_in_results, lands=False)
     paid = paid_per_row(yaml_env)
     assert paid == [1] + [2] * 4
-    assert list(run(AITUTOR_YAML)["wf_status"]) == ["failed"] * 5
-    assert paid_per_row(yaml_env) == paid, "the re-execution paid nothing"
+    run(stored_in_results, lands=False)
+    assert paid_per_row(yaml_env) == paid, "the next run paid nothing"
 
     yaml_env.update_config({"faults": {"fail_attempts": 0}})
-    retried = run(AITUTOR_YAML + "  retry_failed: true\n")
+    retried = run(stored_in_results + "  retry_failed: true\n")
+    assert retried is not None
     # Every failed row is sent again: the "bad note" fails again, paid once more too.
     assert list(retried["wf_status"]) == ["succeeded"] * 4 + ["failed"]
     assert paid_per_row(yaml_env) == [2] + [3] * 4

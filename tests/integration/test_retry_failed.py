@@ -4,7 +4,6 @@ answer was most likely paid: it is not paid again), unless the setting asks for 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,34 @@ def paid_per_row(emu: Emulator) -> list[int]:
     return sorted(emu.stats()["runs_by_sha256"].values())
 
 
-def run_in_group(
-    assets: list[Any], resource: AITutorResource, run_id: str, partition: str | None = None
-) -> pd.DataFrame:
-    """Materialize ``assets`` as run ``run_id`` (each call a fresh instance, so the same id
-    stands for a re-execution of the same run group: the same journal job)."""
-    defs = dg.Definitions(assets=assets, resources={"aitutor": resource})
+class FailingIOManager(dg.ConfigurableIOManager):
+    """Cannot store anything: the step's results never land, so its journal job stays open
+    and the next run of the asset resumes it."""
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        raise OSError("the bucket is gone")
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        raise NotImplementedError
+
+
+def run_asset(
+    assets: list[Any],
+    resource: AITutorResource,
+    partition: str | None = None,
+    *,
+    lands: bool = True,
+) -> pd.DataFrame | None:
+    """Materialize ``assets`` (the enriched one stores through the ``results`` IO manager);
+    with ``lands=False`` its results are not stored, so the next run resumes its job.
+    Returns the enriched table when it landed."""
+    results = dg.mem_io_manager if lands else FailingIOManager()
+    defs = dg.Definitions(assets=assets, resources={"aitutor": resource, "results": results})
     job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(run_id=run_id, partition_key=partition)
-    assert result.success
+    result = job.execute_in_process(partition_key=partition, raise_on_error=False)
+    assert result.success == lands
+    if not lands:
+        return None
     table: pd.DataFrame = result.output_for_node(assets[-1].node_def.name)
     return table
 
@@ -61,18 +79,17 @@ def test_retry_failed_sends_a_jobs_failed_rows_again(
             settings=EnrichmentSettings(
                 columns={"text": "name"}, journal_dir=str(tmp_path), **settings
             ),
+            io_manager_key="results",
         )
 
-    run_id = str(uuid.uuid4())
-    first = run_in_group([companies, asset()], resource, run_id)
-    assert list(first["wf_error_type"]) == ["UnusableAnswerError"] * len(ROWS)
+    # Results that did not land leave the job open: the next run of the asset resumes it.
+    run_asset([companies, asset()], resource, lands=False)
     assert paid_per_row(emu) == [2] * len(ROWS)
-
-    again = run_in_group([companies, asset()], resource, run_id)
-    assert list(again["wf_status"]) == ["failed"] * len(ROWS)
-    assert paid_per_row(emu) == [2] * len(ROWS), "the re-execution paid nothing"
+    run_asset([companies, asset()], resource, lands=False)
+    assert paid_per_row(emu) == [2] * len(ROWS), "the next run paid nothing"
 
     emu.update_config({"faults": {"fail_attempts": 0}})
-    retried = run_in_group([companies, asset(retry_failed=True)], resource, run_id)
+    retried = run_asset([companies, asset(retry_failed=True)], resource)
+    assert retried is not None
     assert list(retried["wf_status"]) == ["succeeded"] * len(ROWS)
     assert paid_per_row(emu) == [3] * len(ROWS)
