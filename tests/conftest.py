@@ -49,6 +49,19 @@ def split_options(
     return engine_options(base_url, **options), rest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user's cache folder, where the default rate-limit store lives, in a temporary
+    folder: the tests (and the ``runwf`` processes they start) never write the real one."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture
 def start_emulator() -> Iterator[Callable[..., Emulator]]:
     """Start an emulator with the given config fields; stopped after the test."""

@@ -15,6 +15,7 @@ class MemoryWindowStore:
     """A key's window in this process only (threads and event loops share it)."""
 
     shared = False
+    share = 1.0
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -53,6 +54,11 @@ class MemoryWindowStore:
         i = bisect.bisect_left(self._starts, start, lo=self._head)
         if i < len(self._starts) and self._starts[i] == start:
             del self._starts[i]
+
+    def starts(self) -> list[float]:
+        """The start times not forgotten yet, in order."""
+        with self._lock:
+            return self._starts[self._head :]
 
     def forget_before(self, horizon: float) -> None:
         starts = self._starts
