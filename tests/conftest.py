@@ -10,12 +10,16 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dagster_runwf import EngineOptions
 from dagster_runwf.emulator import Emulator, EmulatorConfig
+
+if TYPE_CHECKING:
+    from .outages import RedisServer
 
 KEY = "sk_test_key_0123456789"
 
@@ -163,6 +167,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(redis_url: str, tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of the test's own (``redis_url`` skips the test where there is none)."""
+    from .outages import RedisServer  # it uses wait_for, below
+
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

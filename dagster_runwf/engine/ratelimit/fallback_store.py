@@ -11,7 +11,7 @@ times reserved meanwhile are written to it (so the processes sharing it see them
 holds the window again.
 
 While on its own the process uses only its *share* of the key's limit: the part of the
-shared window's start times that were its own when last measured (every half window). The
+shared window's start times that were its own when last measured (ten times a second). The
 shares measured in one window add up to at most 1, so the processes that lose the store at
 once keep the key's rate between them, each rounding its limit down; a process that never
 measured one (it met the outage at once) takes half.
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 UNMEASURED_SHARE = 0.5
 """The share of a process that has not measured its own: half the key's limit."""
 
+MEASURE_EVERY_S = 0.1
+"""How often the share is measured (one more count in a transaction)."""
+
 
 class StoreUnavailable(Exception):
     """The shared store failed during this transaction, which did nothing; the window is now
@@ -51,7 +54,7 @@ class FallbackWindowStore:
 
     Args:
         store: the shared store (SQLite or Redis).
-        window_s: the key's window; its share is measured once every half window.
+        window_s: the key's window, over which the process's share is measured.
         retry_every_s: how often the store is tried again during an outage.
     """
 
@@ -131,17 +134,16 @@ class FallbackWindowStore:
             ]
 
     def _measure(self, window: WindowView) -> None:
-        """Every half window: this process's part of the start times around now."""
+        """Now and then: this process's part of the start times within a window of now."""
         now = self.clock()
-        if now - self._measured_at < self.window_s / 2:
+        if now - self._measured_at < MEASURE_EVERY_S:
             return
-        self._measured_at = now
         since, until = now - self.window_s, now + self.window_s
-        everyone = window.count_between(since, until)
-        if everyone:
-            with self._local.transaction() as local:
-                mine = local.count_between(since, until)
-            self.measured_share = min(1.0, mine / everyone)
+        with self._local.transaction() as local:
+            mine = local.count_between(since, until)
+        if mine:  # before its first request, a process has no share to measure
+            self.measured_share = min(1.0, mine / max(mine, window.count_between(since, until)))
+            self._measured_at = now
 
     def _lose_store(self, exc: BaseException) -> None:
         """Go on in this process, warn once for this outage, and try the store again."""
@@ -149,10 +151,15 @@ class FallbackWindowStore:
         self._catching_up = True
         self.share = self.measured_share
         self.outages += 1
+        why = (
+            "this process's share of it when last seen"
+            if self._measured_at > float("-inf")
+            else "half: this process had not measured its share yet"
+        )
         logger.warning(
             f"rate-limit store {self.name} is unavailable ({type(exc).__name__}: {exc}); "
-            f"going on without it at {self.share:.0%} of the key's rate (this process's "
-            "share when last seen), and back to the store as soon as it answers"
+            f"going on without it at {self.share:.0%} of the key's rate ({why}), and back "
+            "to the store as soon as it answers"
         )
         threading.Thread(target=self._retry, name="runwf-rate-store-retry", daemon=True).start()
 
