@@ -7,7 +7,11 @@ what was answered 429.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -130,3 +134,110 @@ def test_a_redis_store_killed_or_paused_mid_run_is_used_again_once_back(
     share = rejected_share(limited)
     print(f"429 share with 3 CLI jobs, Redis {outage} mid-run: {share:.1%}")
     assert share < 0.05
+
+
+NGINX_CONF = """
+worker_processes 1;
+{user}
+error_log {folder}/error.log warn;
+pid {folder}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    # The status of each request only: nothing of the request (the key is a header).
+    log_format status_only "$status";
+    access_log {folder}/statuses.log status_only;
+    # The key's rate, counted per Authorization header. A leaky bucket (rate=10r/s,
+    # burst=10) rather than the services' sliding window (10 per second): the bucket drains
+    # 10 requests a second and rejects a request that would put more than 10 in excess of
+    # that. It admits everything a sliding window of 10 per second admits — any span of k
+    # seconds holds at most 10 (k + 1) such requests, and the bucket drains 10 k of them
+    # meanwhile — so a 429 from it is a real overshoot of the key's rate, found by a limiter
+    # that shares no code with the emulator.
+    limit_req_zone $http_authorization zone=key:1m rate=10r/s;
+    limit_req_status 429;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            limit_req zone=key burst=10 nodelay;
+            proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def nginx(start_emulator: Callable[..., Emulator], tmp_path: Path) -> Iterator[str]:
+    """nginx on loopback, limiting one key to 10 requests/s in front of an emulator that
+    limits nothing; yields its AI Tutor URL. Skipped where nginx is not installed."""
+    binary = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+    if binary is None:
+        pytest.skip("nginx is not installed")
+    emulator = start_emulator(
+        workflows=[ECHO], rate_limit_enabled=False, keys={KEY: {"credits": 5000}}
+    )
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = folder / "nginx.conf"
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf.write_text(
+        NGINX_CONF.format(folder=folder, port=port, upstream=emulator.base_url, user=user)
+    )
+    server = subprocess.Popen(
+        [binary, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def listening() -> bool:
+        assert server.poll() is None, (folder / "error.log").read_text()
+        with socket.socket() as client:
+            return client.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for(listening, 15, "nginx to listen")
+        yield emulator.aitutor_url.replace(emulator.base_url, f"http://127.0.0.1:{port}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def nginx_statuses(tmp_path: Path) -> list[str]:
+    return (tmp_path / "nginx" / "statuses.log").read_text().split()
+
+
+def test_three_cli_jobs_keep_the_key_rate_by_an_independent_limiter(
+    nginx: str, tmp_path: Path
+) -> None:
+    env = environment(None, AITUTOR_API_KEY=KEY, AITUTOR_BASE_URL=nginx,
+                      XDG_CACHE_HOME=str(tmp_path / "cache"))  # fmt: skip
+    runs = enrich_jobs(tmp_path, env)
+    check_all_succeeded(runs)
+    statuses = nginx_statuses(tmp_path)
+    share = statuses.count("429") / len(statuses)
+    print(f"429 share with 3 CLI jobs on one key, nginx limit_req: {share:.1%}")
+    assert share < 0.01
+
+
+def test_nginx_rejects_three_jobs_that_do_not_share_the_key_rate(
+    nginx: str, tmp_path: Path
+) -> None:
+    """The control: with each job keeping the rate alone, nginx sees the overshoot."""
+    env = environment(None, AITUTOR_API_KEY=KEY, AITUTOR_BASE_URL=nginx)
+    check_all_succeeded(enrich_jobs(tmp_path, env, "--rate-limit-store", "memory"))
+    statuses = nginx_statuses(tmp_path)
+    share = statuses.count("429") / len(statuses)
+    print(f"429 share, 3 CLI jobs each keeping the rate alone, nginx: {share:.1%}")
+    assert statuses.count("429") > 0
