@@ -241,3 +241,15 @@ def test_nginx_rejects_three_jobs_that_do_not_share_the_key_rate(
     share = statuses.count("429") / len(statuses)
     print(f"429 share, 3 CLI jobs each keeping the rate alone, nginx: {share:.1%}")
     assert statuses.count("429") > 0
+
+
+def test_an_unsupported_store_is_a_usage_error_before_any_request(
+    limited: Emulator, tmp_path: Path
+) -> None:
+    pd.DataFrame({"body": ["a"]}).to_csv(tmp_path / "in.csv", index=False)
+    run = finish(start(["enrich", "in.csv", "out.parquet", "--service", "aitutor", "--workflow",
+                        "wf_echo", "--map", "text=body", "--rate-limit-store", "memcached://x"],
+                       environment(limited), tmp_path))  # fmt: skip
+    assert run.returncode == 2
+    assert "rate-limit store 'memcached://x' is not supported" in run.error_line()
+    assert requests_seen(limited) == 0

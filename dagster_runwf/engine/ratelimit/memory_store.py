@@ -55,11 +55,6 @@ class MemoryWindowStore:
         if i < len(self._starts) and self._starts[i] == start:
             del self._starts[i]
 
-    def starts(self) -> list[float]:
-        """The start times not forgotten yet, in order."""
-        with self._lock:
-            return self._starts[self._head :]
-
     def forget_before(self, horizon: float) -> None:
         starts = self._starts
         self.forgotten_before = max(self.forgotten_before, horizon)
