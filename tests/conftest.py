@@ -10,12 +10,16 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dagster_runwf import EngineOptions
 from dagster_runwf.emulator import Emulator, EmulatorConfig
+
+if TYPE_CHECKING:
+    from .outages import RedisServer
 
 KEY = "sk_test_key_0123456789"
 
@@ -47,6 +51,19 @@ def split_options(
     options = {name: value for name, value in settings.items() if name in OPTION_NAMES}
     rest = {name: value for name, value in settings.items() if name not in OPTION_NAMES}
     return engine_options(base_url, **options), rest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user's cache folder, where the default rate-limit store lives, in a temporary
+    folder: the tests (and the ``runwf`` processes they start) never write the real one."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
 
 
 @pytest.fixture
@@ -150,6 +167,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(redis_url: str, tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of the test's own (``redis_url`` skips the test where there is none)."""
+    from .outages import RedisServer  # it uses wait_for, below
+
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -8,6 +8,7 @@ exit status, so no traceback ever reaches a user, and scrubs the API keys from t
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import warnings
@@ -220,6 +221,25 @@ def _run(command: Callable[[], int]) -> int:
             f"unexpected {type(exc).__name__}: {exc} (set RUNWF_DEBUG=1 to see the traceback)",
             EXIT_FAILED,
         )
+
+
+class _EngineMessages(logging.Handler):
+    """The engine's warnings (and its notes, e.g. a rate-limit store answering again) as
+    ``runwf: warning: ...`` lines on stderr, with any key scrubbed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "warning: " if record.levelno >= logging.WARNING else ""
+        message = scrub(one_line(record.getMessage()), _known_keys())
+        print(f"runwf: {level}{message}", file=sys.stderr, flush=True)
+
+
+def show_engine_messages() -> None:
+    """Print the package's log messages of level INFO and up on stderr, once per process."""
+    package = logging.getLogger("dagster_runwf")
+    if not any(isinstance(h, _EngineMessages) for h in package.handlers):
+        package.addHandler(_EngineMessages(logging.INFO))
+        package.setLevel(logging.INFO)
+        package.propagate = False
 
 
 def _fail(message: str, status: int) -> int:

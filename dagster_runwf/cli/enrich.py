@@ -24,6 +24,7 @@ from ..engine.budget import Budget
 from ..engine.enrich import Enrichment, enrich_async
 from ..engine.journal import RowJournal
 from ..engine.options import EngineOptions
+from ..engine.ratelimit.store_url import check_store_url
 from ..engine.service_calls import call_free
 from ..engine.stats import Progress
 from ..errors import ConfigError, FanOutStopped, ServiceUnreachableError
@@ -42,6 +43,7 @@ from ._common import (
     base_url,
     parse_pairs,
     run_command,
+    show_engine_messages,
 )
 from .enrich_parser import JOURNAL_SUFFIX, build_parser
 from .inputs import derive_job_id, input_reference, read_table
@@ -51,6 +53,7 @@ from .progress import ProgressDisplay, summary
 def main(argv: Sequence[str] | None = None) -> int:
     """``runwf enrich INPUT OUTPUT ...``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    show_engine_messages()
     return run_command(lambda: _EnrichCommand(args).run())
 
 
@@ -108,6 +111,7 @@ class _EnrichCommand:
                 base_url=url,
                 rate=args.rate,
                 concurrency=args.concurrency,
+                rate_limit_store=args.rate_limit_store,
                 progress_interval_s=display.interval_s,
             )
 
@@ -179,6 +183,7 @@ class _EnrichCommand:
             raise ConfigError("--webhook needs --map FIELD=COLUMN for each field of the body")
         if args.rate is not None and args.rate.strip().lower() != "unlimited":
             Rate.parse(args.rate)
+        check_store_url(args.rate_limit_store)
         if args.concurrency is not None and args.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {args.concurrency}")
 

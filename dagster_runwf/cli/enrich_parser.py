@@ -147,6 +147,15 @@ def build_parser() -> Parser:
         metavar="N",
         help=f"rows in flight at once (default {_per_service('default_concurrency')})",
     )
+    parser.add_argument(
+        "--rate-limit-store",
+        metavar="URL",
+        default="auto",
+        help="where the key's rate-limit window is kept, so that every job using the key at "
+        "once shares its rate: 'auto' (default: a file in the user's cache folder, shared by "
+        "every process of this host), 'memory' (this process only), "
+        "'sqlite:///path/limits.sqlite' or 'redis://host:6379/0' (every host reaching it)",
+    )
     add_base_url(parser)
     parser.add_argument(
         "--journal",

@@ -25,6 +25,7 @@ from .client import (
     check_base_url,
 )
 from .ratelimit import RateLimiter, shared_limiter
+from .ratelimit.store_url import AUTO
 from .retry import RetryPolicy
 
 RateSetting = Rate | str | Literal["unlimited"] | None
@@ -68,10 +69,16 @@ class EngineOptions:
             timeout plus the read timeout (345 s unless ``timeout`` says otherwise), what the
             timeouts promise for an answer that arrives in one piece, so one arriving a byte
             at a time cannot outlast it.
-        rate_limit_store: where the key's rate-limit window is kept: ``None`` for this
-            process (every run of the key in the process shares it), or
-            ``"sqlite:///path/limits.sqlite"`` to share it with every process of the host
-            (chunk steps under Dagster's multiprocess executor, a backfill's runs).
+        rate_limit_store: where the key's rate-limit window is kept, so that every job
+            using the key at once shares its rate: ``"auto"`` (the default) for a SQLite
+            file in the user's cache folder (``$XDG_CACHE_HOME/dagster-runwf/`` or
+            ``~/.cache/dagster-runwf/``), shared by every process of the host;
+            ``"memory"`` (or ``None``) for this process only;
+            ``"sqlite:///path/limits.sqlite"`` for another file shared by the host; or
+            ``"redis://host:6379/0"`` for every host reaching that Redis server. The store
+            keeps start times under a fingerprint of the key and the base URL, never the
+            key. While a shared store is unavailable the run goes on at a conservative
+            share of the rate, with one warning, and uses the store again once it answers.
         limiter: a :class:`RateLimiter` to use instead of the shared one of this key.
         max_consecutive_failures: stop after this many rows in a row failed at the service
             (a circuit breaker, so a broken workflow does not burn credits); ``None`` = never.
@@ -97,7 +104,7 @@ class EngineOptions:
     transport: httpx.AsyncBaseTransport | None = None
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
     attempt_timeout_s: float | None = None
-    rate_limit_store: str | None = None
+    rate_limit_store: str | None = AUTO
     limiter: RateLimiter | None = None
     max_consecutive_failures: int | None = 25
     dedup_cache_size: int = 10_000
@@ -150,8 +157,9 @@ class EngineOptions:
     def limiter_for(self, workflow: Workflow) -> RateLimiter | None:
         """The rate limiter of this key at ``workflow``'s service (``None``: unlimited).
 
-        Every run of the key in the process (or, with ``rate_limit_store``, of the host)
-        shares one limiter, so concurrent jobs share the key's rate.
+        Every run of the key in the process shares one limiter, and the limiters of the
+        processes sharing ``rate_limit_store`` (by default, every process of the host) share
+        one window, so concurrent jobs share the key's rate.
         """
         if self.limiter is not None:
             return self.limiter

@@ -57,10 +57,12 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
         default="auto",
         description="Where the key's rate-limit window is kept, so the runs and steps using "
         "the key at once share its rate: 'auto' (a SQLite file in the Dagster instance's "
-        "storage, shared by every process of this host; this process only for an ephemeral "
-        "instance), 'memory' (this process only), 'sqlite:///path/to/limits.sqlite' (every "
-        "process of this host), or 'redis://host:6379/0' (every host reaching that Redis; "
-        "set it from an EnvVar if the URL holds a password).",
+        "storage, shared by every process of this host; for an ephemeral instance, or "
+        "outside a step, the one in the user's cache folder that runwf uses), 'memory' "
+        "(this process only), 'sqlite:///path/to/limits.sqlite' (every process of this "
+        "host), or 'redis://host:6379/0' (every host reaching that Redis; set it from an "
+        "EnvVar if the URL holds a password). While the store is unavailable, runs go on "
+        "at a conservative share of the rate, with one warning.",
     )
     connect_timeout_s: float = Field(default=DEFAULT_TIMEOUT.connect or 15.0)
     read_timeout_s: float = Field(
@@ -86,6 +88,7 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
             base_url=self.base_url or None,
             rate=self.rate or None,
             concurrency=self.concurrency,
+            rate_limit_store=self.rate_limit_store,
             retry=RetryPolicy(
                 max_attempts=self.max_attempts,
                 initial_backoff_s=self.initial_backoff_s,

@@ -247,12 +247,13 @@ class EnrichmentStep:
 
 
 def _rate_limit_store(context: StepContext, setting: str) -> str | None:
-    """``"auto"``: shared by every process of the host when the instance is persistent
-    (several runs and multiprocess steps may use the key at once), else this process only."""
+    """``"auto"``: shared by every process of the host, in the instance's storage when it is
+    persistent, else (``materialize()`` in a script) in the user's cache folder like the
+    ``runwf`` command's, so that scripts and the command share the key's rate too."""
     if setting != "auto":
         return setting
     if context.instance.is_ephemeral:
-        return None
+        return "auto"
     return "sqlite://" + os.path.join(context.instance.storage_directory(), RATE_LIMIT_FILE)
 
 

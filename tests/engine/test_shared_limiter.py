@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -58,15 +60,16 @@ def test_processes_reserving_from_one_store_never_exceed_the_rate(store_url: str
 
 
 def _run_rows(base_url: str, prefix: str, store: str | None) -> tuple[int, int]:
+    options = EngineOptions(api_key=SHARED_KEY, base_url=base_url, concurrency=8)
+    if store != "default":  # the default: no rate_limit_store at all
+        options = dataclasses.replace(options, rate_limit_store=store)
     results, stats = run_workflow_rows_sync(
-        AITutorWorkflow("wf_echo", ["text"]),
-        [{"text": f"{prefix}{i}"} for i in range(20)],
-        EngineOptions(api_key=SHARED_KEY, base_url=base_url, concurrency=8, rate_limit_store=store),
+        AITutorWorkflow("wf_echo", ["text"]), [{"text": f"{prefix}{i}"} for i in range(20)], options
     )
     return sum(r.status == "succeeded" for r in results), stats.rate_limited
 
 
-@pytest.mark.parametrize("shared", ["sqlite", "redis", None])
+@pytest.mark.parametrize("shared", ["sqlite", "redis", "default", "memory"])
 def test_engine_runs_in_three_processes_keep_the_key_rate_only_with_a_shared_store(
     start_emulator: Callable[..., Emulator],
     request: pytest.FixtureRequest,
@@ -74,7 +77,7 @@ def test_engine_runs_in_three_processes_keep_the_key_rate_only_with_a_shared_sto
     shared: str | None,
 ) -> None:
     emu = start_emulator(workflows=[ECHO], aitutor_rate_limit=10)
-    store = None
+    store: str | None = shared
     if shared == "sqlite":
         store = f"sqlite://{tmp_path / 'limits.sqlite'}"
     elif shared == "redis":
@@ -85,7 +88,7 @@ def test_engine_runs_in_three_processes_keep_the_key_rate_only_with_a_shared_sto
     assert [succeeded for succeeded, _ in outcomes] == [20, 20, 20]
     server = emu.stats()
     rejected = server["by_status"].get("429", 0)
-    if shared:
+    if shared != "memory":  # the default shares it through the user's cache folder
         assert rejected == 0
         assert max(server["max_requests_in_window"]["aitutor"].values()) <= 10
     else:
@@ -97,6 +100,9 @@ def test_engine_runs_in_three_processes_keep_the_key_rate_only_with_a_shared_sto
 def test_store_urls(tmp_path: Path) -> None:
     assert type(open_window_store(None, "b")).__name__ == "MemoryWindowStore"
     assert type(open_window_store("memory", "b")).__name__ == "MemoryWindowStore"
+    auto = open_window_store("auto", "b")
+    assert isinstance(auto, SqliteWindowStore)
+    assert auto.path == Path(os.environ["XDG_CACHE_HOME"], "dagster-runwf", "rate-limits.sqlite")
     path = tmp_path / "nested" / "limits.sqlite"
     store = open_window_store(f"sqlite://{path}", "b")
     assert isinstance(store, SqliteWindowStore) and path.exists()

@@ -17,6 +17,11 @@ Besides its own requests the limiter learns from the services:
   else shares the key: new starts pause until the window has passed;
 - a 429 pauses new starts for ``Retry-After`` or, without it, an exponential share of the
   window, and a success resets that backoff.
+
+While a shared store is unavailable its
+:class:`~dagster_runwf.engine.ratelimit.fallback_store.FallbackWindowStore` keeps the window
+in the process: a decision that met the failure is taken again there, with the limit cut to
+the store's ``share`` of the key's.
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from ...services.http import RateLimitInfo
 from ...services.rate import Rate
+from .fallback_store import StoreUnavailable
 from .memory_store import MemoryWindowStore
-from .store import WindowStore
+from .store import WindowStore, WindowView
+
+_T = TypeVar("_T")
 
 _RESPONSE_HORIZON_S = 360.0
 """How long start times are kept after their window: a response (which may come 300 s after
@@ -84,8 +93,22 @@ class RateLimiter:
     @property
     def blocked_until(self) -> float:
         """Clock time before which no request may start (after a 429 or a full window)."""
-        with self.store.transaction() as window:
-            return window.blocked_until
+        return self._decide(lambda window: window.blocked_until)
+
+    def _decide(self, decision: Callable[[WindowView], _T]) -> _T:
+        """``decision`` in one transaction of the store; taken again if the store failed
+        during it (the store then keeps the window in this process)."""
+        try:
+            with self.store.transaction() as window:
+                return decision(window)
+        except StoreUnavailable:
+            with self.store.transaction() as window:
+                return decision(window)
+
+    def _limit_now(self) -> int:
+        """The limit to keep, inside a transaction: this process's share of the key's."""
+        share = self.store.share
+        return self._limit if share >= 1.0 else max(1, int(self._limit * share))
 
     def tighten(self, rate: Rate) -> None:
         """Adopt ``rate`` as an explicit limit if it is stricter than the current one."""
@@ -111,30 +134,32 @@ class RateLimiter:
             next free slot is more than a window away, so nothing is reserved (a limit
             learned meanwhile may free an earlier one); call again at ``time``.
         """
-        limit, window_s, margin_s = self._limit, self.window_s, self.margin_s
-        with self.store.transaction() as window:
-            now = self.store.clock()
-            window.forget_before(now - window_s - margin_s - _RESPONSE_HORIZON_S)
-            start = max(now, window.blocked_until)
-            latest = window.latest(1)
-            if latest is not None:
-                # Spread each window's requests over at least half of it: a burst of new
-                # connections would arrive in a different order and density than it was sent.
-                start = max(start, latest + window_s / limit / 2)
-            oldest_counted = window.latest(limit)
-            if oldest_counted is not None:
-                start = max(start, oldest_counted + window_s + margin_s)
-            if setup_s > 0 and limit > 1:
-                # Room for the second place too, in the window ending setup_s later.
-                second = window.latest(limit - 1)
-                if second is not None:
-                    start = max(start, second + window_s + margin_s - setup_s)
-            if start > now + window_s:
-                return start - window_s, False
-            window.append(start)
-            if setup_s > 0:
-                window.append(start + setup_s)
-            return start, True
+        return self._decide(lambda window: self._reserve(window, setup_s))
+
+    def _reserve(self, window: WindowView, setup_s: float) -> tuple[float, bool]:
+        limit, window_s, margin_s = self._limit_now(), self.window_s, self.margin_s
+        now = self.store.clock()
+        window.forget_before(now - window_s - margin_s - _RESPONSE_HORIZON_S)
+        start = max(now, window.blocked_until)
+        latest = window.latest(1)
+        if latest is not None:
+            # Spread each window's requests over at least half of it: a burst of new
+            # connections would arrive in a different order and density than it was sent.
+            start = max(start, latest + window_s / limit / 2)
+        oldest_counted = window.latest(limit)
+        if oldest_counted is not None:
+            start = max(start, oldest_counted + window_s + margin_s)
+        if setup_s > 0 and limit > 1:
+            # Room for the second place too, in the window ending setup_s later.
+            second = window.latest(limit - 1)
+            if second is not None:
+                start = max(start, second + window_s + margin_s - setup_s)
+        if start > now + window_s:
+            return start - window_s, False
+        window.append(start)
+        if setup_s > 0:
+            window.append(start + setup_s)
+        return start, True
 
     def confirm(self, start: float, setup_s: float = 0.0) -> float | None:
         """Just before sending on a slot reserved for ``start``: the start time to report to
@@ -146,34 +171,36 @@ class RateLimiter:
         were spaced from the time it was meant to start, not the time it really does.
         ``setup_s`` is the one the slot was reserved with.
         """
-        span = self.window_s + self.margin_s
-        with self.store.transaction() as window:
+        return self._decide(lambda window: self._confirm(window, start, setup_s))
 
-            def give_up(at: float) -> None:
-                window.remove(at)
-                if setup_s > 0:
-                    window.remove(at + setup_s)
+    def _confirm(self, window: WindowView, start: float, setup_s: float) -> float | None:
+        limit, span = self._limit_now(), self.window_s + self.margin_s
 
-            if window.blocked_until > start:
-                give_up(start)
-                return None
-            now = self.store.clock()
-            if now - start <= self.margin_s:
-                # On time; but a late request moved into this window may have filled it.
-                if window.count_between(start - span, start) <= self._limit:
-                    return start
-                give_up(start)
-                return None
-            give_up(start)
-            if window.count_between(now - span, now) >= self._limit:
-                return None
+        def give_up(at: float) -> None:
+            window.remove(at)
             if setup_s > 0:
-                arrives = now + setup_s
-                if window.count_between(arrives - span, arrives) >= max(self._limit - 1, 1):
-                    return None
-                window.append(now + setup_s)
-            window.append(now)
-            return now
+                window.remove(at + setup_s)
+
+        if window.blocked_until > start:
+            give_up(start)
+            return None
+        now = self.store.clock()
+        if now - start <= self.margin_s:
+            # On time; but a late request moved into this window may have filled it.
+            if window.count_between(start - span, start) <= limit:
+                return start
+            give_up(start)
+            return None
+        give_up(start)
+        if window.count_between(now - span, now) >= limit:
+            return None
+        if setup_s > 0:
+            arrives = now + setup_s
+            if window.count_between(arrives - span, arrives) >= max(limit - 1, 1):
+                return None
+            window.append(now + setup_s)
+        window.append(now)
+        return now
 
     def observe(self, info: RateLimitInfo | None, started_at: float) -> None:
         """Learn from a response's rate-limit headers; ``started_at`` is its reserved start."""
@@ -193,11 +220,15 @@ class RateLimiter:
         # the key and filled the window.
         since = started_at - self.window_s - 2 * self.margin_s
         until = started_at + max(4 * self.margin_s, 0.1 * self.window_s)
-        with self.store.transaction() as window:
+        limit, block_until = self._limit, started_at + self.window_s + self.margin_s
+
+        def judge(window: WindowView) -> None:
             if since < window.forgotten_before:
                 return  # that window is older than the history kept: no judgement
-            if window.count_between(since, until) < self._limit:
-                window.block_until(started_at + self.window_s + self.margin_s)
+            if window.count_between(since, until) < limit:
+                window.block_until(block_until)
+
+        self._decide(judge)
 
     def on_rate_limited(self, retry_after: float | None) -> float:
         """A 429 arrived: pause new starts; returns the pause in seconds."""
@@ -207,8 +238,7 @@ class RateLimiter:
             else:
                 pause = min(self.window_s, self.window_s / self._limit * 2**self._backoff_level)
                 self._backoff_level += 1
-        with self.store.transaction() as window:
-            window.block_until(self.store.clock() + pause)
+        self._decide(lambda window: window.block_until(self.store.clock() + pause))
         return pause
 
     def on_success(self) -> None:

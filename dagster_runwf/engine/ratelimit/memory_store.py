@@ -15,6 +15,7 @@ class MemoryWindowStore:
     """A key's window in this process only (threads and event loops share it)."""
 
     shared = False
+    share = 1.0
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock

@@ -25,6 +25,7 @@ from ...errors import ConfigError
 from .store import NEVER, PruneSchedule, WindowView
 
 _EXPIRE_S = 3600
+_SOCKET_TIMEOUT_S = 2.0
 
 
 class RedisWindowStore:
@@ -39,6 +40,7 @@ class RedisWindowStore:
     """
 
     shared = True
+    share = 1.0
 
     def __init__(
         self,
@@ -50,6 +52,8 @@ class RedisWindowStore:
     ) -> None:
         try:
             import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
         except ImportError as exc:
             raise ConfigError(
                 "a Redis rate-limit store needs the redis package: "
@@ -60,16 +64,29 @@ class RedisWindowStore:
         self._lock_timeout_s = lock_timeout_s
         self._thread_lock = threading.Lock()
         self._prune = PruneSchedule()
+        self.errors: tuple[type[BaseException], ...] = (redis.RedisError, TimeoutError, OSError)
+        """What this store raises when it cannot be used (the server is down or stalled)."""
+        self.where = url.rsplit("@", 1)[-1]
+        """The server, without the password a URL may hold."""
+        self.name = f"Redis at {self.where!r}"
+        """The store as messages name it."""
         try:
-            self._client: Any = redis.Redis.from_url(url, socket_timeout=10.0)
+            # A decision takes a few round trips of a millisecond: a server that does not
+            # answer in 2 s (killed, paused, cut off) is unavailable, and the limiter goes
+            # on without it rather than waiting out redis-py's default retries.
+            self._client: Any = redis.Redis.from_url(
+                url,
+                socket_timeout=_SOCKET_TIMEOUT_S,
+                socket_connect_timeout=_SOCKET_TIMEOUT_S,
+                retry=Retry(NoBackoff(), 1),
+            )
             self._offset = self._measure_offset()
             self.clock: Callable[[], float] = clock or self._server_clock
         except (redis.RedisError, ValueError) as exc:
             # The URL may carry a password: name only the host part.
-            where = url.rsplit("@", 1)[-1]
             raise ConfigError(
-                f"rate-limit store redis at {where!r} cannot be reached: {type(exc).__name__}: "
-                f"{exc}"
+                f"rate-limit store redis at {self.where!r} cannot be reached: "
+                f"{type(exc).__name__}: {exc}"
             ) from None
 
     def _measure_offset(self) -> float:
@@ -92,11 +109,16 @@ class RedisWindowStore:
     def transaction(self) -> Iterator[WindowView]:
         # Poll briefly: a decision holds the lock for a few round trips only.
         lock = self._client.lock(
-            f"{self._prefix}:lock", timeout=self._lock_timeout_s, sleep=0.002, blocking_timeout=30.0
+            f"{self._prefix}:lock",
+            timeout=self._lock_timeout_s,
+            sleep=0.002,
+            blocking_timeout=2 * self._lock_timeout_s,
         )
         with self._thread_lock:
             if not lock.acquire():
-                raise TimeoutError("the Redis rate-limit lock was not free within 30 s")
+                raise TimeoutError(
+                    f"the Redis rate-limit lock was not free within {2 * self._lock_timeout_s:g} s"
+                )
             try:
                 view = _RedisView(self._client, self._prefix)
                 yield view

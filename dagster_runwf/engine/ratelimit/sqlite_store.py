@@ -37,14 +37,27 @@ class SqliteWindowStore:
         path: the SQLite file (created with its folder if missing).
         bucket: which key's window this is.
         clock: wall-clock seconds; every process of the host must use the same clock.
+        timeout_s: how long a transaction waits for another process's lock before the store
+            counts as unavailable (a decision holds it for well under a millisecond).
     """
 
     shared = True
+    share = 1.0
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+    """What this store raises when it cannot be used (a lock held too long, a lost file)."""
 
     def __init__(
-        self, path: str | os.PathLike[str], bucket: str, clock: Callable[[], float] = time.time
+        self,
+        path: str | os.PathLike[str],
+        bucket: str,
+        clock: Callable[[], float] = time.time,
+        *,
+        timeout_s: float = 5.0,
     ) -> None:
         self.path = Path(path)
+        self.name = f"SQLite file {str(self.path)!r}"
+        """The store as messages name it."""
+        self.timeout_s = timeout_s
         self.bucket = bucket
         self.clock = clock
         self._lock = threading.Lock()
@@ -65,7 +78,7 @@ class SqliteWindowStore:
         # A connection must not cross a fork: a child opens its own.
         if self._connection is None or self._pid != os.getpid():
             connection = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=OFF")

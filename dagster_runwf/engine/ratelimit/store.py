@@ -83,6 +83,10 @@ class WindowStore(Protocol):
     shared: bool
     """Other processes use the store too, so a transaction may wait for their turn."""
 
+    share: float
+    """The part of the key's limit this process may use now: 1 but while a shared store is
+    unreachable (see :mod:`~dagster_runwf.engine.ratelimit.fallback_store`)."""
+
     def transaction(self) -> contextlib.AbstractContextManager[WindowView]:
         """Exclusive access to the window until the block ends."""
         ...
