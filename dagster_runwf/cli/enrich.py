@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..engine.budget import Budget
+from ..engine.claims import check_claim_store
 from ..engine.enrich import Enrichment, enrich_async
 from ..engine.journal import RowJournal
 from ..engine.options import EngineOptions
@@ -101,6 +102,7 @@ class _EnrichCommand:
                 base_url=url,
                 rate=args.rate,
                 concurrency=args.concurrency,
+                claim_store=args.claims,
                 progress_interval_s=display.interval_s,
             )
 
@@ -151,6 +153,7 @@ class _EnrichCommand:
             Rate.parse(args.rate)
         if args.concurrency is not None and args.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {args.concurrency}")
+        check_claim_store(args.claims)
 
     def _check_columns(self, frame: pd.DataFrame, mapping: Mapping[str, str]) -> None:
         """Name a missing column in the command's own words, before any request."""

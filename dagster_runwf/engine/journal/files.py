@@ -67,6 +67,10 @@ class WriterFiles:
         self._writer = uuid.uuid4().hex[:10]
         self._sequence = 0
 
+    def wrote(self, path: str) -> bool:
+        """Whether this writer wrote the file at ``path`` (its name holds the writer's id)."""
+        return f"-{self._writer}-" in file_name(path)
+
     def next_path(self, folder: str | None = None) -> str:
         """A new file's path in ``folder`` (default: the job's), unique to this writer."""
         self._sequence += 1
