@@ -28,6 +28,7 @@ from dagster_runwf import AITutorWorkflow, ConfigError, RowJournal, RowResult, e
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.engine.claims import ClaimStore, RedisClaimStore, SqliteClaimStore
+from dagster_runwf.engine.claims.opening import LOCAL_FILE
 from dagster_runwf.services.outcome import Outcome
 
 from ..conftest import KEY, engine_options, wait_for
@@ -160,6 +161,20 @@ def test_a_journal_refresh_reads_rows_other_writers_recorded_since(tmp_path: Pat
     for journal in (reader, writer, other_version):
         journal.close()  # merges each writer's files: a refresh reads the merged file
     assert reader.claim_scope == writer.claim_scope != other_version.claim_scope
+
+
+def test_every_writer_counts_its_runs_for_the_job_s_budget(
+    start_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emu = start_emulator(workflows=[ECHO], rate_limit_enabled=False)
+    with RowJournal(tmp_path, job_id="j") as journal:  # no budget of its own
+        enrich(pd.DataFrame({"text": texts(20)}), WORKFLOW, engine_options(emu.aitutor_url),
+               journal=journal)  # fmt: skip
+        scope = journal.claim_scope
+    store = SqliteClaimStore(tmp_path / LOCAL_FILE)
+    assert store.add_runs(scope, 0, at_least=0, limit=None) == (True, 20)
+    # So a writer with a budget, running beside it, would have had 20 runs spent.
+    assert store.add_runs(scope, 1, at_least=0, limit=20) == (False, 20)
 
 
 # -- settings --------------------------------------------------------------------------------

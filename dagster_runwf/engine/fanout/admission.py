@@ -3,8 +3,8 @@ paid run (see :class:`~dagster_runwf.engine.budget.BudgetGate`); the first row i
 away stops the fan-out.
 
 With row claims (:mod:`..claims`) the job's paid runs are also counted in the claim store,
-by every writer of the job, and a run cap is kept on that count: two writers with
-``max_runs=50`` pay for 50 runs together.
+by every writer of the job (with a budget of its own or not), and a run cap is kept on
+that count: two writers with ``max_runs=50`` pay for 50 runs together.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ class BudgetAdmission:
 
     def open(self) -> None:
         """Start counting, from what earlier attempts of the job spent (in the journal)."""
-        if self._budget is None:
-            return
         runs, credits = (0, 0.0) if self._journal is None else self._journal.spent()
         self._runs_at_open = runs
+        if self._budget is None:
+            return
         self._gate = BudgetGate(self._budget, runs_spent=runs, credits_spent=credits)
         self._stop.on_stop(self._gate.close)
 
@@ -68,7 +68,7 @@ class BudgetAdmission:
         """``send_row(row)`` once the budget admits it; ``None`` if it never will."""
         gate = self._gate
         if gate is None:
-            return await send_row(row)
+            return await self._send_counted(send_row, row)
         self._busy_rows(+1)
         busy, counted, sent = True, None, False
         try:
@@ -98,6 +98,20 @@ class BudgetAdmission:
                 self._busy_rows(-1)
             if counted and not sent:
                 await self._count_shared(-1)
+
+    async def _send_counted(
+        self, send_row: Callable[[RowAttempts], Awaitable[RowResult | None]], row: RowAttempts
+    ) -> RowResult | None:
+        """``send_row(row)`` without a budget of this writer's own, its run still counted
+        for the job's other writers (with claims)."""
+        if self._claims is None:
+            return await send_row(row)
+        await self._claims.add_runs(1, at_least=self._runs_at_open, limit=None)
+        try:
+            return await send_row(row)
+        finally:
+            if row.attempts == 0:
+                await self._claims.add_runs(-1, at_least=self._runs_at_open, limit=None)
 
     def _busy_rows(self, change: int) -> None:
         """Count rows between their budget admission and their answer."""
