@@ -123,6 +123,10 @@ class RowClaims:
                 return answered
         return None
 
+    def holds(self, key: str) -> bool:
+        """Whether this fan-out holds row ``key``'s claim."""
+        return key in self._held
+
     async def release(self, keys: Iterable[str]) -> None:
         """Rows ``keys`` are journaled (or given up): other writers may have them."""
         mine = [key for key in keys if key in self._held]

@@ -83,6 +83,8 @@ class Answers:
         answered = await claims.claim(key)
         if answered is not None:
             return answered.for_row(index, "journal")
+        if not claims.holds(key):
+            return None  # the fan-out stopped while the row waited for another writer
         result: RowResult | None = None
         try:
             result = await send()
