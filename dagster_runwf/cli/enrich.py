@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..engine.budget import Budget
+from ..engine.claims import check_claim_store
 from ..engine.enrich import Enrichment, enrich_async
 from ..engine.journal import RowJournal
 from ..engine.options import EngineOptions
@@ -112,6 +113,7 @@ class _EnrichCommand:
                 rate=args.rate,
                 concurrency=args.concurrency,
                 rate_limit_store=args.rate_limit_store,
+                claim_store=args.claims,
                 progress_interval_s=display.interval_s,
             )
 
@@ -186,6 +188,7 @@ class _EnrichCommand:
         check_store_url(args.rate_limit_store)
         if args.concurrency is not None and args.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {args.concurrency}")
+        check_claim_store(args.claims)
 
     def _check_columns(self, frame: pd.DataFrame, mapping: Mapping[str, str]) -> None:
         """Name a missing column in the command's own words, before any request."""

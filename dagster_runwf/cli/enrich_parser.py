@@ -185,6 +185,14 @@ def build_parser() -> Parser:
         help="pay for at most N runs in this job, earlier attempts included",
     )
     parser.add_argument(
+        "--claims",
+        metavar="STORE",
+        default="auto",
+        help="where concurrent commands of one job claim rows, so none pays for a row "
+        "another is paying for: 'auto' (a file in a local journal's folder; default), "
+        "'redis://host:6379/0' (every host), or 'off'",
+    )
+    parser.add_argument(
         "--fail-on-row-errors",
         action="store_true",
         help="exit with status 3 when any row failed",

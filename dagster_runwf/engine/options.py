@@ -18,6 +18,8 @@ import httpx
 from ..errors import ConfigError
 from ..services.base import Workflow
 from ..services.rate import Rate
+from .claims import AUTO as CLAIMS_AUTO
+from .claims import check_claim_store
 from .client import (
     DEFAULT_TIMEOUT,
     MAX_RESPONSE_BYTES,
@@ -80,6 +82,14 @@ class EngineOptions:
             key. While a shared store is unavailable the run goes on at a conservative
             share of the rate, with one warning, and uses the store again once it answers.
         limiter: a :class:`RateLimiter` to use instead of the shared one of this key.
+        claim_store: where the writers of one job claim rows before paying for them, so
+            two writers at once (two identical commands, a schedule tick over a manual
+            launch) never pay for a row twice and share the job's budget: ``"auto"`` (a
+            SQLite file in a local journal's folder; none for a journal in object storage,
+            with a warning), ``"redis://host:6379/0"`` (every host reaching the server),
+            ``"sqlite:///path/claims.sqlite"`` or ``"off"``. Used only with a journal.
+        claim_ttl_s: how long a writer's claims outlive its last heartbeat (renewed every
+            third of it): another writer takes the rows of a writer that died after this.
         max_consecutive_failures: stop after this many rows in a row failed at the service
             (a circuit breaker, so a broken workflow does not burn credits); ``None`` = never.
         dedup_cache_size: finished results kept (most recent first) to answer identical rows
@@ -106,6 +116,8 @@ class EngineOptions:
     attempt_timeout_s: float | None = None
     rate_limit_store: str | None = AUTO
     limiter: RateLimiter | None = None
+    claim_store: str | None = CLAIMS_AUTO
+    claim_ttl_s: float = 30.0
     max_consecutive_failures: int | None = 25
     dedup_cache_size: int = 10_000
     max_response_bytes: int = MAX_RESPONSE_BYTES
@@ -131,6 +143,9 @@ class EngineOptions:
             raise ConfigError("max_consecutive_failures must be >= 1 or None")
         if not self.unlimited and self.rate is not None:
             Rate.parse(self.rate)
+        check_claim_store(self.claim_store)
+        if not isinstance(self.claim_ttl_s, (int, float)) or not self.claim_ttl_s > 0:
+            raise ConfigError(f"claim_ttl_s must be seconds > 0, got {self.claim_ttl_s!r}")
 
     @property
     def unlimited(self) -> bool:

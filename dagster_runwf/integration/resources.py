@@ -64,6 +64,14 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
         "EnvVar if the URL holds a password). While the store is unavailable, runs go on "
         "at a conservative share of the rate, with one warning.",
     )
+    claim_store: str = Field(
+        default="auto",
+        description="Where the runs writing one journal job claim rows before paying for "
+        "them, so two runs of one asset partition at once never pay for a row twice: "
+        "'auto' (a SQLite file in a local journal's folder; none for a journal in object "
+        "storage, with a warning), 'redis://host:6379/0' (needed for a journal in object "
+        "storage, or steps on several hosts), 'sqlite:///path/claims.sqlite' or 'off'.",
+    )
     connect_timeout_s: float = Field(default=DEFAULT_TIMEOUT.connect or 15.0)
     read_timeout_s: float = Field(
         default=DEFAULT_TIMEOUT.read or 330.0,
@@ -89,6 +97,7 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
             rate=self.rate or None,
             concurrency=self.concurrency,
             rate_limit_store=self.rate_limit_store,
+            claim_store=self.claim_store,
             retry=RetryPolicy(
                 max_attempts=self.max_attempts,
                 initial_backoff_s=self.initial_backoff_s,

@@ -181,7 +181,7 @@ def test_kill_9_mid_run_then_resume_pays_again_only_for_unjournaled_rows(
     assert all(p.name.startswith(TEMP_PREFIX) for p in destination.parent.glob("*"))
 
     # Every journal file reads whole; a write cut by the kill is only a skipped temporary.
-    published, _ = local_files(journal_dir)
+    published = [p for p in local_files(journal_dir)[0] if p.suffix == ".parquet"]
     assert published, "nothing was journaled before the kill"
     job_files = [p for p in published if p.parent.parent.name == "jobs"]
     assert job_files == published  # one job: no snapshot yet

@@ -25,7 +25,9 @@ import httpx
 from ...errors import ConfigError, FanOutStopped, RowInputError
 from ...services.base import Workflow
 from ..budget import Budget
+from ..claims import RowClaims, row_claims_for
 from ..client import make_client
+from ..journal import RowJournal
 from ..options import EngineOptions
 from ..ratelimit import RateLimiter
 from ..results import Journal, RowResult
@@ -98,8 +100,9 @@ class WorkflowRun:
         self._sender = RowSender(
             workflow, options, stats=self.stats, stop=self._stop, breaker=self._breaker
         )
-        self._admission = BudgetAdmission(budget, journal, workflow, self._stop)
-        self._answers = Answers(journal, options.dedup_cache_size)
+        claims = self._claims_for(journal, options)
+        self._admission = BudgetAdmission(budget, journal, workflow, self._stop, claims)
+        self._answers = Answers(journal, options.dedup_cache_size, claims)
         self._recorder = JournalRecorder(journal, self._answers, self._stop)
         self._total = len(rows) if isinstance(rows, Sized) else None
         self._progress = ProgressReporter(
@@ -109,6 +112,17 @@ class WorkflowRun:
         self._options = options
         self._first_row = first_row
         self._started = False
+
+    def _claims_for(self, journal: Journal | None, options: EngineOptions) -> RowClaims | None:
+        """The row claims this run shares with the other writers of its journal's job."""
+        if not isinstance(journal, RowJournal):
+            return None
+        return row_claims_for(
+            options.claim_store,
+            journal,
+            ttl_s=options.claim_ttl_s,
+            stopped=lambda: self._stop.is_set,
+        )
 
     @property
     def base_url(self) -> str:
@@ -164,6 +178,7 @@ class WorkflowRun:
                     task.cancel()
                 await asyncio.gather(*workers, recorder, closer, reporter, return_exceptions=True)
                 await self._recorder.record_leftovers()
+                await self._answers.close()
                 self._progress.finish()
         self._stop.raise_if_stopped(self._total)
 

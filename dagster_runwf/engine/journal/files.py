@@ -104,6 +104,10 @@ class WriterFiles:
         self._writer = uuid.uuid4().hex[:10]
         self._sequence = 0
 
+    def wrote(self, path: str) -> bool:
+        """Whether this writer wrote the file at ``path`` (its name holds the writer's id)."""
+        return f"-{self._writer}-" in file_name(path)
+
     def next_path(self, data: bytes | memoryview, folder: str | None = None) -> str:
         """The path of a new file holding ``data`` in ``folder`` (default: the job's),
         unique to this writer, ending with the data's digest."""

@@ -11,6 +11,7 @@ that resume until their results land (:mod:`.generations`).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import threading
 import warnings
@@ -18,11 +19,14 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+import pyarrow.compute as pc
+
 from ...errors import ConfigError, JournalError
 from ..results import RowResult
 from ..storage import Storage
 from .compaction import Retention, compact
-from .files import WriterFiles, job_folder_name
+from .damage import read_or_set_aside
+from .files import SUFFIX, WriterFiles, job_folder_name
 from .generations import current_generation, generation_job_id, mark_landed
 from .loading import RowLoader
 from .merging import TieredMerges
@@ -101,6 +105,10 @@ class RowJournal:
         self._merges = TieredMerges(self._files)
         self._closed = False
         self._lock = threading.Lock()  # files: one record() or merge at a time
+        self._refresh_lock = threading.Lock()
+        # Files listed before the rows are loaded were read by the loading: refresh() skips
+        # them (a file written meanwhile may be read twice, which changes nothing).
+        self._read_files = set(self._list_job_files())
         self._rows = self._loader().load()
 
     @classmethod
@@ -198,8 +206,61 @@ class RowJournal:
             self._merges.add(path)
 
     def spent(self) -> tuple[int, float]:
-        """Runs paid and credits reported by this job's earlier attempts (at opening)."""
+        """Runs paid and credits reported by this job's earlier attempts (at opening, plus
+        the rows :meth:`refresh` read since)."""
         return self._rows.spent()
+
+    # -- other writers of the job -----------------------------------------------------------
+
+    @property
+    def claim_scope(self) -> str:
+        """The job's name among claims: its location, id and version, hashed."""
+        where = self.storage.root if self.storage.local else self.storage.url
+        text = "\0".join((where, self.job_id, self.version))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    @property
+    def location_url(self) -> str:
+        """Where the journal is, as given (a local folder or a URL)."""
+        return self.storage.url
+
+    @property
+    def local_folder(self) -> str | None:
+        """The journal's folder on a local disk; ``None`` in object storage."""
+        return self.storage.root if self.storage.local else None
+
+    def refresh(self) -> int:
+        """Read the rows other writers of this job recorded since this journal opened (or
+        last refreshed), so :meth:`lookup` finds them; how many rows were new.
+
+        Lists the job's folder and reads only files not read before. Safe while other
+        writers merge their files: a file gone meanwhile is found merged in the next
+        listing, which is taken at once.
+        """
+        with self._refresh_lock:
+            for _ in range(3):
+                try:
+                    return self._read_new_files()
+                except FileNotFoundError:
+                    continue  # merged into a new file meanwhile: list again
+            return 0
+
+    def _read_new_files(self) -> int:
+        added = 0
+        for path in self._list_job_files():
+            if path in self._read_files or self._files.wrote(path):
+                continue
+            self._read_files.add(path)
+            table = read_or_set_aside(self.storage, path)  # a damaged file answers no row
+            if table is None:
+                continue
+            table = table.filter(pc.equal(table.column("version"), self.version))
+            self._rows.add_read(table, own=True)
+            added += table.num_rows
+        return added
+
+    def _list_job_files(self) -> list[str]:
+        return self.storage.list_files(self._files.job_folder, SUFFIX)
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -256,6 +317,7 @@ class RowJournal:
             self.storage.delete_tree(self.storage.root)
             self._rows = RowStore()
             self._merges.forget()
+            self._read_files = set()
 
     def _cutoff(self) -> dt.datetime | None:
         if self.max_age is None:

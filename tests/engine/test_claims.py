@@ -1,0 +1,352 @@
+"""Row claims: two writers of one job never pay for one row at once.
+
+The stores (SQLite, and a real Redis server), the journal's refresh that finds rows other
+writers recorded, and the engine end to end: two ``enrich()`` calls in two processes on one
+journal job, and a writer killed with ``kill -9`` whose rows the other takes over once its
+claims expire. The emulator runs in its own process and counts, server side, how often each
+row ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from dagster_runwf import AITutorWorkflow, ConfigError, RowJournal, RowResult, enrich
+from dagster_runwf.emulator import Emulator
+from dagster_runwf.emulator.server import EmulatorProcess
+from dagster_runwf.engine.claims import ClaimStore, RedisClaimStore, SqliteClaimStore
+from dagster_runwf.engine.claims.opening import LOCAL_FILE
+from dagster_runwf.services.outcome import Outcome
+
+from ..conftest import KEY, engine_options, wait_for
+
+ECHO = {
+    "id": "wf_echo",
+    "service": "aitutor",
+    "variables": ["text"],
+    "template": "echo:{{text}}",
+    "latency": {"min_s": 0.02, "max_s": 0.05},
+}
+WORKFLOW = AITutorWorkflow("wf_echo", ["text"])
+
+
+def texts(n: int) -> list[str]:
+    return [f"row-{i:04d}" for i in range(n)]
+
+
+def input_hash(text: str) -> str:
+    return WORKFLOW.prepare({"text": text}).input_hash
+
+
+def emulator_sha(text: str) -> str:
+    """The emulator's key of a row's request body (as in ``runs_by_sha256``)."""
+    content = WORKFLOW.prepare({"text": text}).request.content
+    assert content is not None
+    return hashlib.sha256(content).hexdigest()
+
+
+# -- the stores --------------------------------------------------------------------------------
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_sqlite_claim_is_held_renewed_released_and_taken_over(tmp_path: Path) -> None:
+    clock = Clock()
+    first = SqliteClaimStore(tmp_path / "claims.sqlite", clock=clock)
+    second = SqliteClaimStore(tmp_path / "claims.sqlite", clock=clock)  # another process
+    won = first.claim("job", "row", "a", ttl_s=10)
+    assert won.won and not won.seen_before
+    lost = second.claim("job", "row", "b", ttl_s=10)
+    assert not lost.won and lost.holder == "a"
+    assert second.holder("job", "row") == "a"
+    assert second.claim("other job", "row", "b", ttl_s=10).won  # jobs do not share rows
+
+    clock.now += 8
+    first.renew("job", "a", ttl_s=10)  # the heartbeat
+    clock.now += 8
+    assert not second.claim("job", "row", "b", ttl_s=10).won
+
+    first.release("job", "a", ["row"])
+    assert second.holder("job", "row") is None
+    again = second.claim("job", "row", "b", ttl_s=10)
+    assert again.won and again.seen_before  # answered: look in the journal first
+
+    clock.now += 11  # b died: its claim lapsed
+    assert first.holder("job", "row") is None
+    taken = first.claim("job", "row", "a", ttl_s=10)
+    assert taken.won and taken.seen_before
+    second.release("job", "b", ["row"])  # b no longer holds it: nothing changes
+    assert first.holder("job", "row") == "a"
+
+
+def check_run_count(store: ClaimStore, scope: str) -> None:
+    assert store.add_runs(scope, 1, at_least=3, limit=5) == (True, 4)  # 3 in the journal
+    assert store.add_runs(scope, 1, at_least=3, limit=5) == (True, 5)
+    assert store.add_runs(scope, 1, at_least=3, limit=5) == (False, 5)
+    assert store.add_runs(scope, -1, at_least=3, limit=5) == (True, 4)  # one was not sent
+    assert store.add_runs(scope, 1, at_least=0, limit=None) == (True, 5)
+
+
+def test_a_sqlite_store_counts_a_job_s_runs_for_every_writer(tmp_path: Path) -> None:
+    check_run_count(SqliteClaimStore(tmp_path / "claims.sqlite"), "job")
+
+
+def test_a_redis_claim_is_held_released_and_taken_over(redis_url: str) -> None:
+    first, second = RedisClaimStore(redis_url), RedisClaimStore(redis_url)
+    won = first.claim("rjob", "row", "a", ttl_s=60)
+    assert won.won and not won.seen_before
+    lost = second.claim("rjob", "row", "b", ttl_s=60)
+    assert not lost.won and lost.holder == "a"
+    assert second.holder("rjob", "row") == "a"
+    first.renew("rjob", "a", ttl_s=60)
+    first.release("rjob", "a", ["row"])
+    assert second.holder("rjob", "row") is None
+    again = second.claim("rjob", "row", "b", ttl_s=0.05)
+    assert again.won and again.seen_before
+
+    # b stops renewing: once its claim lapses on the server's clock, a takes the row over.
+    def taken() -> bool:
+        claim = first.claim("rjob", "row", "a", ttl_s=60)
+        return claim.won and claim.seen_before
+
+    wait_for(taken, 10, "b's claim to lapse")
+    assert first.holder("rjob", "row") == "a"
+    check_run_count(first, "rjob-runs")
+
+
+# -- the journal sees what other writers recorded ---------------------------------------------
+
+
+def finished(text: str) -> RowResult:
+    prepared = WORKFLOW.prepare({"text": text})
+    return RowResult(0, prepared.input_hash, "succeeded", Outcome(result=f"echo:{text}"))
+
+
+def test_a_journal_refresh_reads_rows_other_writers_recorded_since(tmp_path: Path) -> None:
+    reader = RowJournal(tmp_path, job_id="j")
+    writer = RowJournal(tmp_path, job_id="j")
+    other_version = RowJournal(tmp_path, job_id="j", version="v2")
+    row, stale = finished("a"), finished("b")
+    writer.record([row])
+    other_version.record([stale])
+    assert reader.lookup(str(row.input_hash)) is None  # read when it opened
+    assert reader.refresh() == 1
+    found = reader.lookup(str(row.input_hash))
+    assert found is not None and found.outcome == row.outcome
+    assert reader.lookup(str(stale.input_hash)) is None  # another version: never reused
+    assert reader.refresh() == 0  # nothing new
+    reader.record([finished("c")])
+    assert reader.refresh() == 0  # its own files are not read again
+    for journal in (reader, writer, other_version):
+        journal.close()  # merges each writer's files: a refresh reads the merged file
+    assert reader.claim_scope == writer.claim_scope != other_version.claim_scope
+
+
+def test_every_writer_counts_its_runs_for_the_job_s_budget(
+    start_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emu = start_emulator(workflows=[ECHO], rate_limit_enabled=False)
+    with RowJournal(tmp_path, job_id="j") as journal:  # no budget of its own
+        enrich(pd.DataFrame({"text": texts(20)}), WORKFLOW, engine_options(emu.aitutor_url),
+               journal=journal)  # fmt: skip
+        scope = journal.claim_scope
+    store = SqliteClaimStore(tmp_path / LOCAL_FILE)
+    assert store.add_runs(scope, 0, at_least=0, limit=None) == (True, 20)
+    # So a writer with a budget, running beside it, would have had 20 runs spent.
+    assert store.add_runs(scope, 1, at_least=0, limit=20) == (False, 20)
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+def test_a_claim_store_that_is_not_understood_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="claim store 'postgres://x' is not supported"):
+        engine_options(None, claim_store="postgres://x")
+    with pytest.raises(ConfigError, match="claim_ttl_s"):
+        engine_options(None, claim_ttl_s=0)
+
+
+def test_a_journal_in_object_storage_without_a_claim_store_warns_once(
+    start_emulator: Callable[..., Emulator], caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = start_emulator(workflows=[ECHO], rate_limit_enabled=False)
+    frame = pd.DataFrame({"text": texts(3)})
+    with caplog.at_level(logging.WARNING, logger="dagster_runwf.engine.claims"):
+        for _ in range(2):
+            with RowJournal("memory://claims-warning/journal", job_id="j") as journal:
+                enrich(frame, WORKFLOW, engine_options(emu.aitutor_url), journal=journal)
+    warnings = [r for r in caplog.records if "not coordinated" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+# -- two writers of one job, in two processes --------------------------------------------------
+
+ENRICH_CHILD = textwrap.dedent(
+    """
+    import os, sys
+    import pandas as pd
+    from dagster_runwf import AITutorWorkflow, EngineOptions, RowJournal, enrich
+
+    url, journal_dir, destination, rows, concurrency, claim_store, ttl = sys.argv[1:8]
+    frame = pd.DataFrame({"text": [f"row-{i:04d}" for i in range(int(rows))]})
+    with RowJournal(journal_dir, job_id="nightly") as journal:
+        print("opened", flush=True)
+        done = enrich(
+            frame,
+            AITutorWorkflow("wf_echo", ["text"]),
+            EngineOptions(
+                api_key=os.environ["RUNWF_TEST_KEY"],
+                base_url=url,
+                rate="unlimited",
+                concurrency=int(concurrency),
+                claim_store=claim_store,
+                claim_ttl_s=float(ttl),
+            ),
+            journal=journal,
+            destination=destination,
+        )
+    print(done.stats.sent, done.stats.reused)
+    """
+)
+
+
+@pytest.fixture
+def emulator_process() -> Iterator[EmulatorProcess]:
+    """The emulator in its own process, so its counts outlive a killed client."""
+    emu = Emulator.in_subprocess(
+        {"workflows": [ECHO], "rate_limit_enabled": False, "keys": {KEY: {}}}
+    )
+    try:
+        yield emu
+    finally:
+        emu.close()
+
+
+@pytest.fixture
+def slow_emulator_process() -> Iterator[EmulatorProcess]:
+    """The same with runs of 0.1-0.2 s, so that a writer is still busy when another starts."""
+    slow = {**ECHO, "latency": {"min_s": 0.1, "max_s": 0.2}}
+    emu = Emulator.in_subprocess(
+        {"workflows": [slow], "rate_limit_enabled": False, "keys": {KEY: {}}}
+    )
+    try:
+        yield emu
+    finally:
+        emu.close()
+
+
+class Writer:
+    """One ``enrich()`` of the job "nightly" in a child process."""
+
+    def __init__(
+        self, tmp_path: Path, emu: EmulatorProcess, name: str, *settings: str, rows: int
+    ) -> None:
+        script = tmp_path / "enrich_child.py"
+        script.write_text(ENRICH_CHILD, encoding="utf-8")
+        destination = tmp_path / f"{name}.parquet"
+        args = [emu.aitutor_url, str(tmp_path / "journal"), str(destination), str(rows)]
+        self.destination = destination
+        self.process = subprocess.Popen(
+            [sys.executable, str(script), *args, *settings],
+            env={**os.environ, "RUNWF_TEST_KEY": KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def wait_until_opened(self) -> None:
+        """Until the writer has opened the journal."""
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline() == b"opened\n"
+
+    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+        return self.process.returncode, out.decode(), err.decode()
+
+    def check_full_table(self, rows: int) -> None:
+        status, _, err = self.finish()
+        assert status == 0, err
+        out = pd.read_parquet(self.destination)
+        assert list(out["text"]) == texts(rows)
+        assert (out["wf_status"] == "succeeded").all()
+
+
+def runs_by_row(emu: EmulatorProcess) -> dict[str, int]:
+    runs: dict[str, Any] = emu.stats()["runs_by_sha256"]
+    return {sha: int(n) for sha, n in runs.items()}
+
+
+@pytest.mark.parametrize("store", ["auto", "redis"])
+def test_two_enrich_calls_in_two_processes_pay_for_each_row_once(
+    tmp_path: Path, emulator_process: EmulatorProcess, store: str, request: pytest.FixtureRequest
+) -> None:
+    rows = 300
+    claim_store = request.getfixturevalue("redis_url") if store == "redis" else store
+    settings = ("8", claim_store, "30")
+    writers = [Writer(tmp_path, emulator_process, f"w{i}", *settings, rows=rows) for i in (0, 1)]
+    for writer in writers:
+        writer.check_full_table(rows)
+    runs = runs_by_row(emulator_process)
+    assert len(runs) == rows
+    assert [n for n in runs.values() if n > 1] == []
+
+
+def test_a_writer_killed_mid_run_has_its_rows_taken_over_by_the_other(
+    tmp_path: Path, slow_emulator_process: EmulatorProcess
+) -> None:
+    emu, rows, concurrency, ttl_s = slow_emulator_process, 300, 8, 1.0
+    settings = (str(concurrency), "auto", str(ttl_s))
+    doomed = Writer(tmp_path, emu, "doomed", *settings, rows=rows)
+    wait_for(lambda: sum(runs_by_row(emu).values()) >= 40, 60, "the first writer to pay")
+    survivor = Writer(tmp_path, emu, "survivor", *settings, rows=rows)
+    survivor.wait_until_opened()
+    # The survivor waits for the rows the first writer holds (and finds them answered in
+    # the journal), while the first pays for 40 more.
+    paid = sum(runs_by_row(emu).values())
+    wait_for(lambda: sum(runs_by_row(emu).values()) >= paid + 40, 60, "40 more runs")
+    assert doomed.process.poll() is None, "the first writer finished too early"
+    os.kill(doomed.process.pid, signal.SIGKILL)
+    # What the killed writer journaled (the survivor takes none of its rows over before
+    # their claims lapse, a second from now, so these are read first).
+    batches = [pq.read_table(p) for p in (tmp_path / "journal").rglob("*.parquet")]
+    assert doomed.finish()[0] == -signal.SIGKILL
+    journaled = {h for t in batches for h in t.column("input_hash").to_pylist()}
+
+    # The survivor waits for the rows the killed writer held until their claims lapse
+    # (one ttl without a heartbeat), then pays for them itself, and finishes.
+    survivor.check_full_table(rows)
+    runs = runs_by_row(emu)
+    assert len(runs) == rows
+    # Paid twice: only rows the killed writer was paying for, or had paid for and not yet
+    # journaled, when it died (as for a kill -9 and a rerun): never a journaled row, never
+    # a row both writers were paying for while both were alive.
+    sha_of = {input_hash(t): emulator_sha(t) for t in texts(rows)}
+    twice = {sha for sha, n in runs.items() if n > 1}
+    assert set(runs.values()) <= {1, 2}
+    assert not twice & {sha_of[h] for h in journaled}
+    largest_batch = max(t.num_rows for t in batches)
+    assert len(twice) <= concurrency + 3 * largest_batch, (len(twice), largest_batch)
