@@ -28,6 +28,7 @@ from ..errors import (
     UnusableAnswerError,
 )
 from ..services.http import HttpRequest, HttpResponse
+from .deadline import deadline
 
 HttpBackend = Literal["httpx", "aiohttp"]
 
@@ -135,9 +136,8 @@ async def send(
         headers=headers,
     )
     try:
-        response, content = await asyncio.wait_for(
-            _exchange(client, built, max_bytes, service=service, url=url), deadline_s
-        )
+        async with deadline(deadline_s):
+            response, content = await _exchange(client, built, max_bytes, service=service, url=url)
     except asyncio.TimeoutError:
         raise TransportError(
             f"{service}: no complete answer within the attempt's deadline of {deadline_s:g} s "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ...errors import BudgetReachedError, FanOutStopped, ServiceError
 from ...services.base import Workflow
 from ..budget import BudgetGate
+from ..deadline import deadline
 from ..results import RowResult
 from ..stats import RunStats
 
@@ -68,7 +69,8 @@ class StopSignal:
         if seconds <= 0:
             return not self._event.is_set()
         try:
-            await asyncio.wait_for(self._event.wait(), seconds)
+            async with deadline(seconds):
+                await self._event.wait()
         except asyncio.TimeoutError:
             return True
         return False
