@@ -4,7 +4,8 @@ run whose worker carried on would hang: Ctrl-C on ``runwf enrich`` once did)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ async def with_wait_for(work: Awaitable[object]) -> str:
 
 
 async def cancelled_as_its_work_finishes(
-    limit: Callable[[Awaitable[object]], Awaitable[str]],
+    limit: Callable[[Awaitable[object]], Coroutine[Any, Any, str]],
 ) -> str:
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(limit(done))
