@@ -135,3 +135,22 @@ def test_a_step_whose_run_process_was_killed_stops_paying(
     )
     assert runs_at(paying_location) - stats["duplicate_runs"] == 200
     assert stats["duplicate_runs"] <= 4, "at most the orphan's rows in flight when it stopped"
+
+
+def test_two_runs_of_one_asset_at_once_pay_for_each_row_once(
+    paying_location: Emulator, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """A schedule tick over a manual launch: two runs of the same asset, partition and
+    configuration at once share one journal job, and its row claims let only one of them
+    pay for each row; the other waits for that answer."""
+    more_credits(paying_location)
+    home = tmp_path / "home"
+    runs = [launch("enrich_many_companies", home) for _ in range(2)]
+    for run in runs:
+        assert run.wait(timeout=240) == 0, "both runs finish"
+    settle(paying_location)
+    paid = paying_location.stats()["runs_by_sha256"]
+    twice = sum(1 for count in paid.values() if count > 1)
+    print(f"{twice} of {len(paid)} rows paid twice by two runs at once")
+    assert len(paid) == 200 and twice == 0
+    assert runs_at(paying_location) == 200
