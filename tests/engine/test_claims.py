@@ -9,7 +9,6 @@ row ran.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -24,7 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from dagster_runwf import AITutorWorkflow, ConfigError, RowJournal, RowResult, enrich
+from dagster_runwf import ConfigError, RowJournal, RowResult, enrich
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.engine.claims import ClaimStore, RedisClaimStore, SqliteClaimStore
@@ -32,6 +31,7 @@ from dagster_runwf.engine.claims.opening import LOCAL_FILE
 from dagster_runwf.services.outcome import Outcome
 
 from ..conftest import KEY, engine_options, wait_for
+from .test_journal_durability import WORKFLOW, emulator_sha, input_hash, texts
 
 ECHO = {
     "id": "wf_echo",
@@ -40,22 +40,6 @@ ECHO = {
     "template": "echo:{{text}}",
     "latency": {"min_s": 0.02, "max_s": 0.05},
 }
-WORKFLOW = AITutorWorkflow("wf_echo", ["text"])
-
-
-def texts(n: int) -> list[str]:
-    return [f"row-{i:04d}" for i in range(n)]
-
-
-def input_hash(text: str) -> str:
-    return WORKFLOW.prepare({"text": text}).input_hash
-
-
-def emulator_sha(text: str) -> str:
-    """The emulator's key of a row's request body (as in ``runs_by_sha256``)."""
-    content = WORKFLOW.prepare({"text": text}).request.content
-    assert content is not None
-    return hashlib.sha256(content).hexdigest()
 
 
 # -- the stores --------------------------------------------------------------------------------
@@ -318,7 +302,10 @@ def test_two_enrich_calls_in_two_processes_pay_for_each_row_once(
 def test_a_writer_killed_mid_run_has_its_rows_taken_over_by_the_other(
     tmp_path: Path, slow_emulator_process: EmulatorProcess
 ) -> None:
-    emu, rows, concurrency, ttl_s = slow_emulator_process, 300, 8, 1.0
+    # The claims' time to live leaves the test time to read what the killed writer
+    # journaled before the survivor may take its rows over (at least 2/3 of it after the
+    # kill), even on a loaded machine.
+    emu, rows, concurrency, ttl_s = slow_emulator_process, 300, 8, 3.0
     settings = (str(concurrency), "auto", str(ttl_s))
     doomed = Writer(tmp_path, emu, "doomed", *settings, rows=rows)
     wait_for(lambda: sum(runs_by_row(emu).values()) >= 40, 60, "the first writer to pay")
@@ -331,7 +318,7 @@ def test_a_writer_killed_mid_run_has_its_rows_taken_over_by_the_other(
     assert doomed.process.poll() is None, "the first writer finished too early"
     os.kill(doomed.process.pid, signal.SIGKILL)
     # What the killed writer journaled (the survivor takes none of its rows over before
-    # their claims lapse, a second from now, so these are read first).
+    # their claims lapse, two seconds or more from now, so these are read first).
     batches = [pq.read_table(p) for p in (tmp_path / "journal").rglob("*.parquet")]
     assert doomed.finish()[0] == -signal.SIGKILL
     journaled = {h for t in batches for h in t.column("input_hash").to_pylist()}
