@@ -17,6 +17,7 @@ import pytest
 
 from dagster_runwf import EngineOptions
 from dagster_runwf.emulator import Emulator, EmulatorConfig
+from dagster_runwf.emulator.server import EmulatorProcess
 
 if TYPE_CHECKING:
     from .outages import RedisServer
@@ -80,6 +81,18 @@ def start_emulator() -> Iterator[Callable[..., Emulator]]:
     yield start
     for emulator in started:
         emulator.stop()
+
+
+@pytest.fixture
+def emulator_process() -> Iterator[EmulatorProcess]:
+    """The emulator in its own process, so its counts outlive a killed client."""
+    emu = Emulator.in_subprocess(
+        {"workflows": [ECHO], "rate_limit_enabled": False, "keys": {KEY: {}}}
+    )
+    try:
+        yield emu
+    finally:
+        emu.close()
 
 
 @pytest.fixture

@@ -107,6 +107,26 @@ def finish(started: Started, timeout: float = 60) -> Run:
     return run
 
 
+def start_echo_enrich(emu: Emulator, folder: Path, texts: list[str], concurrency: int) -> Started:
+    """``runwf enrich`` of ``texts`` (written to ``folder/in.csv``) through the echo
+    workflow, unlimited, at ``concurrency``; started, not waited for."""
+    pd.DataFrame({"text": texts}).to_csv(folder / "in.csv", index=False)
+    args = ["enrich", "in.csv", "out.parquet", *ENRICH_ECHO, "--map", "text=text"]
+    args += ["--concurrency", str(concurrency), "--rate", "unlimited"]
+    return start(args, environment(emu), folder)
+
+
+def wait_for_runs(emu: Emulator, running: Started, runs: int, timeout: float) -> None:
+    """Wait until the emulator ran ``runs`` runs, failing if the command ends first."""
+
+    def ran() -> int:
+        if running.process.poll() is not None:
+            raise AssertionError(f"runwf ended early: {finish(running)}")
+        return sum(emu.stats()["runs_by_sha256"].values())
+
+    wait_for(lambda: ran() >= runs, timeout, f"{runs} runs")
+
+
 def runwf(*args: str, env: dict[str, str], cwd: Path) -> Run:
     return finish(start(args, env, cwd))
 
@@ -604,19 +624,8 @@ def test_an_interrupted_enrich_resumes_without_paying_twice(
 ) -> None:
     emu = start_emulator(workflows=[SLOW_ECHO], rate_limit_enabled=False)
     texts = echo_texts(ROWS)
-    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
-    args = ["enrich", "in.csv", "out.parquet", *ENRICH_ECHO, "--map", "text=text"]
-    args += ["--concurrency", str(CONCURRENCY), "--rate", "unlimited"]
-    env = environment(emu)
-
-    running = start(args, env, tmp_path)
-
-    def runs() -> int:
-        if running.process.poll() is not None:
-            raise AssertionError(f"runwf ended early: {finish(running)}")
-        return sum(emu.stats()["runs_by_sha256"].values())
-
-    wait_for(lambda: runs() >= INTERRUPT_AFTER, 30, f"{INTERRUPT_AFTER} runs")
+    running = start_echo_enrich(emu, tmp_path, texts, CONCURRENCY)
+    wait_for_runs(emu, running, INTERRUPT_AFTER, 30)
     os.kill(running.process.pid, how)
     stopped = finish(running, timeout=30)
     assert stopped.returncode == status, stopped
@@ -644,7 +653,7 @@ def test_an_interrupted_enrich_resumes_without_paying_twice(
     journaled = sum(pq.read_metadata(p).num_rows for p in journal_files)
     assert journaled > 0
 
-    resumed = runwf(*args, env=env, cwd=tmp_path)
+    resumed = runwf(*running.args, env=running.env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming job, {journaled} rows journaled earlier" in resumed.stdout
     assert f"reused    {journaled} from the journal" in resumed.stdout

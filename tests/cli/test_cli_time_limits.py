@@ -21,7 +21,16 @@ from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
 from ..conftest import ECHO, KEY, wait_for
-from .test_cli import ENRICH_ECHO, echo_texts, emulator_sha, environment, finish, runwf, start
+from .test_cli import (
+    ENRICH_ECHO,
+    echo_texts,
+    emulator_sha,
+    environment,
+    finish,
+    runwf,
+    start_echo_enrich,
+    wait_for_runs,
+)
 
 # -- a service that cannot be reached ----------------------------------------------------------
 
@@ -80,18 +89,8 @@ def test_kill_9_at_concurrency_16_pays_again_only_for_the_rows_in_flight(
     # paid but not journaled to the rows in flight.
     emu = start_emulator(workflows=[QUICK_ECHO], rate_limit_enabled=False)
     texts = echo_texts(ROWS)
-    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
-    args = ["enrich", "in.csv", "out.parquet", *ENRICH_ECHO, "--map", "text=text"]
-    args += ["--concurrency", str(CONCURRENCY), "--rate", "unlimited"]
-    env = environment(emu)
-    running = start(args, env, tmp_path)
-
-    def runs() -> int:
-        if running.process.poll() is not None:
-            raise AssertionError(f"runwf ended early: {finish(running)}")
-        return sum(emu.stats()["runs_by_sha256"].values())
-
-    wait_for(lambda: runs() >= KILL_AFTER, 60, f"{KILL_AFTER} runs")
+    running = start_echo_enrich(emu, tmp_path, texts, CONCURRENCY)
+    wait_for_runs(emu, running, KILL_AFTER, 60)
     os.kill(running.process.pid, signal.SIGKILL)
     assert finish(running, timeout=30).returncode == -signal.SIGKILL
 
@@ -104,7 +103,7 @@ def test_kill_9_at_concurrency_16_pays_again_only_for_the_rows_in_flight(
     published = [p for p in journal.rglob("*.parquet") if not p.name.startswith(TEMP_PREFIX)]
     journaled = sum(pq.read_metadata(p).num_rows for p in published)
 
-    resumed = runwf(*args, env=env, cwd=tmp_path)
+    resumed = runwf(*running.args, env=running.env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     runs_by_sha = emu.stats()["runs_by_sha256"]
     assert set(runs_by_sha) == {emulator_sha(t) for t in texts}

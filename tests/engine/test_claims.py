@@ -216,18 +216,6 @@ ENRICH_CHILD = textwrap.dedent(
 
 
 @pytest.fixture
-def emulator_process() -> Iterator[EmulatorProcess]:
-    """The emulator in its own process, so its counts outlive a killed client."""
-    emu = Emulator.in_subprocess(
-        {"workflows": [ECHO], "rate_limit_enabled": False, "keys": {KEY: {}}}
-    )
-    try:
-        yield emu
-    finally:
-        emu.close()
-
-
-@pytest.fixture
 def slow_emulator_process() -> Iterator[EmulatorProcess]:
     """The same with runs of 0.1-0.2 s, so that a writer is still busy when another starts."""
     slow = {**ECHO, "latency": {"min_s": 0.1, "max_s": 0.2}}

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,18 +124,6 @@ ENRICH_CHILD = textwrap.dedent(
         )
     """
 )
-
-
-@pytest.fixture
-def emulator_process() -> Iterator[EmulatorProcess]:
-    """The emulator in its own process, so its counts outlive a killed client."""
-    emu = Emulator.in_subprocess(
-        {"workflows": [ECHO], "rate_limit_enabled": False, "keys": {KEY: {}}}
-    )
-    try:
-        yield emu
-    finally:
-        emu.close()
 
 
 def test_kill_9_mid_run_then_resume_pays_again_only_for_unjournaled_rows(
