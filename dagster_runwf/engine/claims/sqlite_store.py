@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ...errors import ConfigError
+from ..shared_sqlite import open_shared
 from .store import Claim
 
 _SCHEMA = """
@@ -73,12 +74,9 @@ class SqliteClaimStore:
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross a fork: a child opens its own.
         if self._connection is None or self._pid != os.getpid():
-            connection = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            connection = open_shared(
+                self.path, timeout_s=30.0, synchronous="NORMAL", schema=_SCHEMA
             )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(_SCHEMA)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 

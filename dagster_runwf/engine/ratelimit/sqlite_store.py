@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ...errors import ConfigError
+from ..shared_sqlite import open_shared
 from .store import NEVER, PruneSchedule, WindowView
 
 _SCHEMA = """
@@ -77,12 +78,9 @@ class SqliteWindowStore:
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross a fork: a child opens its own.
         if self._connection is None or self._pid != os.getpid():
-            connection = sqlite3.connect(
-                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+            connection = open_shared(
+                self.path, timeout_s=self.timeout_s, synchronous="OFF", schema=_SCHEMA
             )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=OFF")
-            connection.executescript(_SCHEMA)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
