@@ -31,6 +31,7 @@ from .engine import (
 from .errors import (
     AuthenticationError,
     BudgetReachedError,
+    ClaimStoreError,
     ConfigError,
     CreditsExhaustedError,
     FanOutStopped,
@@ -113,6 +114,7 @@ __all__ = [
     "CreditsExhaustedError",
     "FanOutStopped",
     "FatalError",
+    "ClaimStoreError",
     "JournalError",
     "Outcome",
     "ParquetIOManager",

@@ -7,6 +7,8 @@ reaction::
     RunwfError
     ├── ConfigError              a setting or mapping is wrong; raised before any paid request
     ├── JournalError             the row journal could not be written (disk, permissions, store)
+    │   └── ClaimStoreError      the row claims shared with the job's other writers could not
+    │                            be read or written (a full disk, Redis gone): the run stopped
     ├── RowError                 this row cannot succeed: record it in the row, go on
     │   ├── RowInputError        the row's inputs are unusable (missing variable, not JSON)
     │   ├── RunFailedError       the service ran the workflow and it failed on this row
@@ -63,6 +65,12 @@ class JournalError(RunwfError):
 
     The rows were paid for and are still reported, but a rerun cannot know about them.
     """
+
+
+class ClaimStoreError(JournalError):
+    """The row claims a job's writers share (a SQLite file, a Redis server) could not be read
+    or written during the run; it stopped, since without them two writers may pay for one
+    row. What was paid for is journaled; the message names the store."""
 
 
 class ServiceError(RunwfError):

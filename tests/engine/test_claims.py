@@ -9,12 +9,14 @@ row ran.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,12 @@ import pytest
 from dagster_runwf import ConfigError, RowJournal, RowResult, enrich
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.emulator.server import EmulatorProcess
-from dagster_runwf.engine.claims import ClaimStore, RedisClaimStore, SqliteClaimStore
+from dagster_runwf.engine.claims import (
+    ClaimStore,
+    RedisClaimStore,
+    RowClaims,
+    SqliteClaimStore,
+)
 from dagster_runwf.engine.claims.opening import LOCAL_FILE
 from dagster_runwf.services.outcome import Outcome
 
@@ -159,6 +166,68 @@ def test_every_writer_counts_its_runs_for_the_job_s_budget(
     assert store.add_runs(scope, 0, at_least=0, limit=None) == (True, 20)
     # So a writer with a budget, running beside it, would have had 20 runs spent.
     assert store.add_runs(scope, 1, at_least=0, limit=20) == (False, 20)
+
+
+class SlowToClaim:
+    """A claim store whose claim of one row waits, once, for ``before`` to run first."""
+
+    def __init__(self, store: ClaimStore, key: str, before: Callable[[], None]) -> None:
+        self.store, self.key = store, key
+        self.before: Callable[[], None] | None = before
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def claim(self, scope: str, key: str, holder: str, ttl_s: float) -> Any:
+        if key == self.key and self.before is not None:
+            before, self.before = self.before, None
+            before()
+        return self.store.claim(scope, key, holder, ttl_s)
+
+
+async def test_a_claim_won_from_a_writer_that_answered_reads_the_journal_again(
+    tmp_path: Path,
+) -> None:
+    # Writer A holds rows a and b; writer B waits for both. B asks for a's claim again; a
+    # journal read for b begins; only then does A journal a and release it; B wins a's
+    # claim. The read for b began after B asked for a, but before a was journaled: B must
+    # read the journal again, not pay for a (it did: one row paid twice in ~half the runs
+    # of two enrich processes).
+    store = SqliteClaimStore(tmp_path / "claims.sqlite")
+    reader, writer = RowJournal(tmp_path, job_id="j"), RowJournal(tmp_path, job_id="j")
+    a, b = finished("a"), finished("b")
+    key_a, key_b = str(a.input_hash), str(b.input_hash)
+    for key in (key_a, key_b):
+        assert store.claim(reader.claim_scope, key, "A", 60).won
+    read_began = threading.Event()
+    refresh = reader.refresh
+
+    def signalling_refresh() -> int:
+        read = refresh()
+        read_began.set()  # (set once read: a row journaled from now on is not in this read)
+        return read
+
+    def a_answers_after_a_read_began() -> None:
+        assert read_began.wait(10)
+        writer.record([a])
+        store.release(writer.claim_scope, "A", [key_a])
+
+    reader.refresh = signalling_refresh  # type: ignore[method-assign]
+    claims = RowClaims(
+        lambda: SlowToClaim(store, key_a, a_answers_after_a_read_began),
+        reader.claim_scope,
+        reader,
+        ttl_s=60,
+        stopped=lambda: False,
+    )
+    waiting_b = asyncio.create_task(claims.claim(key_b))
+    answered = await asyncio.wait_for(claims.claim(key_a), 20)
+    assert answered is not None and answered.outcome == a.outcome
+    assert not claims.holds(key_a)
+    waiting_b.cancel()
+    await claims.close()
+    for journal in (reader, writer):
+        journal.close()
 
 
 # -- settings --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import datetime as dt
 import errno
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 import warnings
@@ -26,7 +27,15 @@ import pyarrow.parquet as pq
 import pytest
 
 import dagster_runwf.engine.storage as storage_module
-from dagster_runwf import AITutorWorkflow, JournalError, Outcome, RowJournal, RowResult, enrich
+from dagster_runwf import (
+    AITutorWorkflow,
+    ClaimStoreError,
+    JournalError,
+    Outcome,
+    RowJournal,
+    RowResult,
+    enrich,
+)
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.journal import DamagedJournalFileWarning, job_folder_name
 from dagster_runwf.engine.journal.files import parquet_bytes
@@ -55,9 +64,11 @@ def runs_at(emu: Emulator) -> int:
     return sum(emu.stats()["runs_by_workflow"].values())
 
 
-def run(emu: Emulator, journal: RowJournal, rows: list[str]) -> pd.DataFrame:
+def run(
+    emu: Emulator, journal: RowJournal, rows: list[str], claim_store: str = "auto"
+) -> pd.DataFrame:
     frame = pd.DataFrame({"text": rows})
-    options = engine_options(emu.aitutor_url, concurrency=4)
+    options = engine_options(emu.aitutor_url, concurrency=4, claim_store=claim_store)
     return enrich(frame, WORKFLOW, options, journal=journal).to_pandas()
 
 
@@ -463,8 +474,28 @@ def test_a_real_full_disk_raises_the_journal_error_naming_the_path(
         pytest.raises(JournalError) as raised,
         RowJournal(tiny_tmpfs, job_id="j", flush_interval_s=0.0) as journal,
     ):
-        run(echo, journal, rows)
+        run(echo, journal, rows, claim_store="off")  # (the claims file fills it too: below)
     cause = raised.value.__cause__
     assert isinstance(cause, OSError) and cause.errno == errno.ENOSPC
     assert cause.filename is not None and cause.filename.startswith(str(tiny_tmpfs))
     assert cause.filename in str(raised.value)
+
+
+def test_a_full_disk_under_the_row_claims_stops_the_run_naming_the_claims_file(
+    echo: Emulator, tmp_path: Path, tiny_tmpfs: Path
+) -> None:
+    claims = tiny_tmpfs / "claims.sqlite"
+    rows = [f"{n:05d}" for n in range(2000)]  # each claim a transaction: the WAL fills it
+    with (
+        pytest.raises(ClaimStoreError) as raised,
+        RowJournal(tmp_path / "journal", job_id="j", flush_interval_s=0.0) as journal,
+    ):
+        run(echo, journal, rows, claim_store=f"sqlite://{claims}")
+    assert str(claims) in str(raised.value) and "full" in str(raised.value)
+    assert isinstance(raised.value.__cause__, sqlite3.Error)
+    # Stopped at once, and what was paid for is journaled (but the rows in flight).
+    paid = runs_at(echo)
+    with RowJournal(tmp_path / "journal", job_id="j") as reopened:
+        journaled = reopened.finished_rows
+    assert 0 < paid < len(rows)
+    assert paid - 4 <= journaled <= paid, (paid, journaled)

@@ -113,13 +113,13 @@ class RedisClaimStore:
                 "a Redis claim store needs the redis package: pip install 'dagster-runwf[redis]'"
             ) from exc
         self._lock = threading.Lock()
+        self.where = "redis at " + url.rsplit("@", 1)[-1]  # the URL may carry a password
         try:
             self._client: Any = redis.Redis.from_url(url, socket_timeout=10.0)
             self._client.ping()
         except (redis.RedisError, ValueError) as exc:
-            where = url.rsplit("@", 1)[-1]  # the URL may carry a password
             raise ConfigError(
-                f"claim store redis at {where!r} cannot be reached: {type(exc).__name__}: {exc}"
+                f"claim store {self.where!r} cannot be reached: {type(exc).__name__}: {exc}"
             ) from None
         self._claim = self._client.register_script(_CLAIM)
         self._renew = self._client.register_script(_RENEW)

@@ -6,6 +6,11 @@ job's files other writers wrote, :meth:`ClaimedJournal.refresh`) until the answe
 there, or claims the row itself when the holder's claim expires (it stopped renewing: it
 died). A row whose claim was held before (answered, or its holder died) is looked up in
 the refreshed journal before it is paid for.
+
+A store that fails mid-run (a full disk, Redis gone) stops the run with a
+:class:`~dagster_runwf.errors.ClaimStoreError`: without claims two writers may pay for one
+row. Only releasing is forgiven (logged): an unreleased claim lapses after its time to
+live, and the next holder reads the journal before it pays.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from ...errors import ClaimStoreError, RunwfError
 from ..results import RowResult
 from .store import ClaimStore
+
+_T = TypeVar("_T")
 
 _log = logging.getLogger(__name__)
 
@@ -96,8 +104,8 @@ class RowClaims:
     async def add_runs(self, runs: int, *, at_least: int, limit: int | None) -> tuple[bool, int]:
         """Count paid runs of the job, shared by its writers (see
         :meth:`ClaimStore.add_runs`)."""
-        return await asyncio.to_thread(
-            lambda: self.store.add_runs(self.scope, runs, at_least=at_least, limit=limit)
+        return await self._in_store(
+            lambda store: store.add_runs(self.scope, runs, at_least=at_least, limit=limit)
         )
 
     async def claim(self, key: str) -> RowResult | None:
@@ -106,14 +114,17 @@ class RowClaims:
         self._start_heartbeat()
         while not self._stopped():
             asked = time.monotonic()
-            claim = await asyncio.to_thread(
-                lambda: self.store.claim(self.scope, key, self.holder, self.ttl_s)
+            claim = await self._in_store(
+                lambda store: store.claim(self.scope, key, self.holder, self.ttl_s)
             )
             if claim.won:
                 self._held.add(key)
                 if not claim.seen_before:
                     return None
-                answered = await self._lookup_since(key, asked)
+                # The last holder journaled the row (if it did) before it released the
+                # claim, so before this claim was won: only a journal read begun after now
+                # is sure to see it (one begun while the claim was asked for may not).
+                answered = await self._lookup_since(key, time.monotonic())
                 if answered is not None:
                     await self.release([key])
                 return answered
@@ -133,7 +144,10 @@ class RowClaims:
         if not mine:
             return
         self._held.difference_update(mine)
-        await asyncio.to_thread(lambda: self.store.release(self.scope, self.holder, mine))
+        try:
+            await self._in_store(lambda store: store.release(self.scope, self.holder, mine))
+        except ClaimStoreError as exc:  # the claims lapse after their time to live instead
+            _log.warning("%s", exc)
 
     async def close(self) -> None:
         """Release every claim still held, stop the heartbeat and close the store."""
@@ -146,7 +160,25 @@ class RowClaims:
             await self.release(list(self._held))
         finally:
             if self._store is not None:
-                await asyncio.to_thread(self._store.close)
+                try:
+                    await asyncio.to_thread(self._store.close)
+                except Exception as exc:  # nothing left to lose: the claims are released
+                    _log.warning("could not close the claim store: %s", exc)
+
+    async def _in_store(self, call: Callable[[ClaimStore], _T]) -> _T:
+        """``call(store)`` in a thread; a failing store raises :class:`ClaimStoreError`."""
+        try:
+            return await asyncio.to_thread(lambda: call(self.store))
+        except RunwfError:
+            raise  # opening it failed: the store says why
+        except Exception as exc:
+            where = self._store.where if self._store is not None else "the claim store"
+            raise ClaimStoreError(
+                f"the row claims in {where} could not be read or written: "
+                f"{type(exc).__name__}: {exc}. The run stopped so that no row is paid for "
+                "twice; what was paid for is journaled. Check that the claim store is "
+                "writable (a disk with free space) or reachable, then run again."
+            ) from exc
 
     async def _lookup_since(self, key: str, since: float) -> RowResult | None:
         """``key``'s answer in the journal, re-read at ``since`` or later."""
@@ -166,8 +198,6 @@ class RowClaims:
             if not self._held:
                 continue
             try:
-                await asyncio.to_thread(
-                    lambda: self.store.renew(self.scope, self.holder, self.ttl_s)
-                )
-            except Exception as exc:  # a store briefly unreachable: try again next beat
-                _log.warning("could not renew row claims: %s: %s", type(exc).__name__, exc)
+                await self._in_store(lambda store: store.renew(self.scope, self.holder, self.ttl_s))
+            except RunwfError as exc:  # a store briefly unreachable: try again next beat
+                _log.warning("could not renew row claims: %s", exc)

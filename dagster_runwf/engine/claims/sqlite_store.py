@@ -54,6 +54,7 @@ class SqliteClaimStore:
 
     def __init__(self, path: str | os.PathLike[str], clock: Callable[[], float] = time.time):
         self.path = Path(path)
+        self.where = str(self.path)
         self.clock = clock
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None

@@ -47,6 +47,9 @@ class ClaimStore(Protocol):
     shared: bool
     """``True``: other processes see these claims."""
 
+    where: str
+    """Where the claims are, for messages (a file, a server; never a password)."""
+
     def claim(self, scope: str, key: str, holder: str, ttl_s: float) -> Claim:
         """Claim row ``key`` of job ``scope`` for ``holder`` for ``ttl_s`` seconds, unless a
         live writer holds it."""
