@@ -18,6 +18,7 @@ import pytest
 from dagster_runwf import EngineOptions
 from dagster_runwf.emulator import Emulator, EmulatorConfig
 from dagster_runwf.emulator.server import EmulatorProcess
+from dagster_runwf.engine.storage import TEMP_PREFIX
 
 if TYPE_CHECKING:
     from .outages import RedisServer
@@ -200,3 +201,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.02)
+
+
+def published_journal_files(folder: Path) -> list[Path]:
+    """The journal files below ``folder`` readers see: not a temporary a write cut short
+    (by a kill) left behind, which is never renamed into place and never read."""
+    files = folder.rglob("*.parquet")
+    return sorted(p for p in files if not p.name.startswith(TEMP_PREFIX))

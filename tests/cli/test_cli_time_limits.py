@@ -18,9 +18,8 @@ import pytest
 from dagster_runwf import Progress
 from dagster_runwf.cli.progress import ProgressDisplay
 from dagster_runwf.emulator import Emulator
-from dagster_runwf.engine.storage import TEMP_PREFIX
 
-from ..conftest import ECHO, KEY, wait_for
+from ..conftest import ECHO, KEY, published_journal_files, wait_for
 from .test_cli import (
     ENRICH_ECHO,
     echo_texts,
@@ -100,8 +99,7 @@ def test_kill_9_at_concurrency_16_pays_again_only_for_the_rows_in_flight(
     assert KILL_AFTER <= ran_before < ROWS, "not killed mid-run"
     journal = tmp_path / "out.parquet.journal"
     # A write cut short by the kill left only a temporary file, which nobody reads.
-    published = [p for p in journal.rglob("*.parquet") if not p.name.startswith(TEMP_PREFIX)]
-    journaled = sum(pq.read_metadata(p).num_rows for p in published)
+    journaled = sum(pq.read_metadata(p).num_rows for p in published_journal_files(journal))
 
     resumed = runwf(*running.args, env=running.env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

@@ -37,7 +37,7 @@ from dagster_runwf.engine.claims import (
 from dagster_runwf.engine.claims.opening import LOCAL_FILE
 from dagster_runwf.services.outcome import Outcome
 
-from ..conftest import KEY, engine_options, wait_for
+from ..conftest import KEY, engine_options, published_journal_files, wait_for
 from .test_journal_durability import WORKFLOW, emulator_sha, input_hash, texts
 
 ECHO = {
@@ -375,8 +375,9 @@ def test_a_writer_killed_mid_run_has_its_rows_taken_over_by_the_other(
     assert doomed.process.poll() is None, "the first writer finished too early"
     os.kill(doomed.process.pid, signal.SIGKILL)
     # What the killed writer journaled (the survivor takes none of its rows over before
-    # their claims lapse, two seconds or more from now, so these are read first).
-    batches = [pq.read_table(p) for p in (tmp_path / "journal").rglob("*.parquet")]
+    # their claims lapse, two seconds or more from now, so these are read first); not a
+    # file it was writing when killed (a temporary, never renamed: no reader sees it).
+    batches = [pq.read_table(p) for p in published_journal_files(tmp_path / "journal")]
     assert doomed.finish()[0] == -signal.SIGKILL
     journaled = {h for t in batches for h in t.column("input_hash").to_pylist()}
 

@@ -17,6 +17,7 @@ import pytest
 
 from dagster_runwf.emulator import Emulator
 
+from ..conftest import published_journal_files
 from .test_dagster_job_identity import more_credits, runs_at
 
 LOCATION = Path(__file__).parent / "dagster_location" / "definitions.py"
@@ -50,9 +51,8 @@ def settle(emu: Emulator) -> None:
 def journaled_rows(folder: Path) -> int:
     """Distinct rows in the journal files below ``folder``."""
     hashes: set[str] = set()
-    for path in folder.rglob("*.parquet"):
-        if not path.name.startswith(".tmp-"):
-            hashes.update(pq.read_table(path, columns=["input_hash"]).column(0).to_pylist())
+    for path in published_journal_files(folder):
+        hashes.update(pq.read_table(path, columns=["input_hash"]).column(0).to_pylist())
     return len(hashes)
 
 
