@@ -13,7 +13,8 @@ reaction::
     │   ├── RowInputError        the row's inputs are unusable (missing variable, not JSON)
     │   ├── RunFailedError       the service ran the workflow and it failed on this row
     │   ├── ResponseTooLargeError  the answer is larger than the engine reads (maybe paid)
-    │   └── UnusableAnswerError  a 2xx the engine cannot use: the service most likely ran
+    │   └── UnusableAnswerError  a 2xx the engine cannot use, or no answer once the request
+    │                            was sent: the service most likely ran
     │                            and billed the run; retried at most
     │                            ``RetryPolicy.unusable_retries`` times (default 1), then
     │                            journaled as failed: a rerun does not pay for it again
@@ -22,7 +23,7 @@ reaction::
     │   ├── RateLimitedError     429; does not use up a row's attempt budget
     │   ├── ServerError          5xx, a proxy's HTML error page, an error body that is
     │   │                        not the documented JSON
-    │   └── TransportError       timeouts, refused or dropped connections
+    │   └── TransportError       timeouts, connections that failed before the request was sent
     │       └── UnreachableError  no connection made (refused, unknown host): nothing sent
     └── FatalError               every following row would fail the same way: stop at once
         ├── AuthenticationError  401: the API key is missing, wrong or revoked
@@ -136,9 +137,10 @@ class RunFailedError(RowError):
 class UnusableAnswerError(RowError):
     """A 2xx answer the engine cannot use: no text ``result`` (missing, ``null``, a number),
     ``citations`` that are not a list, a body that is not JSON (truncated, not UTF-8, an HTML
-    page), or an answer cut short when the connection closed halfway through it.
+    page), an answer cut short when the connection closed halfway through it, or no answer
+    at all: the connection closed once the whole request was sent.
 
-    Unlike a 5xx or a dropped connection (:class:`TransientError`), the service most likely
+    Unlike a 5xx or a failed connection (:class:`TransientError`), the service most likely
     ran the workflow and billed it. The engine retries such a row at most
     ``RetryPolicy.unusable_retries`` times (default 1), then records it as failed and not
     retryable, so a rerun with the same journal does not pay for it again unless asked to
@@ -206,7 +208,8 @@ class ServerError(TransientError):
 
 
 class TransportError(TransientError):
-    """No usable response: a timeout, a refused, reset or dropped connection."""
+    """No usable response: a timeout, or a connection refused, or closed before the whole
+    request was sent. (Closed with no answer after it was sent: :class:`UnusableAnswerError`.)"""
 
 
 class UnreachableError(TransportError):

@@ -167,7 +167,12 @@ async def send(
 async def _exchange(
     client: httpx.AsyncClient, request: httpx.Request, max_bytes: int, *, service: str, url: str
 ) -> tuple[httpx.Response, bytes]:
-    response = await client.send(request, stream=True)
+    try:
+        response = await client.send(request, stream=True)
+    except (httpx.TransportError, OSError) as exc:
+        if _lost_after_sending(exc):
+            raise response_lost(exc, service=service, url=url) from None
+        raise
     try:
         try:
             content = await _read_capped(response, max_bytes, service=service)
@@ -273,6 +278,41 @@ def cut_short(
         status=response.status_code,
         excerpt=f"{response.status_code} headers, then the body was cut short",
     )
+
+
+def response_lost(exc: Exception, *, service: str, url: str) -> UnusableAnswerError:
+    """The connection closed after the request was sent, before any answer. A client cannot
+    tell a service that ran the request (and billed it) from a proxy that dropped it first;
+    the former is what a lost answer to a whole request most often is (a proxy's idle
+    timeout during a long run, the answer lost on the way), so it is treated as an unusable
+    answer, sent again at most ``unusable_retries`` times, not as a transient fault."""
+    shown = _aiohttp_cause(exc) or exc
+    return UnusableAnswerError(
+        f"{service}: the connection closed after the request was sent, with no answer "
+        f"({type(shown).__name__}: {shown}) from {url} (the service most likely ran and "
+        "billed this run)",
+        service=service,
+        excerpt="no answer: the connection closed after the request was sent",
+    )
+
+
+def _lost_after_sending(exc: Exception) -> bool:
+    """Whether ``exc`` says the whole request went out and the connection then closed with no
+    answer (not a refused connection, not a timeout, not a failure while sending)."""
+    cause = _aiohttp_cause(exc)
+    if cause is not None:
+        import aiohttp
+
+        return isinstance(cause, aiohttp.ServerDisconnectedError)
+    return isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError)
+
+
+def _aiohttp_cause(exc: Exception) -> BaseException | None:
+    """The aiohttp error under an httpx error raised by the aiohttp backend, if any."""
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.partition(".")[0] == "aiohttp":
+        return cause
+    return None
 
 
 def _unreached(exc: Exception) -> str | None:

@@ -63,6 +63,7 @@ UNUSABLE = {
     "html_200": "an HTML page: Sign in - Example SSO",
     "malformed": "not JSON",
     "reset": "cut short",
+    "drop_after_run": "the connection closed after the request was sent, with no answer",
 }
 RUNCHAT_UNUSABLE = {
     "no_result": "has no 'data'",
@@ -72,6 +73,7 @@ RUNCHAT_UNUSABLE = {
     "html_200": "an HTML page",
     "malformed": "not JSON",
     "reset": "cut short",
+    "drop_after_run": "the connection closed after the request was sent, with no answer",
 }
 CASES = [(AITUTOR, kind) for kind in UNUSABLE] + [(RUNCHAT, kind) for kind in RUNCHAT_UNUSABLE]
 
@@ -170,17 +172,19 @@ def test_how_often_an_unusable_answer_is_retried_is_configurable(
     assert results[0].attempts == 2 and paid_per_row(emu) == [2]
 
 
-def test_a_connection_dropped_with_no_response_after_the_run_is_still_transient(
-    start_emulator: Callable[..., Emulator],
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("fail_with", ["drop", "drop_after_run"])
+def test_a_connection_closed_once_with_no_answer_costs_one_more_attempt(
+    start_emulator: Callable[..., Emulator], fail_with: str, backend: str
 ) -> None:
-    """The client cannot tell a connection closed after the run from one closed before it
-    (a proxy, a stale keep-alive connection): both end with no response at all. So it stays
-    a transient error, retried up to ``max_attempts``; this pins what that costs."""
-    emu = emulator_for(start_emulator, faults={"fail_attempts": 100, "fail_with": "drop_after_run"})
-    results, _ = run_rows(emu, AITUTOR, [AITUTOR.row(t) for t in texts(2)], retry=retry(3))
-    assert [r.error_type for r in results] == ["TransportError"] * 2
-    assert all(r.retryable for r in results)
-    assert paid_per_row(emu) == [3, 3]
+    """A client cannot tell a connection closed before the run (``drop``: a proxy) from one
+    closed after it (``drop_after_run``: run and billed); both end with no answer at all, so
+    both are a lost answer: sent again once, then recorded as failed (above)."""
+    emu = emulator_for(start_emulator, faults={"fail_attempts": 1, "fail_with": fail_with})
+    rows = [AITUTOR.row(t) for t in texts(3)]
+    results, _ = run_rows(emu, AITUTOR, rows, backend=backend, retry=retry())
+    assert [(r.status, r.attempts) for r in results] == [("succeeded", 2)] * 3
+    assert paid_per_row(emu) == ([2] * 3 if fail_with == "drop_after_run" else [1] * 3)
 
 
 def test_citations_that_are_not_strings_are_cleaned_and_said(
