@@ -86,6 +86,16 @@ class BudgetGate:
             return True
         return False if self._in_flight == 0 else None
 
+    @property
+    def dearest_run(self) -> float | None:
+        """The most a run admitted here has cost so far (``None``: no cost seen yet)."""
+        return self._dearest_run
+
+    def catch_up(self, *, runs: int, credits: float) -> None:
+        """The job's other writers spent too: count at least ``runs`` and ``credits``."""
+        self.runs_spent = max(self.runs_spent, runs)
+        self.credits_spent = max(self.credits_spent, credits)
+
     def release(self, credits: float | None, *, sent: bool = True) -> None:
         """A run admitted by :meth:`acquire` is over (``sent=False``: it never went out)."""
         self._in_flight -= 1

@@ -18,6 +18,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from dagster_runwf import ConfigError, RowJournal, RowResult, enrich
+from dagster_runwf import (
+    Budget,
+    BudgetReachedError,
+    ConfigError,
+    FanOutStopped,
+    RowJournal,
+    RowResult,
+    RunchatWorkflow,
+    enrich,
+)
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.engine.claims import (
@@ -92,11 +102,23 @@ def test_a_sqlite_claim_is_held_renewed_released_and_taken_over(tmp_path: Path) 
 
 
 def check_run_count(store: ClaimStore, scope: str) -> None:
-    assert store.add_runs(scope, 1, at_least=3, limit=5) == (True, 4)  # 3 in the journal
-    assert store.add_runs(scope, 1, at_least=3, limit=5) == (True, 5)
-    assert store.add_runs(scope, 1, at_least=3, limit=5) == (False, 5)
-    assert store.add_runs(scope, -1, at_least=3, limit=5) == (True, 4)  # one was not sent
-    assert store.add_runs(scope, 1, at_least=0, limit=None) == (True, 5)
+    def runs(amount: float, at_least: float, limit: float | None) -> tuple[bool, float]:
+        return store.add_spent(scope, "runs", amount, at_least=at_least, limit=limit)
+
+    assert runs(1, 3, 5) == (True, 4)  # 3 in the journal
+    assert runs(1, 3, 5) == (True, 5)
+    assert runs(1, 3, 5) == (False, 5)
+    assert runs(-1, 3, 5) == (True, 4)  # one was not sent
+    assert runs(1, 0, None) == (True, 5)
+
+    def credits(amount: float, limit: float | None) -> tuple[bool, float]:
+        return store.add_spent(scope, "credits", amount, at_least=0.5, limit=limit)
+
+    assert credits(2.25, 5) == (True, 2.75)  # counted apart from the runs, as fractions
+    assert credits(2.5, 5) == (False, 2.75)
+    assert credits(2.25, 5) == (True, 5.0)
+    assert credits(0, 5) == (False, 5.0), "at the cap: not even a run of unknown cost"
+    assert credits(-1.5, None) == (True, 3.5)  # set aside, but cost less
 
 
 def test_a_sqlite_store_counts_a_job_s_runs_for_every_writer(tmp_path: Path) -> None:
@@ -163,9 +185,48 @@ def test_every_writer_counts_its_runs_for_the_job_s_budget(
                journal=journal)  # fmt: skip
         scope = journal.claim_scope
     store = SqliteClaimStore(tmp_path / LOCAL_FILE)
-    assert store.add_runs(scope, 0, at_least=0, limit=None) == (True, 20)
+    assert store.add_spent(scope, "runs", 0, at_least=0, limit=None) == (True, 20)
     # So a writer with a budget, running beside it, would have had 20 runs spent.
-    assert store.add_runs(scope, 1, at_least=0, limit=20) == (False, 20)
+    assert store.add_spent(scope, "runs", 1, at_least=0, limit=20) == (False, 20)
+
+
+COSTLY = {
+    "id": "costly",
+    "service": "runchat",
+    "inputs": [{"id": "text_n1", "label": "Text", "type": "string"}],
+    "outputs": [{"id": "out_n2", "label": "Out", "type": "string", "template": "{{text_n1}}"}],
+    "credits_per_run": 3,
+    "latency": {"min_s": 0.02, "max_s": 0.05},
+}
+
+
+@pytest.mark.parametrize("store", ["auto", "redis"])
+def test_two_writers_with_a_credit_budget_spend_it_together(
+    start_emulator: Callable[..., Emulator], tmp_path: Path, store: str, request: Any
+) -> None:
+    # Two writers of one job at once, each with max_credits=40 (runs of 3 credits): 40
+    # credits in all, give or take one run each (one run of unknown cost each; up to 80
+    # before the credits were counted across writers).
+    claim_store = request.getfixturevalue("redis_url") if store == "redis" else "auto"
+    emu = start_emulator(workflows=[COSTLY], rate_limit_enabled=False)
+    frame = pd.DataFrame({"text_n1": [f"row {i}" for i in range(100)]})
+    options = engine_options(emu.runchat_url, concurrency=6, claim_store=claim_store)
+
+    def writer(budget: Budget | None) -> BaseException | None:
+        try:
+            with RowJournal(tmp_path, job_id="j") as journal:
+                enrich(frame, RunchatWorkflow("costly", ["text_n1"]), options,
+                       budget=budget, journal=journal)  # fmt: skip
+        except FanOutStopped as stopped:
+            return stopped.cause
+        return None
+
+    with ThreadPoolExecutor(2) as pool:
+        stops = list(pool.map(writer, [Budget(max_credits=40)] * 2))
+    assert all(isinstance(s, BudgetReachedError) for s in stops), stops
+    paid = sum(emu.stats()["runs_by_sha256"].values())
+    assert 40 - 3 <= 3 * paid <= 40 + 2 * 3, paid
+    assert max(s.credits_spent for s in stops if isinstance(s, BudgetReachedError)) >= 37
 
 
 class SlowToClaim:

@@ -15,11 +15,12 @@ from .opening import AUTO, check_claim_store, claim_store_for, row_claims_for
 from .redis_store import RedisClaimStore
 from .row_claims import ClaimedJournal, RowClaims
 from .sqlite_store import SqliteClaimStore
-from .store import Claim, ClaimStore
+from .store import Claim, ClaimStore, Spending
 
 __all__ = [
     "AUTO",
     "Claim",
+    "Spending",
     "ClaimStore",
     "ClaimedJournal",
     "RedisClaimStore",

@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from ...errors import ConfigError
-from .store import Claim
+from .store import Claim, Spending
 
 _KEEP_MS = 7 * 24 * 3600 * 1000
 
@@ -83,13 +83,16 @@ return who
 """
 )
 
-_ADD_RUNS = """
-local runs, at_least, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+# Counts go back as text: Redis truncates a Lua number in a reply to an integer.
+_ADD_SPENT = """
+local amount, at_least, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local counted = math.max(at_least, tonumber(redis.call('GET', KEYS[1]) or '0'))
-if limit >= 0 and runs > 0 and counted + runs > limit then return {0, counted} end
-counted = math.max(counted + runs, 0)
-redis.call('SET', KEYS[1], counted, 'PX', tonumber(ARGV[4]))
-return {1, counted}
+if limit >= 0 and amount >= 0 and counted + math.max(amount, 1e-9) > limit then
+    return {0, string.format('%.17g', counted)}
+end
+counted = math.max(counted + amount, 0)
+redis.call('SET', KEYS[1], string.format('%.17g', counted), 'PX', tonumber(ARGV[4]))
+return {1, string.format('%.17g', counted)}
 """
 
 
@@ -125,7 +128,7 @@ class RedisClaimStore:
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._holder = self._client.register_script(_HOLDER)
-        self._add_runs = self._client.register_script(_ADD_RUNS)
+        self._add_spent = self._client.register_script(_ADD_SPENT)
 
     @staticmethod
     def _prefix(scope: str) -> str:
@@ -156,13 +159,18 @@ class RedisClaimStore:
             return None
         return found.decode() if isinstance(found, bytes) else str(found)
 
-    def add_runs(
-        self, scope: str, runs: int, *, at_least: int, limit: int | None
-    ) -> tuple[bool, int]:
-        key = f"{self._prefix(scope)}:runs"
-        args = [runs, at_least, -1 if limit is None else limit, _KEEP_MS]
-        counted, total = self._add_runs(keys=[key], args=args)
-        return bool(counted), int(total)
+    def add_spent(
+        self, scope: str, what: Spending, amount: float, *, at_least: float, limit: float | None
+    ) -> tuple[bool, float]:
+        key = f"{self._prefix(scope)}:spent:{what}"
+        args = [
+            repr(float(amount)),
+            repr(float(at_least)),
+            -1 if limit is None else repr(float(limit)),
+            _KEEP_MS,
+        ]
+        counted, total = self._add_spent(keys=[key], args=args)
+        return bool(counted), float(total)
 
     def close(self) -> None:
         """Close this process's connections."""

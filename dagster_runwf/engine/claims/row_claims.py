@@ -26,7 +26,7 @@ from typing import Protocol, TypeVar
 
 from ...errors import ClaimStoreError, RunwfError
 from ..results import RowResult
-from .store import ClaimStore
+from .store import ClaimStore, Spending
 
 _T = TypeVar("_T")
 
@@ -101,11 +101,13 @@ class RowClaims:
                 self._store = self._open_store()
             return self._store
 
-    async def add_runs(self, runs: int, *, at_least: int, limit: int | None) -> tuple[bool, int]:
-        """Count paid runs of the job, shared by its writers (see
-        :meth:`ClaimStore.add_runs`)."""
+    async def add_spent(
+        self, what: Spending, amount: float, *, at_least: float, limit: float | None
+    ) -> tuple[bool, float]:
+        """Count what the job spent, shared by its writers (see
+        :meth:`ClaimStore.add_spent`)."""
         return await self._in_store(
-            lambda store: store.add_runs(self.scope, runs, at_least=at_least, limit=limit)
+            lambda store: store.add_spent(self.scope, what, amount, at_least=at_least, limit=limit)
         )
 
     async def claim(self, key: str) -> RowResult | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ...errors import ConfigError
 from ..shared_sqlite import open_shared
-from .store import Claim
+from .store import Claim, Spending
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runwf_claims (
@@ -29,7 +29,12 @@ CREATE TABLE IF NOT EXISTS runwf_claims (
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runwf_claims_by_holder ON runwf_claims (scope, holder);
-CREATE TABLE IF NOT EXISTS runwf_job_runs (scope TEXT PRIMARY KEY, runs INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runwf_job_spent (
+    scope TEXT NOT NULL,
+    what TEXT NOT NULL,
+    amount REAL NOT NULL,
+    PRIMARY KEY (scope, what)
+) WITHOUT ROWID;
 """
 
 FORGET_ANSWERED_S = 7 * 24 * 3600.0
@@ -134,16 +139,20 @@ class SqliteClaimStore:
             ).fetchone()
             return None if row is None else row[0]
 
-    def add_runs(
-        self, scope: str, runs: int, *, at_least: int, limit: int | None
-    ) -> tuple[bool, int]:
+    def add_spent(
+        self, scope: str, what: Spending, amount: float, *, at_least: float, limit: float | None
+    ) -> tuple[bool, float]:
         with self._transaction() as db:
-            row = db.execute("SELECT runs FROM runwf_job_runs WHERE scope = ?", (scope,)).fetchone()
-            counted = max(at_least, 0 if row is None else int(row[0]))
-            if limit is not None and runs > 0 and counted + runs > limit:
+            row = db.execute(
+                "SELECT amount FROM runwf_job_spent WHERE scope = ? AND what = ?", (scope, what)
+            ).fetchone()
+            counted = max(at_least, 0.0 if row is None else float(row[0]))
+            if limit is not None and amount >= 0 and counted + max(amount, 1e-9) > limit:
                 return False, counted
-            counted = max(counted + runs, 0)
-            db.execute("INSERT OR REPLACE INTO runwf_job_runs VALUES (?, ?)", (scope, counted))
+            counted = max(counted + amount, 0.0)
+            db.execute(
+                "INSERT OR REPLACE INTO runwf_job_spent VALUES (?, ?, ?)", (scope, what, counted)
+            )
             return True, counted
 
     def close(self) -> None:

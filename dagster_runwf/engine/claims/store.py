@@ -12,13 +12,18 @@ hashed; never the API key — and the row's input hash. A released claim is reme
 *answered*, so a writer that claims a row someone answered since it opened the journal
 knows to read the journal again before paying.
 
-The store also counts the runs the job's writers paid for, so a budget holds across them.
+The store also counts what the job's writers spent (paid runs, and credits where the service
+reports them), so a budget holds across them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
+
+Spending = Literal["runs", "credits"]
+"""What a job's writers count together: paid runs, or credits (spent, or set aside for runs
+in flight)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +69,16 @@ class ClaimStore(Protocol):
     def holder(self, scope: str, key: str) -> str | None:
         """The live writer holding row ``key``, if any."""
 
-    def add_runs(
-        self, scope: str, runs: int, *, at_least: int, limit: int | None
-    ) -> tuple[bool, int]:
-        """Count ``runs`` more paid runs for the job, whose count is at least ``at_least``
-        (what its journal shows); not if that would pass ``limit``. A negative ``runs``
-        gives back runs that were not sent.
+    def add_spent(
+        self, scope: str, what: Spending, amount: float, *, at_least: float, limit: float | None
+    ) -> tuple[bool, float]:
+        """Count ``amount`` more of ``what`` for the job, whose count is at least
+        ``at_least`` (what its journal shows); not, when ``amount`` is not negative, if the
+        count is at ``limit`` already or ``amount`` would take it past. A negative
+        ``amount`` gives back what was not spent.
 
         Returns:
-            whether they were counted, and the job's count after the call.
+            whether it was counted, and the job's count after the call.
         """
 
     def close(self) -> None:

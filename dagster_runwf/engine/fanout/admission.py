@@ -2,9 +2,9 @@
 paid run (see :class:`~dagster_runwf.engine.budget.BudgetGate`); the first row it turns
 away stops the fan-out.
 
-With row claims (:mod:`..claims`) the job's paid runs are also counted in the claim store,
-by every writer of the job (with a budget of its own or not), and a run cap is kept on
-that count: two writers with ``max_runs=50`` pay for 50 runs together.
+With row claims (:mod:`..claims`) what the job spends is also counted with its other
+writers (:mod:`.shared_spending`), and the caps are kept on those counts: two writers with
+``max_runs=50`` pay for 50 runs together.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..budget import Budget, BudgetGate
 from ..claims import RowClaims
 from ..results import Journal, RowResult
 from .attempts import RowAttempts
+from .shared_spending import Reservation, SharedSpending
 from .stopping import StopSignal
 
 
@@ -47,8 +48,7 @@ class BudgetAdmission:
         self._stop = stop
         self._gate: BudgetGate | None = None
         self._claims = claims
-        self._runs_at_open = 0
-        self._shared_total = 0
+        self._shared: SharedSpending | None = None
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -56,7 +56,10 @@ class BudgetAdmission:
     def open(self) -> None:
         """Start counting, from what earlier attempts of the job spent (in the journal)."""
         runs, credits = (0, 0.0) if self._journal is None else self._journal.spent()
-        self._runs_at_open = runs
+        if self._claims is not None:
+            self._shared = SharedSpending(
+                self._claims, self._budget, runs_at_open=runs, credits_at_open=credits
+            )
         if self._budget is None:
             return
         self._gate = BudgetGate(self._budget, runs_spent=runs, credits_spent=credits)
@@ -66,52 +69,61 @@ class BudgetAdmission:
         self, send_row: Callable[[RowAttempts], Awaitable[RowResult | None]], row: RowAttempts
     ) -> RowResult | None:
         """``send_row(row)`` once the budget admits it; ``None`` if it never will."""
-        gate = self._gate
-        if gate is None:
-            return await self._send_counted(send_row, row)
+        gate, shared = self._gate, self._shared
+        reservation: Reservation | None = None
+        result: RowResult | None = None
         self._busy_rows(+1)
-        busy, counted, sent = True, None, False
         try:
-            counted = await self._count_shared(1)
-            if counted is False:
-                # The job's cap is reached. Rows this writer counted are on their way: let
-                # them start (stopping would keep them from it) before stopping.
-                self._busy_rows(-1)
-                busy = False
-                await self._idle.wait()
-                gate.runs_spent = max(gate.runs_spent, self._shared_total)
-                self._stop.budget_reached(gate, self._workflow)
+            reservation = await self._admit(gate, shared)
+            if reservation is None:
+                if gate is not None:
+                    self._stop.budget_reached(gate, self._workflow)
                 return None
-            if not await gate.acquire():
-                self._stop.budget_reached(gate, self._workflow)
-                return None
-            result: RowResult | None = None
             try:
                 result = await send_row(row)
                 return result
             finally:
-                cost = result.outcome.credits if result and result.outcome else None
-                sent = row.attempts > 0
-                gate.release(cost, sent=sent)
+                if gate is not None:
+                    gate.release(_cost(result), sent=row.attempts > 0)
         finally:
-            if busy:
-                self._busy_rows(-1)
-            if counted and not sent:
-                await self._count_shared(-1)
+            self._busy_rows(-1)
+            if shared is not None and reservation is not None:
+                await shared.settle(reservation, sent=row.attempts > 0, cost=_cost(result))
 
-    async def _send_counted(
-        self, send_row: Callable[[RowAttempts], Awaitable[RowResult | None]], row: RowAttempts
-    ) -> RowResult | None:
-        """``send_row(row)`` without a budget of this writer's own, its run still counted
-        for the job's other writers (with claims)."""
-        if self._claims is None:
-            return await send_row(row)
-        await self._claims.add_runs(1, at_least=self._runs_at_open, limit=None)
-        try:
-            return await send_row(row)
-        finally:
-            if row.attempts == 0:
-                await self._claims.add_runs(-1, at_least=self._runs_at_open, limit=None)
+    async def _admit(
+        self, gate: BudgetGate | None, shared: SharedSpending | None
+    ) -> Reservation | None:
+        """Wait until this writer's budget admits the row's run, then count it (and set its
+        credits aside) with the job's other writers; ``None`` once it never will.
+
+        This writer's gate comes first, so a run whose cost is not known yet goes out alone.
+        When the job's caps leave no room while rows of this writer are in flight, it waits
+        for them before giving up: what they really cost may leave room.
+        """
+        while True:
+            if gate is not None and not await gate.acquire():
+                return None
+            if shared is None:
+                return Reservation(0.0)
+            reservation = await shared.reserve(self._estimate(shared, gate))
+            if reservation is not None:
+                return reservation
+            if gate is not None:
+                gate.release(None, sent=False)
+                gate.catch_up(runs=int(shared.runs), credits=shared.credits)
+            if self._busy <= 1:
+                return None
+            self._busy_rows(-1)
+            await self._idle.wait()
+            self._busy_rows(+1)
+
+    @staticmethod
+    def _estimate(shared: SharedSpending, gate: BudgetGate | None) -> float:
+        """The credits to set aside for a run: the dearest this writer saw, else the job's
+        average, else none (the gate then sends one run at a time until a cost is seen)."""
+        if gate is None or gate.budget.max_credits is None:
+            return 0.0
+        return gate.dearest_run or shared.average_run() or 0.0
 
     def _busy_rows(self, change: int) -> None:
         """Count rows between their budget admission and their answer."""
@@ -121,14 +133,7 @@ class BudgetAdmission:
         else:
             self._idle.clear()
 
-    async def _count_shared(self, runs: int) -> bool | None:
-        """Count ``runs`` in the job's run count shared by its writers: whether the cap
-        allowed it; ``None`` without claims or without a run cap (nothing shared)."""
-        claims, budget = self._claims, self._budget
-        if claims is None or budget is None or budget.max_runs is None:
-            return None
-        counted, total = await claims.add_runs(
-            runs, at_least=self._runs_at_open, limit=budget.max_runs
-        )
-        self._shared_total = total
-        return counted
+
+def _cost(result: RowResult | None) -> float | None:
+    """What a finished row's run cost, as the service reported it."""
+    return result.outcome.credits if result is not None and result.outcome else None
