@@ -379,7 +379,9 @@ class Writer:
     def wait_until_opened(self) -> None:
         """Until the writer has opened the journal."""
         assert self.process.stdout is not None
-        assert self.process.stdout.readline() == b"opened\n"
+        if self.process.stdout.readline() != b"opened\n":
+            status, _, err = self.finish()
+            raise AssertionError(f"the writer exited ({status}) before opening: {err}")
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
         try:
