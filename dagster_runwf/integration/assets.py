@@ -11,7 +11,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from ..errors import ConfigError
 from ..services.base import Workflow
@@ -42,9 +41,12 @@ def enriched_asset(
 ) -> dg.AssetsDefinition:
     """An asset that runs ``workflow`` once per row of the ``source`` asset's DataFrame.
 
-    The asset's value is the results table (a DataFrame: the kept input columns, then the
-    ``wf_`` result columns, see ``docs/journal.md``), stored by the asset's IO manager (use
-    :class:`ParquetIOManager` for Parquet). Every finished row is journaled first, so a
+    The asset's value is the results table (the kept input columns, then the ``wf_`` result
+    columns, see ``docs/journal.md``) in the kind of the source's value: a pandas DataFrame
+    for a pandas DataFrame, a polars DataFrame for a polars DataFrame or LazyFrame, a
+    pyarrow Table for a pyarrow Table. It is stored by the asset's IO manager (use
+    :class:`ParquetIOManager` for Parquet; dagster-polars' or dagster-duckdb's IO managers
+    work too). Every finished row is journaled first, so a
     retry or re-execution pays only for unfinished rows. A fatal error (bad key, no
     credits, unknown workflow) or the budget stops the run and fails the step with a
     :class:`dagster.Failure` saying what to do; the finished rows stay in the journal.
@@ -62,7 +64,8 @@ def enriched_asset(
         )
 
     Args:
-        source: the upstream asset (key, or definition) whose value is a DataFrame.
+        source: the upstream asset (key, or definition) whose value is a pandas or polars
+            DataFrame (or LazyFrame) or a pyarrow Table.
         workflow: e.g. ``AITutorWorkflow("wf_company_profile", ["company", "country"])``.
         settings: the enrichment's settings (see :class:`EnrichmentSettings`); default:
             every setting's default.
@@ -125,15 +128,19 @@ def enriched_asset(
             asset_arguments=asset_arguments,
         )
 
-    def enriched(context: dg.AssetExecutionContext, rows: pd.DataFrame) -> Iterator[Any]:
+    # `Any`: the IO manager loads the source as it stores it (pandas, polars or pyarrow).
+    def enriched(context: dg.AssetExecutionContext, rows: Any) -> Iterator[Any]:
         step = EnrichmentStep(spec, context)
+        rows, kind = step.rows(rows)
         resolved = step.resolve(rows)
         journal = step.journal()
         done = step.enrich(
             rows, resolved, journal, keep_columns=settings.keep_columns, budget=settings.budget
         )
         extra = {**resolved.checked, "runwf/journal": journal.storage.url}
-        yield from step.materialization(rows, done.to_arrow(), done.stats, resolved.mapping, extra)
+        yield from step.materialization(
+            rows, done.to_arrow(), done.stats, resolved.mapping, extra, kind
+        )
         # Dagster stores an output before resuming the step, so the results have landed.
         journal.mark_landed()
 

@@ -36,6 +36,7 @@ from ..engine.storage import Storage
 from ..engine.table import ResultsTableWriter, result_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
 from .checks import every_row_result, failure_rate_result
+from .frames import FrameKind, as_pandas, in_kind
 from .metadata import column_lineage, run_metadata, table_metadata
 from .resources import WorkflowServiceResource
 from .run_process import RunProcessGone, unless_orphaned
@@ -67,6 +68,20 @@ class EnrichmentStep:
     def __init__(self, spec: EnrichmentSpec, context: StepContext) -> None:
         self.spec = spec
         self.context = context
+
+    def rows(
+        self, value: object, what: str = "the source asset's value"
+    ) -> tuple[pd.DataFrame, FrameKind]:
+        """The step's input as the pandas DataFrame the engine reads, and the kind it came
+        as (pandas, polars or pyarrow), for :meth:`materialization` to give back.
+
+        Raises:
+            dagster.Failure: the input is no table (not retried).
+        """
+        try:
+            return as_pandas(value, what)
+        except RunwfError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
 
     def resolve(self, rows: pd.DataFrame, *, preflight: bool = True) -> StepSettings:
         """Check the mapping and, with ``preflight``, the key; the engine's settings (which
@@ -220,11 +235,14 @@ class EnrichmentStep:
         stats: RunStats,
         mapping: Mapping[str, str],
         extra: Mapping[str, Any],
-    ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
-        """The asset's value with its metadata (``extra`` added), then its check results.
+        kind: FrameKind = FrameKind.PANDAS,
+    ) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
+        """The asset's value, in the input's ``kind``, with its metadata (``extra`` added),
+        then its check results.
 
         ``table`` is consumed: its Arrow memory is released column by column as it becomes
-        the DataFrame, so the step never holds the results twice (it must not be used after).
+        a pandas DataFrame, so the step never holds the results twice (it must not be used
+        after).
         """
         spec, declared = self.spec, self.spec.settings
         kept = list(rows.columns) if declared.keep_columns is None else list(declared.keep_columns)
@@ -240,9 +258,9 @@ class EnrichmentStep:
             ),
             every_row_result(table, declared.prefix, len(rows)),
         ]
-        frame = table.to_pandas(self_destruct=True, split_blocks=True)
+        value = in_kind(table, kind)
         del table
-        yield dg.Output(frame, metadata=metadata)
+        yield dg.Output(value, metadata=metadata)
         yield from checks
 
 
