@@ -12,11 +12,10 @@ from typing import Any
 
 import dagster as dg
 
-from ..errors import ConfigError
 from ..services.base import Workflow
 from .chunks import AssetDecorator, chunked_asset
 from .settings import EnrichmentSettings
-from .spec import EnrichmentSpec, identifier
+from .spec import EnrichmentSpec, checked_arguments, identifier
 from .step import EnrichmentStep
 
 SourceAsset = str | Sequence[str] | dg.AssetKey | dg.AssetsDefinition | dg.AssetSpec
@@ -89,12 +88,7 @@ def enriched_asset(
         the asset definition, with its two checks (``failure_rate``, ``every_row_answered``);
         with ``settings.chunk_size``, a graph-backed asset (see :mod:`.chunks`).
     """
-    if not isinstance(workflow, Workflow):
-        raise ConfigError(f"workflow must be a Workflow, got {type(workflow).__name__}")
-    if settings is None:
-        settings = EnrichmentSettings()
-    elif not isinstance(settings, EnrichmentSettings):
-        raise ConfigError(f"settings must be EnrichmentSettings, got {type(settings).__name__}")
+    settings = checked_arguments(workflow, settings)
     source_key = _asset_key(source)
     asset_name = name or f"{source_key.path[-1]}_{identifier(workflow.workflow_id)}"
     prefix_path = [key_prefix] if isinstance(key_prefix, str) else list(key_prefix or [])

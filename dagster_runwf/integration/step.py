@@ -61,13 +61,22 @@ class EnrichmentStep:
     """One step's work for an enriched asset: the whole table's, or one chunk's.
 
     Args:
-        spec: the asset, as defined.
+        spec: the asset (or op), as defined.
         context: the step's context (its resources, run, partition and log).
+        journal_key: what names the step's journal location and job (with the partition and
+            the answers' version); default: the asset key's path.
     """
 
-    def __init__(self, spec: EnrichmentSpec, context: StepContext) -> None:
+    def __init__(
+        self,
+        spec: EnrichmentSpec,
+        context: StepContext,
+        *,
+        journal_key: Sequence[str] | None = None,
+    ) -> None:
         self.spec = spec
         self.context = context
+        self.journal_key = list(spec.asset_key.path if journal_key is None else journal_key)
 
     def rows(
         self, value: object, what: str = "the source asset's value"
@@ -137,7 +146,7 @@ class EnrichmentStep:
         base = self.spec.settings.journal_dir or os.path.join(
             context.instance.storage_directory(), "runwf_journal"
         )
-        folders = [*self.spec.asset_key.path] + ([identifier(partition)] if partition else [])
+        folders = [*self.journal_key] + ([identifier(partition)] if partition else [])
         return "/".join([base.rstrip("/"), *folders])
 
     def job(self, chunk: str | None = None) -> str:
@@ -147,7 +156,7 @@ class EnrichmentStep:
         land (see :meth:`RowJournal.open_job`)."""
         context = self.context
         partition = context.partition_key if context.has_partition_key else None
-        parts = [*self.spec.asset_key.path, partition or "-", self.spec.answers_version]
+        parts = [*self.journal_key, partition or "-", self.spec.answers_version]
         return "/".join(parts + ([chunk] if chunk else []))
 
     def journal(self, chunk: str | None = None) -> RowJournal:
@@ -245,10 +254,10 @@ class EnrichmentStep:
         after).
         """
         spec, declared = self.spec, self.spec.settings
+        assert spec.source_key is not None, "an asset's step"
         kept = list(rows.columns) if declared.keep_columns is None else list(declared.keep_columns)
         result_names = [f.name for f in result_fields(declared.prefix, declared.output_columns)]
         lineage = column_lineage(spec.source_key, kept, list(mapping.values()), result_names)
-        metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra})
         checks = [
             failure_rate_result(
                 table,
@@ -258,10 +267,26 @@ class EnrichmentStep:
             ),
             every_row_result(table, declared.prefix, len(rows)),
         ]
+        yield self.output(table, stats, extra, kind, lineage)
+        yield from checks
+
+    def output(
+        self,
+        table: pa.Table,
+        stats: RunStats,
+        extra: Mapping[str, Any],
+        kind: FrameKind = FrameKind.PANDAS,
+        lineage: dg.TableColumnLineage | None = None,
+    ) -> dg.Output[Any]:
+        """The step's value, in the input's ``kind``, with its metadata: the run's counts,
+        the table's row count and schema, ``lineage`` when given, and ``extra``.
+
+        ``table`` is consumed as in :meth:`materialization`.
+        """
+        metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra})
         value = in_kind(table, kind)
         del table
-        yield dg.Output(value, metadata=metadata)
-        yield from checks
+        return dg.Output(value, metadata=metadata)
 
 
 def _rate_limit_store(context: StepContext, setting: str) -> str | None:
