@@ -1,8 +1,8 @@
 """dagster-runwf: run hosted AI workflows (Runchat, AI Tutor API) row by row over tables.
 
 The public API is re-exported here; everything else is private. The Dagster layer's names
-(resources, the asset factory and its settings, the IO manager) are imported on first use,
-so the engine, the CLI and the emulator start without loading Dagster.
+(resources, the asset and op factories and their settings, the IO manager) are imported on
+first use, so the engine, the CLI and the emulator start without loading Dagster.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from .integration.assets import enriched_asset
     from .integration.component import EnrichedAssetComponent
     from .integration.io_manager import ParquetIOManager
+    from .integration.ops import enriched_op
     from .integration.resources import AITutorResource, RunchatResource
     from .integration.schedules import nightly_schedule
     from .integration.settings import EnrichmentSettings
@@ -75,6 +76,7 @@ _DAGSTER_NAMES = {
     "RunchatResource": "resources",
     "ParquetIOManager": "io_manager",
     "enriched_asset": "assets",
+    "enriched_op": "ops",
     "EnrichedAssetComponent": "component",
     "EnrichmentSettings": "settings",
     "nightly_schedule": "schedules",
@@ -106,6 +108,7 @@ __all__ = [
     "enrich",
     "enrich_async",
     "enriched_asset",
+    "enriched_op",
     "EnrichedAssetComponent",
     "EnrichmentSettings",
     "nightly_schedule",

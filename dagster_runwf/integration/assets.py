@@ -11,13 +11,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
-from ..errors import ConfigError
 from ..services.base import Workflow
 from .chunks import AssetDecorator, chunked_asset
 from .settings import EnrichmentSettings
-from .spec import EnrichmentSpec, identifier
+from .spec import EnrichmentSpec, checked_arguments, identifier
 from .step import EnrichmentStep
 
 SourceAsset = str | Sequence[str] | dg.AssetKey | dg.AssetsDefinition | dg.AssetSpec
@@ -42,9 +40,12 @@ def enriched_asset(
 ) -> dg.AssetsDefinition:
     """An asset that runs ``workflow`` once per row of the ``source`` asset's DataFrame.
 
-    The asset's value is the results table (a DataFrame: the kept input columns, then the
-    ``wf_`` result columns, see ``docs/journal.md``), stored by the asset's IO manager (use
-    :class:`ParquetIOManager` for Parquet). Every finished row is journaled first, so a
+    The asset's value is the results table (the kept input columns, then the ``wf_`` result
+    columns, see ``docs/journal.md``) in the kind of the source's value: a pandas DataFrame
+    for a pandas DataFrame, a polars DataFrame for a polars DataFrame or LazyFrame, a
+    pyarrow Table for a pyarrow Table. It is stored by the asset's IO manager (use
+    :class:`ParquetIOManager` for Parquet; dagster-polars' or dagster-duckdb's IO managers
+    work too). Every finished row is journaled first, so a
     retry or re-execution pays only for unfinished rows. A fatal error (bad key, no
     credits, unknown workflow) or the budget stops the run and fails the step with a
     :class:`dagster.Failure` saying what to do; the finished rows stay in the journal.
@@ -62,7 +63,8 @@ def enriched_asset(
         )
 
     Args:
-        source: the upstream asset (key, or definition) whose value is a DataFrame.
+        source: the upstream asset (key, or definition) whose value is a pandas or polars
+            DataFrame (or LazyFrame) or a pyarrow Table.
         workflow: e.g. ``AITutorWorkflow("wf_company_profile", ["company", "country"])``.
         settings: the enrichment's settings (see :class:`EnrichmentSettings`); default:
             every setting's default.
@@ -86,12 +88,7 @@ def enriched_asset(
         the asset definition, with its two checks (``failure_rate``, ``every_row_answered``);
         with ``settings.chunk_size``, a graph-backed asset (see :mod:`.chunks`).
     """
-    if not isinstance(workflow, Workflow):
-        raise ConfigError(f"workflow must be a Workflow, got {type(workflow).__name__}")
-    if settings is None:
-        settings = EnrichmentSettings()
-    elif not isinstance(settings, EnrichmentSettings):
-        raise ConfigError(f"settings must be EnrichmentSettings, got {type(settings).__name__}")
+    settings = checked_arguments(workflow, settings)
     source_key = _asset_key(source)
     asset_name = name or f"{source_key.path[-1]}_{identifier(workflow.workflow_id)}"
     prefix_path = [key_prefix] if isinstance(key_prefix, str) else list(key_prefix or [])
@@ -125,15 +122,19 @@ def enriched_asset(
             asset_arguments=asset_arguments,
         )
 
-    def enriched(context: dg.AssetExecutionContext, rows: pd.DataFrame) -> Iterator[Any]:
+    # `Any`: the IO manager loads the source as it stores it (pandas, polars or pyarrow).
+    def enriched(context: dg.AssetExecutionContext, rows: Any) -> Iterator[Any]:
         step = EnrichmentStep(spec, context)
+        rows, kind = step.rows(rows)
         resolved = step.resolve(rows)
         journal = step.journal()
         done = step.enrich(
             rows, resolved, journal, keep_columns=settings.keep_columns, budget=settings.budget
         )
         extra = {**resolved.checked, "runwf/journal": journal.storage.url}
-        yield from step.materialization(rows, done.to_arrow(), done.stats, resolved.mapping, extra)
+        yield from step.materialization(
+            rows, done.to_arrow(), done.stats, resolved.mapping, extra, kind
+        )
         # Dagster stores an output before resuming the step, so the results have landed.
         journal.mark_landed()
 

@@ -98,9 +98,10 @@ def chunked_asset(
         required_resource_keys=resources,
         out={"chunks": dg.DynamicOut(), "summary": dg.Out()},
     )
-    def split(context: dg.OpExecutionContext, rows: pd.DataFrame) -> Iterator[Any]:
+    def split(context: dg.OpExecutionContext, rows: Any) -> Iterator[Any]:
         # Before any paid run: the mapping, the table's columns, and the pre-flight (once).
         step = EnrichmentStep(spec, context)
+        rows, _ = step.rows(rows)
         step.check_table(rows)
         resolved = step.resolve(rows)
         location = step.journal_location()
@@ -148,10 +149,12 @@ def chunked_asset(
     )
     def collect(
         context: dg.OpExecutionContext,
-        rows: pd.DataFrame,
+        rows: Any,
         summary: SplitSummary,
         parts: list[ChunkResult],
     ) -> Iterator[Any]:
+        step = EnrichmentStep(spec, context)
+        rows, kind = step.rows(rows)
         ordered = sorted(parts, key=lambda part: part.number)
         table = join_results(
             rows,
@@ -163,13 +166,12 @@ def chunked_asset(
         elapsed = max(p.finished_at for p in ordered) - min(p.started_at for p in ordered)
         stats = RunStats.combined((part.stats for part in ordered), elapsed_s=elapsed)
         extra = {**summary.checked, "runwf/journal": summary.journal, "runwf/chunks": len(parts)}
-        step = EnrichmentStep(spec, context)
-        yield from step.materialization(rows, table, stats, summary.mapping, extra)
+        yield from step.materialization(rows, table, stats, summary.mapping, extra, kind)
         # Dagster stores an output before resuming the step, so the results have landed.
         for part in ordered:
             step.mark_landed(part.job, part.generation)
 
-    def chunked(rows: pd.DataFrame) -> Any:
+    def chunked(rows: Any) -> Any:
         chunks, summary = split(rows)
         return collect(rows, summary, chunks.map(enrich_chunk).collect())
 

@@ -68,12 +68,13 @@ def run_metadata(stats: RunStats) -> dict[str, Any]:
 
 
 def table_metadata(
-    table: pa.Table, lineage: dg.TableColumnLineage, extra: Mapping[str, Any]
+    table: pa.Table, lineage: dg.TableColumnLineage | None, extra: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Row count, schema and lineage of the results table, plus ``extra``."""
-    return {
+    """Row count, schema and (for an asset) lineage of the results table, plus ``extra``."""
+    metadata: dict[str, Any] = {
         "dagster/row_count": table.num_rows,
         "dagster/column_schema": column_schema(table.schema),
-        "dagster/column_lineage": lineage,
-        **extra,
     }
+    if lineage is not None:
+        metadata["dagster/column_lineage"] = lineage
+    return {**metadata, **extra}

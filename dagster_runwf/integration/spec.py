@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ..errors import ConfigError
 from ..services.base import Workflow
 from .checks import check_specs
 from .settings import EnrichmentSettings
@@ -21,10 +22,12 @@ from .settings import EnrichmentSettings
 
 @dataclass(frozen=True)
 class EnrichmentSpec:
-    """An enriched asset as :func:`~dagster_runwf.enriched_asset` defined it."""
+    """An enriched asset as :func:`~dagster_runwf.enriched_asset` defined it, or an enriched
+    op as :func:`~dagster_runwf.enriched_op` did: then ``asset_key`` is the op's name, and
+    there is no ``source_key`` (its rows come from another op's output)."""
 
     asset_key: dg.AssetKey
-    source_key: dg.AssetKey
+    source_key: dg.AssetKey | None
     workflow: Workflow
     resource_key: str
     settings: EnrichmentSettings
@@ -64,14 +67,31 @@ class EnrichmentSpec:
 
     def description(self) -> str:
         """The asset's description when none is given: the workflow and the source."""
+        source = "its input" if self.source_key is None else self.source_key.to_user_string()
         return (
             f"{self.workflow.display_name} workflow {self.workflow.workflow_id!r}, run once per "
-            f"row of {self.source_key.to_user_string()}."
+            f"row of {source}."
         )
 
     def metadata(self) -> dict[str, str]:
         """The asset's definition metadata: which workflow on which service."""
         return {"runwf/workflow": self.workflow.workflow_id, "runwf/service": self.workflow.service}
+
+
+def checked_arguments(workflow: object, settings: object) -> EnrichmentSettings:
+    """The factories' ``workflow`` and ``settings`` checked; the settings (default: every
+    setting's default).
+
+    Raises:
+        ConfigError: either is of the wrong type.
+    """
+    if not isinstance(workflow, Workflow):
+        raise ConfigError(f"workflow must be a Workflow, got {type(workflow).__name__}")
+    if settings is None:
+        return EnrichmentSettings()
+    if not isinstance(settings, EnrichmentSettings):
+        raise ConfigError(f"settings must be EnrichmentSettings, got {type(settings).__name__}")
+    return settings
 
 
 def identifier(text: str) -> str:

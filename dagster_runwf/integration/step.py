@@ -36,6 +36,7 @@ from ..engine.storage import Storage
 from ..engine.table import ResultsTableWriter, result_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
 from .checks import every_row_result, failure_rate_result
+from .frames import FrameKind, as_pandas, in_kind
 from .metadata import column_lineage, run_metadata, table_metadata
 from .resources import WorkflowServiceResource
 from .run_process import RunProcessGone, unless_orphaned
@@ -60,13 +61,36 @@ class EnrichmentStep:
     """One step's work for an enriched asset: the whole table's, or one chunk's.
 
     Args:
-        spec: the asset, as defined.
+        spec: the asset (or op), as defined.
         context: the step's context (its resources, run, partition and log).
+        journal_key: what names the step's journal location and job (with the partition and
+            the answers' version); default: the asset key's path.
     """
 
-    def __init__(self, spec: EnrichmentSpec, context: StepContext) -> None:
+    def __init__(
+        self,
+        spec: EnrichmentSpec,
+        context: StepContext,
+        *,
+        journal_key: Sequence[str] | None = None,
+    ) -> None:
         self.spec = spec
         self.context = context
+        self.journal_key = list(spec.asset_key.path if journal_key is None else journal_key)
+
+    def rows(
+        self, value: object, what: str = "the source asset's value"
+    ) -> tuple[pd.DataFrame, FrameKind]:
+        """The step's input as the pandas DataFrame the engine reads, and the kind it came
+        as (pandas, polars or pyarrow), for :meth:`materialization` to give back.
+
+        Raises:
+            dagster.Failure: the input is no table (not retried).
+        """
+        try:
+            return as_pandas(value, what)
+        except RunwfError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
 
     def resolve(self, rows: pd.DataFrame, *, preflight: bool = True) -> StepSettings:
         """Check the mapping and, with ``preflight``, the key; the engine's settings (which
@@ -122,7 +146,7 @@ class EnrichmentStep:
         base = self.spec.settings.journal_dir or os.path.join(
             context.instance.storage_directory(), "runwf_journal"
         )
-        folders = [*self.spec.asset_key.path] + ([identifier(partition)] if partition else [])
+        folders = [*self.journal_key] + ([identifier(partition)] if partition else [])
         return "/".join([base.rstrip("/"), *folders])
 
     def job(self, chunk: str | None = None) -> str:
@@ -132,7 +156,7 @@ class EnrichmentStep:
         land (see :meth:`RowJournal.open_job`)."""
         context = self.context
         partition = context.partition_key if context.has_partition_key else None
-        parts = [*self.spec.asset_key.path, partition or "-", self.spec.answers_version]
+        parts = [*self.journal_key, partition or "-", self.spec.answers_version]
         return "/".join(parts + ([chunk] if chunk else []))
 
     def journal(self, chunk: str | None = None) -> RowJournal:
@@ -220,17 +244,20 @@ class EnrichmentStep:
         stats: RunStats,
         mapping: Mapping[str, str],
         extra: Mapping[str, Any],
-    ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
-        """The asset's value with its metadata (``extra`` added), then its check results.
+        kind: FrameKind = FrameKind.PANDAS,
+    ) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
+        """The asset's value, in the input's ``kind``, with its metadata (``extra`` added),
+        then its check results.
 
         ``table`` is consumed: its Arrow memory is released column by column as it becomes
-        the DataFrame, so the step never holds the results twice (it must not be used after).
+        a pandas DataFrame, so the step never holds the results twice (it must not be used
+        after).
         """
         spec, declared = self.spec, self.spec.settings
+        assert spec.source_key is not None, "an asset's step"
         kept = list(rows.columns) if declared.keep_columns is None else list(declared.keep_columns)
         result_names = [f.name for f in result_fields(declared.prefix, declared.output_columns)]
         lineage = column_lineage(spec.source_key, kept, list(mapping.values()), result_names)
-        metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra})
         checks = [
             failure_rate_result(
                 table,
@@ -240,10 +267,26 @@ class EnrichmentStep:
             ),
             every_row_result(table, declared.prefix, len(rows)),
         ]
-        frame = table.to_pandas(self_destruct=True, split_blocks=True)
-        del table
-        yield dg.Output(frame, metadata=metadata)
+        yield self.output(table, stats, extra, kind, lineage)
         yield from checks
+
+    def output(
+        self,
+        table: pa.Table,
+        stats: RunStats,
+        extra: Mapping[str, Any],
+        kind: FrameKind = FrameKind.PANDAS,
+        lineage: dg.TableColumnLineage | None = None,
+    ) -> dg.Output[Any]:
+        """The step's value, in the input's ``kind``, with its metadata: the run's counts,
+        the table's row count and schema, ``lineage`` when given, and ``extra``.
+
+        ``table`` is consumed as in :meth:`materialization`.
+        """
+        metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra})
+        value = in_kind(table, kind)
+        del table
+        return dg.Output(value, metadata=metadata)
 
 
 def _rate_limit_store(context: StepContext, setting: str) -> str | None:

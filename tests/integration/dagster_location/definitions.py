@@ -10,14 +10,25 @@ import os
 import dagster as dg
 import pandas as pd
 
-from dagster_runwf import AITutorResource, AITutorWorkflow, EnrichmentSettings, enriched_asset
+from dagster_runwf import (
+    AITutorResource,
+    AITutorWorkflow,
+    EnrichmentSettings,
+    enriched_asset,
+    enriched_op,
+)
+
+
+def company_rows() -> pd.DataFrame:
+    """Forty companies, one of which the emulator's workflow fails on."""
+    names = [f"company {i}" for i in range(40)] + ["bad one"]
+    return pd.DataFrame({"name": names, "n": range(len(names))})
 
 
 @dg.asset
 def companies() -> pd.DataFrame:
     """Forty companies, one of which the emulator's workflow fails on."""
-    names = [f"company {i}" for i in range(40)] + ["bad one"]
-    return pd.DataFrame({"name": names, "n": range(len(names))})
+    return company_rows()
 
 
 profiles = enriched_asset(
@@ -83,9 +94,51 @@ enrich_many_companies = dg.define_asset_job(
     executor_def=dg.multiprocess_executor,
 )
 
+
+# An op-based job: an upstream op's DataFrame, the enriched op, a downstream op.
+@dg.op
+def load_companies() -> pd.DataFrame:
+    """The same forty-one companies as the `companies` asset."""
+    return company_rows()
+
+
+enrich_profiles = enriched_op(
+    workflow=AITutorWorkflow("wf_echo", ["text"]),
+    name="enrich_profiles",
+    settings=EnrichmentSettings(
+        columns={"text": "name"},
+        journal_dir=os.environ.get("RUNWF_TEST_JOURNAL_DIR"),
+        preflight=False,
+        concurrency=2,
+    ),
+)
+
+
+@dg.op
+def count_answers(result: pd.DataFrame) -> dict[str, int]:
+    """How many rows the workflow answered, and how many failed."""
+    return {str(status): int(n) for status, n in result["wf_status"].value_counts().items()}
+
+
+@dg.job(executor_def=dg.in_process_executor)
+def profile_companies_in_process() -> None:
+    count_answers(enrich_profiles(load_companies()))
+
+
+@dg.job(executor_def=dg.multiprocess_executor)
+def profile_companies_in_processes() -> None:
+    count_answers(enrich_profiles(load_companies()))
+
+
 defs = dg.Definitions(
     assets=[companies, profiles, profiles_in_chunks, many_companies, slow_profiles],
-    jobs=[enrich_companies, enrich_companies_in_chunks, enrich_many_companies],
+    jobs=[
+        enrich_companies,
+        enrich_companies_in_chunks,
+        enrich_many_companies,
+        profile_companies_in_process,
+        profile_companies_in_processes,
+    ],
     resources={
         "aitutor": AITutorResource(
             api_key=dg.EnvVar("AITUTOR_API_KEY"),
@@ -116,3 +169,13 @@ def enrich_companies_in_chunks_job() -> dg.JobDefinition:
 def enrich_many_companies_job() -> dg.JobDefinition:
     """The slow multiprocess job, for `dagster.reconstructable`."""
     return defs.resolve_job_def("enrich_many_companies")
+
+
+def profile_companies_in_process_job() -> dg.JobDefinition:
+    """The op-based job, in one process, for `dagster.reconstructable`."""
+    return defs.resolve_job_def("profile_companies_in_process")
+
+
+def profile_companies_in_processes_job() -> dg.JobDefinition:
+    """The op-based job, a process per step, for `dagster.reconstructable`."""
+    return defs.resolve_job_def("profile_companies_in_processes")
