@@ -28,11 +28,13 @@ from dagster_runwf import (
     Budget,
     EnrichedAssetComponent,
     EnrichmentSettings,
+    ParquetIOManager,
     RunchatResource,
     RunchatWorkflow,
     enriched_asset,
 )
 from dagster_runwf.emulator import Emulator
+from dagster_runwf.integration.component import PARQUET_IO_MANAGER_KEY
 
 from ..conftest import ECHO, KEY
 from .test_retry_failed import paid_per_row, run_asset
@@ -89,6 +91,7 @@ def python_twin(journal_dir: str) -> dg.AssetsDefinition:
         partitions_def=DAILY,
         group_name="enrichment",
         tags={"team": "data"},
+        io_manager_key=PARQUET_IO_MANAGER_KEY,
     )
 
 
@@ -186,9 +189,7 @@ def test_the_yaml_asset_materializes_on_the_emulator(
     assert isinstance(resource.api_key, dg.EnvVar), "{{ env.X }} stays an EnvVar"
     assert KEY not in repr(defs.resources)
 
-    result = dg.materialize(
-        [notes, asset], resources={"aitutor": resource}, partition_key="2026-11-20"
-    )
+    result = dg.materialize([notes, asset], resources=defs.resources, partition_key="2026-11-20")
     assert result.success
     table = result.output_for_node(asset.node_def.name)
     assert list(table.columns[:2]) == ["id", "body"] and len(table) == 5
@@ -200,6 +201,37 @@ def test_the_yaml_asset_materializes_on_the_emulator(
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"failure_rate": True, "every_row_answered": True}  # 20% <= 25%
     assert sum(yaml_env.stats()["runs_by_workflow"].values()) == 5
+
+
+def test_the_yaml_asset_is_stored_as_parquet_in_parquet_dir(
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    defs = load_yaml(AITUTOR_YAML + f"  parquet_dir: {warehouse}\n")
+    (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    assert asset.get_io_manager_key_for_asset_key(asset.key) == PARQUET_IO_MANAGER_KEY
+    manager = (defs.resources or {})[PARQUET_IO_MANAGER_KEY]
+    assert isinstance(manager, ParquetIOManager) and manager.base_dir == str(warehouse)
+
+    result = dg.materialize([notes, asset], resources=defs.resources, partition_key="2026-11-20")
+    assert result.success
+    stored = pd.read_parquet(warehouse / "notes_wf_echo" / "2026-11-20.parquet")
+    assert list(stored["body"]) == list(result.output_for_node(asset.node_def.name)["body"])
+    assert stored["wf_status"].value_counts().to_dict() == {"succeeded": 4, "failed": 1}
+
+
+def test_an_io_manager_key_stores_the_yaml_asset_with_the_projects_io_manager(
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator, tmp_path: Path
+) -> None:
+    defs = load_yaml(AITUTOR_YAML + "  io_manager_key: warehouse\n")
+    (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    assert asset.get_io_manager_key_for_asset_key(asset.key) == "warehouse"
+    assert set(defs.resources or {}) == {"aitutor"}, "the project defines 'warehouse'"
+
+    # With parquet_dir too, the component defines a ParquetIOManager under that key.
+    with_dir = AITUTOR_YAML + f"  io_manager_key: warehouse\n  parquet_dir: {tmp_path}\n"
+    manager = (load_yaml(with_dir).resources or {})["warehouse"]
+    assert isinstance(manager, ParquetIOManager) and manager.base_dir == str(tmp_path)
 
 
 def test_the_yaml_schedule_runs_the_source_and_the_asset_nightly(
@@ -253,10 +285,13 @@ def test_a_runchat_yaml_asset_is_the_python_factorys_asset(
         ),
         name="translated",
         key_prefix=["enriched"],
+        io_manager_key=PARQUET_IO_MANAGER_KEY,
     )
     assert spec_of(from_yaml) == spec_of(twin)
     assert from_yaml.key == dg.AssetKey(["enriched", "translated"])
-    assert not defs.resources, "no api_key: the project defines the runchat resource"
+    assert set(defs.resources or {}) == {PARQUET_IO_MANAGER_KEY}, (
+        "no api_key: the project defines the runchat resource"
+    )
 
 
 @pytest.mark.parametrize(
@@ -371,6 +406,7 @@ def test_a_chunked_yaml_asset_is_the_python_factorys_chunked_asset(
         group_name="enrichment",
         retry_policy=dg.RetryPolicy(max_retries=2),
         pool="aitutor-key",
+        io_manager_key=PARQUET_IO_MANAGER_KEY,
     )
     assert spec_of(from_yaml) == spec_of(twin)
     ops = {node.name: node for node in from_yaml.node_def.node_defs}  # type: ignore[attr-defined]
