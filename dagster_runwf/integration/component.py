@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import dagster as dg
-from pydantic import BaseModel, Field, SkipValidation, create_model
+from pydantic import BaseModel, Field, InstanceOf, SkipValidation, create_model
 
 from ..errors import ConfigError
 from ..services.base import Workflow
@@ -90,19 +90,42 @@ def _resolve_secret(context: dg.ResolutionContext, raw: Any) -> str | None:
 
 
 class PartitionsModel(dg.Resolvable, dg.Model):
-    """Time partitions of the enriched asset (give the source asset the same ones)."""
+    """The enriched asset's partitions (give the source asset the same ones): time
+    partitions (``cadence`` from ``start_date``), or dynamic ones (``dynamic``: their name,
+    e.g. one partition per arriving file, added by a sensor)."""
 
     cadence: Literal["hourly", "daily", "weekly", "monthly"] = Field(
         default="daily", description="One partition per hour, day, week or month."
     )
-    start_date: str = Field(description="The first partition, e.g. '2026-11-01'.")
+    start_date: str | None = Field(
+        default=None, description="The first time partition, e.g. '2026-11-01'."
+    )
     end_date: str | None = Field(
         default=None, description="The end (exclusive); default: open-ended."
     )
     timezone: str | None = Field(default=None, description="Default: UTC.")
+    dynamic: str | None = Field(
+        default=None,
+        description="Instead of time partitions: the name of a DynamicPartitionsDefinition "
+        "(the source asset's), whose partitions are added as data arrives.",
+    )
 
-    def build(self) -> dg.TimeWindowPartitionsDefinition:
-        """The partitions definition."""
+    def build(self) -> dg.PartitionsDefinition[str]:
+        """The partitions definition.
+
+        Raises:
+            ConfigError: neither or both of ``start_date`` and ``dynamic``.
+        """
+        if (self.start_date is None) == (self.dynamic is None):
+            raise ConfigError(
+                "partitions: give start_date (time partitions, with cadence) or dynamic (the "
+                "name of dynamic partitions), not both"
+                if self.dynamic
+                else "partitions: give start_date (time partitions, with cadence) or dynamic "
+                "(the name of dynamic partitions)"
+            )
+        if self.dynamic is not None:
+            return dg.DynamicPartitionsDefinition(name=self.dynamic)
         classes: dict[str, type[dg.TimeWindowPartitionsDefinition]] = {
             "hourly": dg.HourlyPartitionsDefinition,
             "daily": dg.DailyPartitionsDefinition,
@@ -244,6 +267,17 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         description="fsspec options for a URL parquet_dir (may hold credentials: kept out "
         "of the repr; prefer the environment variables fsspec reads).",
     )
+    automation_condition: Annotated[
+        # The bare class: pydantic checks isinstance, which a subscripted generic refuses.
+        InstanceOf[dg.AutomationCondition] | None,  # type: ignore[type-arg]
+        dg.Resolver.default(
+            model_field_type=str | None,
+            description="When Dagster's declarative automation materializes the asset, as a "
+            "template: \"{{ dg.AutomationCondition.on_cron('0 2 * * *') }}\" (each night, "
+            'once the source was updated since) or "{{ dg.AutomationCondition.eager() }}" '
+            "(each new source partition as soon as it lands).",
+        ),
+    ] = None
     max_retries: int = Field(
         default=0,
         ge=0,
@@ -309,6 +343,7 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
             retry_policy=dg.RetryPolicy(max_retries=self.max_retries) if self.max_retries else None,
             pool=self.pool,
             io_manager_key=self.io_manager_key or PARQUET_IO_MANAGER_KEY,
+            automation_condition=self.automation_condition,
         )
 
     def build_resource(self) -> WorkflowServiceResource | None:
