@@ -21,9 +21,10 @@ asset and a Python one with the same settings are the same asset: same key, deps
 version, checks and metadata.
 
 The asset's value is stored as Parquet by default: without ``io_manager_key`` the asset uses
-the IO manager key ``runwf_parquet_io_manager``, and the component defines a
-:class:`~dagster_runwf.ParquetIOManager` under it writing to ``parquet_dir`` (default: the
-Dagster instance's storage folder, where Dagster's own IO manager would put a pickle). So a
+the IO manager key ``runwf_parquet_io_manager`` (``runwf_parquet_io_manager__<folder>`` with
+``parquet_dir``), and the component defines a :class:`~dagster_runwf.ParquetIOManager` under
+it writing to ``parquet_dir`` (default: the Dagster instance's storage folder, where
+Dagster's own IO manager would put a pickle). So a
 project declared in YAML alone gets Parquet files, and a project that already has an IO
 manager for the asset names it with ``io_manager_key`` (and then the component defines none,
 unless ``parquet_dir`` is given too: then it defines a ``ParquetIOManager`` under that key).
@@ -154,8 +155,10 @@ class ScheduleModel(dg.Resolvable, dg.Model):
 
 
 PARQUET_IO_MANAGER_KEY = "runwf_parquet_io_manager"
-"""The IO manager key of a component's asset when ``io_manager_key`` is not given; the
-component defines a :class:`~dagster_runwf.ParquetIOManager` under it."""
+"""The IO manager key of a component's asset when neither ``io_manager_key`` nor
+``parquet_dir`` is given; the component defines a :class:`~dagster_runwf.ParquetIOManager`
+under it. With ``parquet_dir``, the key is this one followed by ``__`` and the folder
+(see :meth:`EnrichedAssetComponent.parquet_io_manager_key`)."""
 
 # Definitions.merge accepts one resource key from several components only when they hold
 # the very same object, so components declaring the same key and settings share one.
@@ -183,11 +186,11 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
     and, optionally, the service's resource and a nightly schedule.
 
     Builds the asset with :func:`~dagster_runwf.enriched_asset`, a
-    :class:`~dagster_runwf.ParquetIOManager` storing it (under ``runwf_parquet_io_manager``,
-    writing to ``parquet_dir``; give ``io_manager_key`` to use an IO manager defined
-    elsewhere instead), the resource when ``api_key`` is set, and the schedule when
-    ``schedule`` is. Without ``api_key`` the asset uses the resource of that key
-    (``resource_key``, default ``aitutor`` / ``runchat``) defined elsewhere in the project.
+    :class:`~dagster_runwf.ParquetIOManager` storing it (writing to ``parquet_dir``; give
+    ``io_manager_key`` to use an IO manager defined elsewhere instead), the resource when
+    ``api_key`` is set, and the schedule when ``schedule`` is. Without ``api_key`` the asset
+    uses the resource of that key (``resource_key``, default ``aitutor`` / ``runchat``)
+    defined elsewhere in the project.
     """
 
     service: ServiceName = Field(
@@ -250,9 +253,10 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
     pool: str | None = None
     io_manager_key: str | None = Field(
         default=None,
-        description="The IO manager storing the asset's value. Default: "
-        f"'{PARQUET_IO_MANAGER_KEY}', a ParquetIOManager this component defines (see "
-        "parquet_dir). Give a key to use an IO manager defined elsewhere in the project.",
+        description="The IO manager storing the asset's value. Default: a ParquetIOManager "
+        f"this component defines, under '{PARQUET_IO_MANAGER_KEY}' (with parquet_dir: "
+        f"'{PARQUET_IO_MANAGER_KEY}__<parquet_dir as an identifier>'). Give a key to use an "
+        "IO manager defined elsewhere in the project.",
     )
     parquet_dir: str | None = Field(
         default=None,
@@ -342,7 +346,7 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
             description=self.description,
             retry_policy=dg.RetryPolicy(max_retries=self.max_retries) if self.max_retries else None,
             pool=self.pool,
-            io_manager_key=self.io_manager_key or PARQUET_IO_MANAGER_KEY,
+            io_manager_key=self.parquet_io_manager_key(),
             automation_condition=self.automation_condition,
         )
 
@@ -365,15 +369,28 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         )
         return resource
 
+    def parquet_io_manager_key(self) -> str:
+        """The asset's IO manager key: ``io_manager_key``; else ``runwf_parquet_io_manager``,
+        followed by ``__`` and ``parquet_dir`` made an identifier (``s3_bucket_prefix``)
+        when that is given, so that components writing to different folders never define
+        one key twice (which ``Definitions.merge`` refuses) and components sharing a folder
+        share one."""
+        if self.io_manager_key is not None:
+            return self.io_manager_key
+        if self.parquet_dir is None:
+            return PARQUET_IO_MANAGER_KEY
+        folder = re.sub(r"[^0-9A-Za-z]+", "_", self.parquet_dir).strip("_") or "root"
+        return f"{PARQUET_IO_MANAGER_KEY}__{folder}"
+
     def build_io_manager(self) -> tuple[str, ParquetIOManager] | None:
-        """The Parquet IO manager this component defines, with its key: under
-        ``runwf_parquet_io_manager`` without ``io_manager_key``; under ``io_manager_key``
-        when ``parquet_dir`` or ``parquet_storage_options`` is given too; else ``None``
-        (the project defines that IO manager)."""
+        """The Parquet IO manager this component defines, with its key (see
+        :meth:`parquet_io_manager_key`): always without ``io_manager_key``; with it, only
+        when ``parquet_dir`` or ``parquet_storage_options`` is given too, else ``None`` (the
+        project defines that IO manager)."""
         parquet_given = self.parquet_dir is not None or self.parquet_storage_options is not None
         if self.io_manager_key is not None and not parquet_given:
             return None
-        key = self.io_manager_key or PARQUET_IO_MANAGER_KEY
+        key = self.parquet_io_manager_key()
         options = dict(self.parquet_storage_options or {})
         identity = (ParquetIOManager, key, self.parquet_dir, repr(sorted(options.items())))
         manager: ParquetIOManager = _shared(

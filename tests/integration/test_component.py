@@ -192,8 +192,9 @@ def test_the_yaml_asset_is_stored_as_parquet_in_parquet_dir(
     warehouse = tmp_path / "warehouse"
     defs = load_yaml(AITUTOR_YAML + f"  parquet_dir: {warehouse}\n")
     (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
-    assert asset.get_io_manager_key_for_asset_key(asset.key) == PARQUET_IO_MANAGER_KEY
-    manager = (defs.resources or {})[PARQUET_IO_MANAGER_KEY]
+    key = asset.get_io_manager_key_for_asset_key(asset.key)
+    assert key.startswith(f"{PARQUET_IO_MANAGER_KEY}__") and key.endswith("_warehouse")
+    manager = (defs.resources or {})[key]
     assert isinstance(manager, ParquetIOManager) and manager.base_dir == str(warehouse)
 
     result = dg.materialize([notes, asset], resources=defs.resources, partition_key="2026-11-20")
@@ -201,6 +202,30 @@ def test_the_yaml_asset_is_stored_as_parquet_in_parquet_dir(
     stored = pd.read_parquet(warehouse / "notes_wf_echo" / "2026-11-20.parquet")
     assert list(stored["body"]) == list(result.output_for_node(asset.node_def.name)["body"])
     assert stored["wf_status"].value_counts().to_dict() == {"succeeded": 4, "failed": 1}
+
+
+def test_components_writing_to_different_folders_load_together(
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator, tmp_path: Path
+) -> None:
+    def component(name: str, folder: str | None) -> str:
+        text = AITUTOR_YAML.replace("  schedule: {hour_of_day: 3}\n", f"  name: {name}\n")
+        return text + (f"  parquet_dir: {tmp_path / folder}\n" if folder else "")
+
+    documents = [component("a", "one"), component("b", "two"), component("c", "one")]
+    defs = load_yaml("---\n".join([*documents, component("d", None), component("e", None)]))
+    keys = {
+        asset.key.to_user_string(): asset.get_io_manager_key_for_asset_key(asset.key)
+        for asset in defs.assets or []
+        if isinstance(asset, dg.AssetsDefinition)
+    }
+    assert keys["a"] == keys["c"] != keys["b"], "one IO manager a folder"
+    assert keys["d"] == keys["e"] == PARQUET_IO_MANAGER_KEY
+    managers = {key: (defs.resources or {})[key] for key in keys.values()}
+    assert {m.base_dir for m in managers.values()} == {
+        str(tmp_path / "one"),
+        str(tmp_path / "two"),
+        None,
+    }
 
 
 def test_an_io_manager_key_stores_the_yaml_asset_with_the_projects_io_manager(
