@@ -131,6 +131,25 @@ def arriving(inbox: Path) -> dg.AssetsDefinition:
     return arrived
 
 
+def inbox_sensor(inbox: Path, arrived: dg.AssetsDefinition) -> dg.SensorDefinition:
+    """The file-arrival sensor of docs/dagster.md."""
+    files = FILES
+
+    @dg.sensor(target=[arrived])
+    def inbox_files(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        new = [
+            p.name
+            for p in sorted(inbox.glob("*.csv"))
+            if not context.instance.has_dynamic_partition(files.name or "", p.name)
+        ]
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(partition_key=name) for name in new],
+            dynamic_partitions_requests=[files.build_add_request(new)],
+        )
+
+    return inbox_files
+
+
 ARRIVING_YAML = """\
 type: dagster_runwf.EnrichedAssetComponent
 attributes:
@@ -173,25 +192,35 @@ def test_one_enriched_partition_per_arriving_file(
     assets = [source, asset]
     defs = dg.Definitions(assets=assets, resources=run_resources)
 
-    def arrive(name: str, rows: int) -> None:
-        """A file lands; what a sensor does: add its partition, load it into the source."""
-        bodies = [f"{name} row {i}" for i in range(rows)]
-        pd.DataFrame({"body": bodies}).to_csv(inbox / name, index=False)
-        instance.add_dynamic_partitions(FILES.name or "", [name])
-        ingested = dg.materialize(
-            assets,
-            selection=[source],
-            partition_key=name,
-            instance=instance,
-            resources=run_resources,
-        )
-        assert ingested.success
+    watcher = inbox_sensor(inbox, source)
+
+    def arrive(*files: tuple[str, int]) -> None:
+        """Files land; the inbox sensor (as docs/dagster.md writes it) adds a partition per
+        new file and asks for the source's run of each, which run here."""
+        for name, rows in files:
+            bodies = [f"{name} row {i}" for i in range(rows)]
+            pd.DataFrame({"body": bodies}).to_csv(inbox / name, index=False)
+        tick = watcher(dg.build_sensor_context(instance=instance))
+        assert isinstance(tick, dg.SensorResult)
+        for request in tick.dynamic_partitions_requests or []:
+            assert isinstance(request, dg.AddDynamicPartitionsRequest)
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        requested = sorted(r.partition_key or "" for r in tick.run_requests or [])
+        assert requested == sorted(name for name, _ in files), "each new file once"
+        for name in requested:
+            ingested = dg.materialize(
+                assets,
+                selection=[source],
+                partition_key=name,
+                instance=instance,
+                resources=run_resources,
+            )
+            assert ingested.success
 
     # The automation sensor's first tick, before any file (it evaluates every 30 s or so).
     start = dg.evaluate_automation_conditions(defs, instance)
     assert start.total_requested == 0
-    arrive("a.csv", 3)
-    arrive("b.csv", 2)
+    arrive(("a.csv", 3), ("b.csv", 2))
     first = dg.evaluate_automation_conditions(defs, instance, cursor=start.cursor)
     requested = run_requested(first, assets, instance, run_resources)
     assert requested == {"arrived": [], "arrived_wf_echo": ["a.csv", "b.csv"]}
@@ -200,7 +229,7 @@ def test_one_enriched_partition_per_arriving_file(
     idle = dg.evaluate_automation_conditions(defs, instance, cursor=first.cursor)
     assert idle.total_requested == 0, "each file once"
 
-    arrive("c.csv", 4)
+    arrive(("c.csv", 4))
     third = dg.evaluate_automation_conditions(defs, instance, cursor=idle.cursor)
     requested = run_requested(third, assets, instance, run_resources)
     assert requested == {"arrived": [], "arrived_wf_echo": ["c.csv"]}
