@@ -24,10 +24,10 @@ The asset's value is stored as Parquet by default: without ``io_manager_key`` th
 the IO manager key ``runwf_parquet_io_manager`` (``runwf_parquet_io_manager__<folder>`` with
 ``parquet_dir``), and the component defines a :class:`~dagster_runwf.ParquetIOManager` under
 it writing to ``parquet_dir`` (default: the Dagster instance's storage folder, where
-Dagster's own IO manager would put a pickle). So a
-project declared in YAML alone gets Parquet files, and a project that already has an IO
-manager for the asset names it with ``io_manager_key`` (and then the component defines none,
-unless ``parquet_dir`` is given too: then it defines a ``ParquetIOManager`` under that key).
+Dagster's own IO manager would put a pickle). So a project declared in YAML alone gets
+Parquet files, and a project that already has an IO manager for the asset names it with
+``io_manager_key`` (then the component defines none, unless ``parquet_dir`` is given too:
+then it defines a ``ParquetIOManager`` under that key).
 
 ``api_key: "{{ env.NAME }}"`` becomes ``dagster.EnvVar("NAME")`` rather than the key's value,
 so the key is read when a run starts and the UI shows only the variable's name, as with a
