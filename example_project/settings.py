@@ -54,6 +54,12 @@ def journal_dir() -> str:
 
 
 @dg.template_var
+def warehouse() -> str:
+    """``{{ warehouse }}`` in YAML: the Parquet files, as ``ParquetIOManager`` writes them."""
+    return str(warehouse_dir())
+
+
+@dg.template_var
 def runchat_flow() -> str:
     """``{{ runchat_flow }}`` in YAML."""
     return runchat_flow_id()

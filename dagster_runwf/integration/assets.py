@@ -37,6 +37,7 @@ def enriched_asset(
     retry_policy: dg.RetryPolicy | None = None,
     pool: str | None = None,
     io_manager_key: str | None = None,
+    automation_condition: dg.AutomationCondition[Any] | None = None,
 ) -> dg.AssetsDefinition:
     """An asset that runs ``workflow`` once per row of the ``source`` asset's DataFrame.
 
@@ -83,6 +84,13 @@ def enriched_asset(
             several assets that share a key the same ``pool`` to cap how many run at once
             across runs.
         io_manager_key: as for :func:`dagster.asset`.
+        automation_condition: as for :func:`dagster.asset`: when Dagster's declarative
+            automation materializes the asset, e.g.
+            ``dg.AutomationCondition.on_cron("0 2 * * *")`` (each night, once the source
+            has been updated since) or ``dg.AutomationCondition.eager()`` (each partition
+            of the source as soon as it is materialized: one run per arriving file with
+            dynamic partitions). Its checks run in the same step. The automation
+            condition sensor must be running (``dagster-daemon``, or ``dg dev``).
 
     Returns:
         the asset definition, with its two checks (``failure_rate``, ``every_row_answered``);
@@ -111,6 +119,7 @@ def enriched_asset(
         "code_version": spec.code_version,
         "check_specs": spec.check_specs(),
         "metadata": spec.metadata(),
+        "automation_condition": automation_condition,
     }
     if settings.chunk_size is not None:
         return chunked_asset(

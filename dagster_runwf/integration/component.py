@@ -20,6 +20,15 @@ asset with :func:`~dagster_runwf.enriched_asset` (nothing is reimplemented here)
 asset and a Python one with the same settings are the same asset: same key, deps, code
 version, checks and metadata.
 
+The asset's value is stored as Parquet by default: without ``io_manager_key`` the asset uses
+the IO manager key ``runwf_parquet_io_manager`` (``runwf_parquet_io_manager__<folder>`` with
+``parquet_dir``), and the component defines a :class:`~dagster_runwf.ParquetIOManager` under
+it writing to ``parquet_dir`` (default: the Dagster instance's storage folder, where
+Dagster's own IO manager would put a pickle). So a project declared in YAML alone gets
+Parquet files, and a project that already has an IO manager for the asset names it with
+``io_manager_key`` (then the component defines none, unless ``parquet_dir`` is given too:
+then it defines a ``ParquetIOManager`` under that key).
+
 ``api_key: "{{ env.NAME }}"`` becomes ``dagster.EnvVar("NAME")`` rather than the key's value,
 so the key is read when a run starts and the UI shows only the variable's name, as with a
 resource written in Python.
@@ -37,11 +46,11 @@ import copy
 import functools
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import dagster as dg
-from pydantic import BaseModel, Field, SkipValidation, create_model
+from pydantic import BaseModel, Field, InstanceOf, SkipValidation, create_model
 
 from ..errors import ConfigError
 from ..services.base import Workflow
@@ -53,6 +62,7 @@ from ..services.registry import (
     service_info,
 )
 from .assets import enriched_asset
+from .io_manager import ParquetIOManager
 from .resources import WorkflowServiceResource, resource_class
 from .scaffold import EnrichedAssetScaffolder
 from .schedules import nightly_schedule
@@ -81,19 +91,42 @@ def _resolve_secret(context: dg.ResolutionContext, raw: Any) -> str | None:
 
 
 class PartitionsModel(dg.Resolvable, dg.Model):
-    """Time partitions of the enriched asset (give the source asset the same ones)."""
+    """The enriched asset's partitions (give the source asset the same ones): time
+    partitions (``cadence`` from ``start_date``), or dynamic ones (``dynamic``: their name,
+    e.g. one partition per arriving file, added by a sensor)."""
 
     cadence: Literal["hourly", "daily", "weekly", "monthly"] = Field(
         default="daily", description="One partition per hour, day, week or month."
     )
-    start_date: str = Field(description="The first partition, e.g. '2026-11-01'.")
+    start_date: str | None = Field(
+        default=None, description="The first time partition, e.g. '2026-11-01'."
+    )
     end_date: str | None = Field(
         default=None, description="The end (exclusive); default: open-ended."
     )
     timezone: str | None = Field(default=None, description="Default: UTC.")
+    dynamic: str | None = Field(
+        default=None,
+        description="Instead of time partitions: the name of a DynamicPartitionsDefinition "
+        "(the source asset's), whose partitions are added as data arrives.",
+    )
 
-    def build(self) -> dg.TimeWindowPartitionsDefinition:
-        """The partitions definition."""
+    def build(self) -> dg.PartitionsDefinition[str]:
+        """The partitions definition.
+
+        Raises:
+            ConfigError: neither or both of ``start_date`` and ``dynamic``.
+        """
+        if (self.start_date is None) == (self.dynamic is None):
+            raise ConfigError(
+                "partitions: give start_date (time partitions, with cadence) or dynamic (the "
+                "name of dynamic partitions), not both"
+                if self.dynamic
+                else "partitions: give start_date (time partitions, with cadence) or dynamic "
+                "(the name of dynamic partitions)"
+            )
+        if self.dynamic is not None:
+            return dg.DynamicPartitionsDefinition(name=self.dynamic)
         classes: dict[str, type[dg.TimeWindowPartitionsDefinition]] = {
             "hourly": dg.HourlyPartitionsDefinition,
             "daily": dg.DailyPartitionsDefinition,
@@ -121,10 +154,25 @@ class ScheduleModel(dg.Resolvable, dg.Model):
     )
 
 
+PARQUET_IO_MANAGER_KEY = "runwf_parquet_io_manager"
+"""The IO manager key of a component's asset when neither ``io_manager_key`` nor
+``parquet_dir`` is given; the component defines a :class:`~dagster_runwf.ParquetIOManager`
+under it. With ``parquet_dir``, the key is this one followed by ``__`` and the folder
+(see :meth:`EnrichedAssetComponent.parquet_io_manager_key`)."""
+
 # Definitions.merge accepts one resource key from several components only when they hold
-# the very same object, so components declaring the same key and URL share one.
-_resources: dict[tuple[Any, ...], WorkflowServiceResource] = {}
+# the very same object, so components declaring the same key and settings share one.
+_resources: dict[tuple[Any, ...], Any] = {}
 _resources_lock = threading.Lock()
+
+
+def _shared(identity: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """The resource made for ``identity`` by an earlier component, or a new one."""
+    with _resources_lock:
+        resource = _resources.get(identity)
+        if resource is None:
+            resource = _resources[identity] = make()
+        return resource
 
 
 @dg.scaffold_with(EnrichedAssetScaffolder)
@@ -137,10 +185,12 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
     (``partitions`` and ``max_retries`` stand for ``partitions_def`` and ``retry_policy``)
     and, optionally, the service's resource and a nightly schedule.
 
-    Builds the asset with :func:`~dagster_runwf.enriched_asset`, the resource when
-    ``api_key`` is set, and the schedule when ``schedule`` is. Without ``api_key`` the
-    asset uses the resource of that key (``resource_key``, default ``aitutor`` /
-    ``runchat``) defined elsewhere in the project.
+    Builds the asset with :func:`~dagster_runwf.enriched_asset`, a
+    :class:`~dagster_runwf.ParquetIOManager` storing it (writing to ``parquet_dir``; give
+    ``io_manager_key`` to use an IO manager defined elsewhere instead), the resource when
+    ``api_key`` is set, and the schedule when ``schedule`` is. Without ``api_key`` the asset
+    uses the resource of that key (``resource_key``, default ``aitutor`` / ``runchat``)
+    defined elsewhere in the project.
     """
 
     service: ServiceName = Field(
@@ -201,7 +251,37 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
     owners: list[str] | None = None
     description: str | None = None
     pool: str | None = None
-    io_manager_key: str | None = None
+    io_manager_key: str | None = Field(
+        default=None,
+        description="The IO manager storing the asset's value. Default: a ParquetIOManager "
+        f"this component defines, under '{PARQUET_IO_MANAGER_KEY}' (with parquet_dir: "
+        f"'{PARQUET_IO_MANAGER_KEY}__<parquet_dir as an identifier>'). Give a key to use an "
+        "IO manager defined elsewhere in the project.",
+    )
+    parquet_dir: str | None = Field(
+        default=None,
+        description="Where the asset's Parquet files go (<parquet_dir>/<asset key>.parquet, "
+        "or <asset key>/<partition>.parquet): a local folder or an fsspec URL such as "
+        "'s3://bucket/prefix'. Default: the Dagster instance's storage folder. With "
+        "io_manager_key, defines a ParquetIOManager under that key.",
+    )
+    parquet_storage_options: dict[str, Any] | None = Field(
+        default=None,
+        repr=False,
+        description="fsspec options for a URL parquet_dir (may hold credentials: kept out "
+        "of the repr; prefer the environment variables fsspec reads).",
+    )
+    automation_condition: Annotated[
+        # The bare class: pydantic checks isinstance, which a subscripted generic refuses.
+        InstanceOf[dg.AutomationCondition] | None,  # type: ignore[type-arg]
+        dg.Resolver.default(
+            model_field_type=str | None,
+            description="When Dagster's declarative automation materializes the asset, as a "
+            "template: \"{{ dg.AutomationCondition.on_cron('0 2 * * *') }}\" (each night, "
+            'once the source was updated since) or "{{ dg.AutomationCondition.eager() }}" '
+            "(each new source partition as soon as it lands).",
+        ),
+    ] = None
     max_retries: int = Field(
         default=0,
         ge=0,
@@ -266,7 +346,8 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
             description=self.description,
             retry_policy=dg.RetryPolicy(max_retries=self.max_retries) if self.max_retries else None,
             pool=self.pool,
-            io_manager_key=self.io_manager_key,
+            io_manager_key=self.parquet_io_manager_key(),
+            automation_condition=self.automation_condition,
         )
 
     def build_resource(self) -> WorkflowServiceResource | None:
@@ -278,19 +359,48 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         # An EnvVar refuses str(): it stands for a value read at run time.
         secret = ("env", key.env_var_name) if isinstance(key, dg.EnvVar) else ("value", key)
         identity = (cls, secret, self.base_url, self.rate_limit_store)
-        with _resources_lock:
-            resource = _resources.get(identity)
-            if resource is None:
-                resource = cls(
-                    api_key=self.api_key,
-                    base_url=self.base_url or None,
-                    rate_limit_store=self.rate_limit_store,
-                )
-                _resources[identity] = resource
+        resource: WorkflowServiceResource = _shared(
+            identity,
+            lambda: cls(
+                api_key=key,
+                base_url=self.base_url or None,
+                rate_limit_store=self.rate_limit_store,
+            ),
+        )
         return resource
 
+    def parquet_io_manager_key(self) -> str:
+        """The asset's IO manager key: ``io_manager_key``; else ``runwf_parquet_io_manager``,
+        followed by ``__`` and ``parquet_dir`` made an identifier (``s3_bucket_prefix``)
+        when that is given, so that components writing to different folders never define
+        one key twice (which ``Definitions.merge`` refuses) and components sharing a folder
+        share one."""
+        if self.io_manager_key is not None:
+            return self.io_manager_key
+        if self.parquet_dir is None:
+            return PARQUET_IO_MANAGER_KEY
+        folder = re.sub(r"[^0-9A-Za-z]+", "_", self.parquet_dir).strip("_") or "root"
+        return f"{PARQUET_IO_MANAGER_KEY}__{folder}"
+
+    def build_io_manager(self) -> tuple[str, ParquetIOManager] | None:
+        """The Parquet IO manager this component defines, with its key (see
+        :meth:`parquet_io_manager_key`): always without ``io_manager_key``; with it, only
+        when ``parquet_dir`` or ``parquet_storage_options`` is given too, else ``None`` (the
+        project defines that IO manager)."""
+        parquet_given = self.parquet_dir is not None or self.parquet_storage_options is not None
+        if self.io_manager_key is not None and not parquet_given:
+            return None
+        key = self.parquet_io_manager_key()
+        options = dict(self.parquet_storage_options or {})
+        identity = (ParquetIOManager, key, self.parquet_dir, repr(sorted(options.items())))
+        manager: ParquetIOManager = _shared(
+            identity, lambda: ParquetIOManager(base_dir=self.parquet_dir, storage_options=options)
+        )
+        return key, manager
+
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        """The asset (with its checks), and the resource and schedule when configured."""
+        """The asset (with its checks), its Parquet IO manager (see ``io_manager_key``),
+        and the service's resource and schedule when configured."""
         asset = self.build_asset()
         schedules: list[Any] = []
         if self.schedule is not None:
@@ -311,6 +421,10 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         resources: dict[str, Any] = {}
         if resource is not None:
             resources[self.resource_key or self.service] = resource
+        io_manager = self.build_io_manager()
+        if io_manager is not None:
+            key, manager = io_manager
+            resources[key] = manager
         return dg.Definitions(assets=[asset], schedules=schedules, resources=resources)
 
 

@@ -93,7 +93,12 @@ def scaffold_text(info: ServiceInfo) -> str:
         ("# keep_columns: [id, text]", ""),
         ('# partitions: {cadence: daily, start_date: "2026-01-01"}', ""),
         ("# schedule: {hour_of_day: 2}", ""),
+        ("# or, instead of a schedule, Dagster's declarative automation:", ""),
+        ("# automation_condition: \"{{ dg.AutomationCondition.on_cron('0 2 * * *') }}\"", ""),
         ("# group_name: enrichment", ""),
+        ("# The results are stored as Parquet, <parquet_dir>/<asset key>.parquet (default:", ""),
+        ("# the Dagster instance's storage folder); io_manager_key: another IO manager.", ""),
+        ("# parquet_dir: data/enriched", "a folder, or s3://bucket/prefix"),
         ("# The upstream asset, whose value is a DataFrame:", ""),
         ("source: SOURCE", ""),
     ]  # fmt: skip

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,25 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         yield instance
+
+
+@pytest.fixture
+def load_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
+    """Write a dg project with one defs.yaml to tmp_path and load it with Dagster."""
+    package = f"runwf_component_test_{uuid.uuid4().hex[:8]}"
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def load(text: str) -> dg.Definitions:
+        (tmp_path / "dg.toml").write_text(
+            f'directory_type = "project"\n\n[project]\nroot_module = "{package}"\n'
+        )
+        folder = tmp_path / package / "defs" / "enriched"
+        folder.mkdir(parents=True, exist_ok=True)
+        (tmp_path / package / "__init__.py").write_text("")
+        (tmp_path / package / "defs" / "__init__.py").write_text("")
+        (folder / "defs.yaml").write_text(text)
+        return dg.load_from_defs_folder(path_within_project=tmp_path)
+
+    yield load
+    for name in [m for m in sys.modules if m.startswith(package)]:
+        del sys.modules[name]

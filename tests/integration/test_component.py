@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,13 @@ from dagster_runwf import (
     Budget,
     EnrichedAssetComponent,
     EnrichmentSettings,
+    ParquetIOManager,
     RunchatResource,
     RunchatWorkflow,
     enriched_asset,
 )
 from dagster_runwf.emulator import Emulator
+from dagster_runwf.integration.component import PARQUET_IO_MANAGER_KEY
 
 from ..conftest import ECHO, KEY
 from .test_retry_failed import paid_per_row, run_asset
@@ -72,12 +73,12 @@ attributes:
 """
 
 
-def python_twin(journal_dir: str) -> dg.AssetsDefinition:
-    """What AITUTOR_YAML declares, written with the factory."""
-    return enriched_asset(
-        source=notes,
-        workflow=AITutorWorkflow("wf_echo", ["text"]),
-        settings=EnrichmentSettings(
+def python_twin_arguments(journal_dir: str) -> dict[str, Any]:
+    """What AITUTOR_YAML declares, as the factory's arguments."""
+    return {
+        "source": notes,
+        "workflow": AITutorWorkflow("wf_echo", ["text"]),
+        "settings": EnrichmentSettings(
             columns={"text": "body"},
             keep_columns=["id", "body"],
             rate="unlimited",
@@ -86,32 +87,16 @@ def python_twin(journal_dir: str) -> dg.AssetsDefinition:
             incremental=True,
             failure_rate_threshold=0.25,
         ),
-        partitions_def=DAILY,
-        group_name="enrichment",
-        tags={"team": "data"},
-    )
+        "partitions_def": DAILY,
+        "group_name": "enrichment",
+        "tags": {"team": "data"},
+        "io_manager_key": PARQUET_IO_MANAGER_KEY,
+    }
 
 
-@pytest.fixture
-def load_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
-    """Write a dg project with one defs.yaml to tmp_path and load it with Dagster."""
-    package = f"runwf_component_test_{uuid.uuid4().hex[:8]}"
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    def load(text: str) -> dg.Definitions:
-        (tmp_path / "dg.toml").write_text(
-            f'directory_type = "project"\n\n[project]\nroot_module = "{package}"\n'
-        )
-        folder = tmp_path / package / "defs" / "enriched"
-        folder.mkdir(parents=True, exist_ok=True)
-        (tmp_path / package / "__init__.py").write_text("")
-        (tmp_path / package / "defs" / "__init__.py").write_text("")
-        (folder / "defs.yaml").write_text(text)
-        return dg.load_from_defs_folder(path_within_project=tmp_path)
-
-    yield load
-    for name in [m for m in sys.modules if m.startswith(package)]:
-        del sys.modules[name]
+def python_twin(journal_dir: str) -> dg.AssetsDefinition:
+    """What AITUTOR_YAML declares, written with the factory."""
+    return enriched_asset(**python_twin_arguments(journal_dir))
 
 
 @pytest.fixture
@@ -159,6 +144,7 @@ def spec_of(asset: dg.AssetsDefinition) -> dict[str, Any]:
         "partitions": spec.partitions_def,
         "checks": sorted(k.name for k in asset.check_keys),
         "resources": asset.required_resource_keys,
+        "automation_condition": spec.automation_condition,
     }
 
 
@@ -186,9 +172,7 @@ def test_the_yaml_asset_materializes_on_the_emulator(
     assert isinstance(resource.api_key, dg.EnvVar), "{{ env.X }} stays an EnvVar"
     assert KEY not in repr(defs.resources)
 
-    result = dg.materialize(
-        [notes, asset], resources={"aitutor": resource}, partition_key="2026-11-20"
-    )
+    result = dg.materialize([notes, asset], resources=defs.resources, partition_key="2026-11-20")
     assert result.success
     table = result.output_for_node(asset.node_def.name)
     assert list(table.columns[:2]) == ["id", "body"] and len(table) == 5
@@ -199,6 +183,96 @@ def test_the_yaml_asset_materializes_on_the_emulator(
     assert all(len(c) == 1 for c in ok["wf_citations"])
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"failure_rate": True, "every_row_answered": True}  # 20% <= 25%
+    assert sum(yaml_env.stats()["runs_by_workflow"].values()) == 5
+
+
+def test_the_yaml_asset_is_stored_as_parquet_in_parquet_dir(
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    defs = load_yaml(AITUTOR_YAML + f"  parquet_dir: {warehouse}\n")
+    (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    key = asset.get_io_manager_key_for_asset_key(asset.key)
+    assert key.startswith(f"{PARQUET_IO_MANAGER_KEY}__") and key.endswith("_warehouse")
+    manager = (defs.resources or {})[key]
+    assert isinstance(manager, ParquetIOManager) and manager.base_dir == str(warehouse)
+
+    result = dg.materialize([notes, asset], resources=defs.resources, partition_key="2026-11-20")
+    assert result.success
+    stored = pd.read_parquet(warehouse / "notes_wf_echo" / "2026-11-20.parquet")
+    assert list(stored["body"]) == list(result.output_for_node(asset.node_def.name)["body"])
+    assert stored["wf_status"].value_counts().to_dict() == {"succeeded": 4, "failed": 1}
+
+
+def test_components_writing_to_different_folders_load_together(
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator, tmp_path: Path
+) -> None:
+    def component(name: str, folder: str | None) -> str:
+        text = AITUTOR_YAML.replace("  schedule: {hour_of_day: 3}\n", f"  name: {name}\n")
+        return text + (f"  parquet_dir: {tmp_path / folder}\n" if folder else "")
+
+    documents = [component("a", "one"), component("b", "two"), component("c", "one")]
+    defs = load_yaml("---\n".join([*documents, component("d", None), component("e", None)]))
+    keys = {
+        asset.key.to_user_string(): asset.get_io_manager_key_for_asset_key(asset.key)
+        for asset in defs.assets or []
+        if isinstance(asset, dg.AssetsDefinition)
+    }
+    assert keys["a"] == keys["c"] != keys["b"], "one IO manager a folder"
+    assert keys["d"] == keys["e"] == PARQUET_IO_MANAGER_KEY
+    managers = {key: (defs.resources or {})[key] for key in keys.values()}
+    assert {m.base_dir for m in managers.values()} == {
+        str(tmp_path / "one"),
+        str(tmp_path / "two"),
+        None,
+    }
+
+
+def test_an_io_manager_key_stores_the_yaml_asset_with_the_projects_io_manager(
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator, tmp_path: Path
+) -> None:
+    defs = load_yaml(AITUTOR_YAML + "  io_manager_key: warehouse\n")
+    (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    assert asset.get_io_manager_key_for_asset_key(asset.key) == "warehouse"
+    assert set(defs.resources or {}) == {"aitutor"}, "the project defines 'warehouse'"
+
+    # With parquet_dir too, the component defines a ParquetIOManager under that key.
+    with_dir = AITUTOR_YAML + f"  io_manager_key: warehouse\n  parquet_dir: {tmp_path}\n"
+    manager = (load_yaml(with_dir).resources or {})["warehouse"]
+    assert isinstance(manager, ParquetIOManager) and manager.base_dir == str(tmp_path)
+
+
+def test_a_yaml_automation_condition_materializes_each_night(
+    load_yaml: Callable[[str], dg.Definitions],
+    yaml_env: Emulator,
+    tmp_path: Path,
+) -> None:
+    nightly = dg.AutomationCondition.on_cron("0 2 * * *")
+    text = AITUTOR_YAML.replace("  schedule: {hour_of_day: 3}\n", "") + (
+        "  automation_condition: \"{{ dg.AutomationCondition.on_cron('0 2 * * *') }}\"\n"
+    )
+    loaded = load_yaml(text)
+    (asset,) = [a for a in loaded.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    twin = enriched_asset(
+        **{**python_twin_arguments(str(tmp_path / "journal")), "automation_condition": nightly}
+    )
+    assert spec_of(asset) == spec_of(twin)
+
+    source = notes.with_attributes(automation_condition=nightly)
+    defs = dg.Definitions(assets=[source, asset], resources=loaded.resources)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        tick = dt.datetime(2026, 11, 21, 1, 55, tzinfo=dt.timezone.utc)
+        before = dg.evaluate_automation_conditions(defs, instance, evaluation_time=tick)
+        assert before.total_requested == 0
+        night = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=tick + dt.timedelta(minutes=10), cursor=before.cursor
+        )
+        assert night.get_requested_partitions(asset.key) == {"2026-11-20"}
+        assert night.get_requested_partitions(source.key) == {"2026-11-20"}
+        result = dg.materialize(
+            [source, asset], partition_key="2026-11-20", instance=instance, resources=defs.resources
+        )
+        assert result.success
     assert sum(yaml_env.stats()["runs_by_workflow"].values()) == 5
 
 
@@ -253,10 +327,13 @@ def test_a_runchat_yaml_asset_is_the_python_factorys_asset(
         ),
         name="translated",
         key_prefix=["enriched"],
+        io_manager_key=PARQUET_IO_MANAGER_KEY,
     )
     assert spec_of(from_yaml) == spec_of(twin)
     assert from_yaml.key == dg.AssetKey(["enriched", "translated"])
-    assert not defs.resources, "no api_key: the project defines the runchat resource"
+    assert set(defs.resources or {}) == {PARQUET_IO_MANAGER_KEY}, (
+        "no api_key: the project defines the runchat resource"
+    )
 
 
 @pytest.mark.parametrize(
@@ -371,6 +448,7 @@ def test_a_chunked_yaml_asset_is_the_python_factorys_chunked_asset(
         group_name="enrichment",
         retry_policy=dg.RetryPolicy(max_retries=2),
         pool="aitutor-key",
+        io_manager_key=PARQUET_IO_MANAGER_KEY,
     )
     assert spec_of(from_yaml) == spec_of(twin)
     ops = {node.name: node for node in from_yaml.node_def.node_defs}  # type: ignore[attr-defined]
@@ -420,6 +498,7 @@ attributes:
   max_retries: 2
   pool: runchat-key
   io_manager_key: parquet
+  automation_condition: "{{ dg.AutomationCondition.on_cron('0 2 * * *') }}"
 """
 
 EVERY_ARGUMENT_PYTHON: dict[str, Any] = {
@@ -458,6 +537,7 @@ EVERY_ARGUMENT_PYTHON: dict[str, Any] = {
     "retry_policy": dg.RetryPolicy(max_retries=2),
     "pool": "runchat-key",
     "io_manager_key": "parquet",
+    "automation_condition": dg.AutomationCondition.on_cron("0 2 * * *"),
 }
 """What EVERY_ARGUMENT_YAML declares, as the factory's arguments."""
 
@@ -548,11 +628,13 @@ def test_yaml_gives_max_age_in_seconds_or_as_an_iso_duration(
 
 
 def test_a_bad_yaml_setting_fails_the_load_naming_it(
-    load_yaml: Callable[[str], dg.Definitions],
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator
 ) -> None:
     for text, name in [
         (AITUTOR_YAML.replace("0.25", "1.25"), "failure_rate_threshold"),
         (AITUTOR_YAML + "  max_age_hours: 12\n", "max_age_hours"),  # renamed max_age
+        (AITUTOR_YAML.replace('start_date: "2026-11-01"', "timezone: UTC"), "start_date"),
+        (AITUTOR_YAML.replace("cadence: daily", "dynamic: files"), "not both"),
     ]:
         with pytest.raises(Exception) as failed:
             load_yaml(text)

@@ -149,6 +149,7 @@ def test_every_example_asset_materializes_on_the_emulator(example_env: Emulator)
         }
         warehouse = settings.warehouse_dir()
         assert (warehouse / "company_profiles" / f"{DAY}.parquet").is_file()
+        assert (warehouse / "company_industries" / f"{DAY}.parquet").is_file()
         assert (warehouse / "industry_summary.parquet").is_file()
         runs = example_env.stats()["runs_by_workflow"]
         assert runs == {settings.aitutor_workflow_id(): 60, settings.runchat_flow_id(): 60}
