@@ -52,11 +52,13 @@ from ..services.registry import (
     offered_by,
     service_info,
 )
+from ..wording import spelled
 from .assets import enriched_asset
 from .resources import WorkflowServiceResource, resource_class
 from .scaffold import EnrichedAssetScaffolder
 from .schedules import nightly_schedule
 from .settings import EnrichmentSettings
+from .spelling import YAML
 
 _ENV_REFERENCE = re.compile(
     r"""^\s*\{\{\s*(?:env\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)"""
@@ -251,7 +253,12 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         return EnrichmentSettings(**{name: getattr(self, name) for name in fields})
 
     def build_asset(self) -> dg.AssetsDefinition:
-        """The asset, exactly as :func:`~dagster_runwf.enriched_asset` builds it."""
+        """The asset, exactly as :func:`~dagster_runwf.enriched_asset` builds it (its
+        messages naming settings as YAML keys)."""
+        with spelled(YAML):
+            return self._enriched_asset()
+
+    def _enriched_asset(self) -> dg.AssetsDefinition:
         return enriched_asset(
             source=self.source,
             workflow=self.build_workflow(),

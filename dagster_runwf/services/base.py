@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..errors import ConfigError, RowInputError, RowSkippedError, ServiceError
+from ..wording import setting
 from .http import HttpRequest, HttpResponse, RateLimitInfo, parse_rate_limit_headers
 from .outcome import Outcome
 from .rate import Rate
@@ -211,14 +212,15 @@ class Workflow(ABC):
             if value is MISSING:
                 if self.on_missing == "fail":
                     raise RowInputError(
-                        f"input {name!r} is missing (None/NaN/NA); set on_missing='null' to "
-                        "send it as null, or on_missing='skip' to skip such rows",
+                        f"input {name!r} is missing (None/NaN/NA); set "
+                        f"{setting('on_missing', 'null')} to send it as null, or "
+                        f"{setting('on_missing', 'skip')} to skip such rows",
                         service=self.display_name,
                         variable=name,
                     )
                 if self.on_missing == "skip":
                     raise RowSkippedError(
-                        f"skipped (on_missing='skip'): input {name!r} is missing",
+                        f"skipped ({setting('on_missing', 'skip')}): input {name!r} is missing",
                         service=self.display_name,
                         variable=name,
                     )
