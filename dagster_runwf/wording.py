@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-__all__ = ["PYTHON", "Spelling", "in_force", "setting", "spelled"]
+__all__ = ["PYTHON", "Spelling", "in_force", "note", "setting", "spelled"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Spelling:
             environment variable).
         python_values: values written as Python literals (``'null'``, ``True``), else as
             plain words (``null``, ``true``).
+        notes: a remark's name -> this interface's own text for it (see :func:`note`).
     """
 
     interface: str
@@ -51,6 +52,7 @@ class Spelling:
     values: Mapping[str, str] = field(default_factory=dict)
     phrases: Mapping[str, str] = field(default_factory=dict)
     python_values: bool = False
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def mention(self, name: str, value: object = None) -> str:
         """``name`` (with ``value``, when given) as this interface writes it."""
@@ -79,6 +81,13 @@ def setting(name: str, value: object = None) -> str:
     force writes it: ``setting("on_missing", "null")`` is ``on_missing='null'`` in Python,
     ``--on-missing null`` for the command."""
     return _IN_FORCE.get().mention(name, value)
+
+
+def note(name: str, default: str) -> str:
+    """A remark of a message that depends on the interface: ``default`` (Python's), unless
+    the interface in force words it its own way. E.g. a missing cell is ``NaN`` to a pandas
+    user, an empty cell to ``runwf``, which reads files itself."""
+    return _IN_FORCE.get().notes.get(name, default)
 
 
 def in_force() -> Spelling:

@@ -19,5 +19,7 @@ CLI = Spelling(
     assignment="{name} {value}",
     switches=frozenset({"retry_failed"}),
     phrases={"api_key": "${value}"},
+    # runwf reads a CSV with keep_default_na=False: only an empty cell is missing.
+    notes={"missing_nan": "an empty cell, or a null in Parquet"},
 )
 """How ``runwf`` messages name settings: as the flags that set them."""

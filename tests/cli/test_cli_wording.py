@@ -33,6 +33,9 @@ def test_a_missing_input_names_the_on_missing_flag(emu: Emulator, tmp_path: Path
     (error,) = pd.read_parquet(tmp_path / "out.parquet")["wf_error"].dropna()
     assert "set --on-missing null to send it as null, or --on-missing skip" in error
     assert "on_missing" not in error
+    # runwf reads the CSV itself, keeping a text NA a value: no advice about read_csv.
+    assert "is missing (an empty cell, or a null in Parquet)" in error
+    assert "read_csv" not in error
 
 
 def test_skipped_rows_are_counted_as_skipped_in_the_flags_words(
