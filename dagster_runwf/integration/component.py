@@ -43,6 +43,7 @@ from typing import Annotated, Any, Literal
 import dagster as dg
 from pydantic import BaseModel, Field, SkipValidation, create_model
 
+from ..engine.options import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from ..errors import ConfigError
 from ..services.base import Workflow
 from ..services.registry import (
@@ -214,6 +215,12 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         description="With api_key: where the key's rate-limit window is shared: 'auto', "
         "'memory', 'sqlite:///path' or 'redis://host:6379/0'.",
     )
+    max_consecutive_failures: int | None = Field(
+        default=DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        ge=1,
+        description="With api_key: stop a run after this many rows in a row failed at the "
+        "service, so a broken workflow does not keep paying; null: never.",
+    )
 
     @classmethod
     def model(cls) -> type[BaseModel]:
@@ -284,7 +291,13 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         key = self.api_key
         # An EnvVar refuses str(): it stands for a value read at run time.
         secret = ("env", key.env_var_name) if isinstance(key, dg.EnvVar) else ("value", key)
-        identity = (cls, secret, self.base_url, self.rate_limit_store)
+        identity = (
+            cls,
+            secret,
+            self.base_url,
+            self.rate_limit_store,
+            self.max_consecutive_failures,
+        )
         with _resources_lock:
             resource = _resources.get(identity)
             if resource is None:
@@ -292,6 +305,7 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
                     api_key=self.api_key,
                     base_url=self.base_url or None,
                     rate_limit_store=self.rate_limit_store,
+                    max_consecutive_failures=self.max_consecutive_failures,
                 )
                 _resources[identity] = resource
         return resource

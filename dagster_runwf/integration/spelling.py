@@ -26,6 +26,8 @@ YAML = Spelling(
     phrases={
         **_RESOURCE_FIELDS,
         "api_key": 'api_key: "{{{{ env.{value} }}}}" in the YAML, or the resource\'s api_key',
+        "max_consecutive_failures": "max_consecutive_failures in the YAML (with api_key), or "
+        "the resource's max_consecutive_failures",
         "max_runs": "budget: {{max_runs: {value}}}",
         "max_credits": "budget: {{max_credits: {value}}}",
     },

@@ -125,3 +125,37 @@ def test_the_circuit_breaker_names_the_resource_field(emu: Emulator, tmp_path: P
     assert "--max-consecutive-failures" not in text
     assert metadata["runwf/failed"] == 3 and metadata["runwf/sent"] == 3
     assert sum(emu.stats()["runs_by_workflow"].values()) == 3
+
+
+def test_the_circuit_breaker_names_the_yaml_key(
+    load_yaml: Callable[[str], dg.Definitions],  # noqa: F811
+    yaml_env: Emulator,  # noqa: F811
+) -> None:
+    defs = load_yaml(
+        """\
+type: dagster_runwf.EnrichedAssetComponent
+attributes:
+  service: aitutor
+  workflow: wf_echo
+  inputs: [text]
+  columns: {text: body}
+  source: all_bad
+  api_key: "{{ env.AITUTOR_API_KEY }}"
+  base_url: "{{ env.AITUTOR_BASE_URL }}"
+  max_consecutive_failures: 3
+  rate: unlimited
+  concurrency: 1
+  preflight: false
+  journal_dir: "{{ env.TEST_JOURNAL_DIR }}"
+"""
+    )
+    (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    result = dg.materialize(
+        [all_bad, asset], resources=dict(defs.resources or {}), raise_on_error=False
+    )
+    assert not result.success
+    text, metadata = failure_of(result)
+    assert "raise max_consecutive_failures in the YAML (with api_key)" in text
+    assert "--max-consecutive-failures" not in text
+    assert metadata["runwf/failed"] == 3
+    assert sum(yaml_env.stats()["runs_by_workflow"].values()) == 3
