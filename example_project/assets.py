@@ -19,7 +19,15 @@ INDUSTRIES_KEY = dg.AssetKey("company_industries")
 @dg.asset(partitions_def=settings.DAILY, group_name=GROUP, kinds={"csv", "pandas"})
 def companies(context: dg.AssetExecutionContext) -> pd.DataFrame:
     """The companies that arrived on the partition's day (``data/companies.csv``)."""
-    table = pd.read_csv(settings.DATA_FILE, dtype={"founded": "int64", "employees": "int64"})
+    # keep_default_na=False, na_values=[""]: only an empty cell is missing. By default
+    # read_csv would turn the texts NA, N/A, null... into NaN, and a row with a real value
+    # "NA" (Namibia, a name) would fail its workflow run as a missing input.
+    table = pd.read_csv(
+        settings.DATA_FILE,
+        dtype={"founded": "int64", "employees": "int64"},
+        keep_default_na=False,
+        na_values=[""],
+    )
     day: pd.DataFrame = table[table["arrived_on"] == context.partition_key]
     day = day.reset_index(drop=True)
     context.log.info(f"{len(day)} companies arrived on {context.partition_key}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -47,6 +48,34 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def dagster_home(out: Path) -> Path:
+    """The demo's Dagster instance below ``out``, created (with an empty ``dagster.yaml``:
+    the default local instance, without Dagster asking for one)."""
+    home = out.resolve() / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()
+    return home
+
+
+def ui_command(out: Path, home: Path) -> str:
+    """The shell command that opens the Dagster UI on the demo's runs, to paste in the
+    directory the demo ran from (the repository root, for ``make demo``).
+
+    ``DAGSTER_HOME`` is absolute (Dagster refuses a relative one); ``dagster`` is the one
+    next to the Python running the demo (``.venv/bin/dagster`` after ``make demo``), shown
+    relative to the working directory when it is below it; every part is shell-quoted.
+    """
+    variables = {"DAGSTER_HOME": str(home.resolve())}
+    if out.resolve() != _DEFAULT_OUT:
+        variables = {"EXAMPLE_OUTPUT_DIR": str(out.resolve()), **variables}
+    dagster = _shown(Path(sys.executable).parent / "dagster")
+    if os.sep not in dagster:
+        dagster = os.path.join(os.curdir, dagster)
+    words = [f"{name}={shlex.quote(value)}" for name, value in variables.items()]
+    words += [shlex.quote(dagster), "dev", "-m", "example_project.definitions"]
+    return " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the process's exit status."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -61,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("AITUTOR_API_KEY", "RUNCHAT_API_KEY", "AITUTOR_BASE_URL", "RUNCHAT_BASE_URL"):
         os.environ.pop(name, None)
     os.environ["EXAMPLE_OUTPUT_DIR"] = str(out)
-    home = out / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    # An empty dagster.yaml: the default local instance, without Dagster asking for one.
-    (home / "dagster.yaml").touch()
+    home = dagster_home(out)
     os.environ["DAGSTER_HOME"] = str(home)
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -122,11 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         "the assets are incremental: a rerun reuses every successful answer from the journal "
         f"and pays only for the {failed} rows that failed"
     )
-    moved = "" if out == _DEFAULT_OUT else f"EXAMPLE_OUTPUT_DIR={_shown(out)} "
-    print(
-        f"browse these runs in the Dagster UI: {moved}DAGSTER_HOME={_shown(home)} "
-        ".venv/bin/dagster dev -m example_project.definitions"
-    )
+    print("browse these runs in the Dagster UI (then open http://127.0.0.1:3000):")
+    print(f"  {ui_command(out, home)}")
     return 0
 
 

@@ -19,6 +19,8 @@ from ..engine.client import check_base_url
 from ..errors import ConfigError, RunwfError
 from ..services.registry import SERVICES
 from ..services.service_info import ServiceInfo
+from ..wording import spelled
+from .spelling import CLI
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -182,7 +184,8 @@ def run_command(command: Callable[[], int]) -> int:
     Set ``RUNWF_DEBUG=1`` to see the traceback of an unexpected error instead. Warnings
     (a damaged journal file set aside) are printed as ``runwf: warning: …`` lines.
     """
-    with warnings.catch_warnings():
+    # The package's messages name settings as this command's flags (--on-missing null).
+    with warnings.catch_warnings(), spelled(CLI):
         warnings.showwarning = _print_warning
         return _run(command)
 

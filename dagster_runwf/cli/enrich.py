@@ -114,6 +114,7 @@ class _EnrichCommand:
                 concurrency=args.concurrency,
                 rate_limit_store=args.rate_limit_store,
                 claim_store=args.claims,
+                max_consecutive_failures=args.max_consecutive_failures or None,
                 progress_interval_s=display.interval_s,
             )
 

@@ -4,8 +4,10 @@ service's choices, defaults, environment variables and settings of its own).
 
 from __future__ import annotations
 
+import argparse
 import textwrap
 
+from ..engine.options import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from ..services.base import ON_MISSING
 from ..services.registry import SERVICE_NAMES, SERVICES, offered_by
 from ._common import ENV_HELP, Parser, add_base_url, make_parser
@@ -133,7 +135,8 @@ def build_parser() -> Parser:
         choices=ON_MISSING,
         default="fail",
         help="a missing (empty) cell fails its row without a run (default), is sent as null, "
-        "or skips its row (recorded as skipped, not sent)",
+        "or skips its row: not sent, counted as skipped in the summary (its wf_status is "
+        "'failed', its wf_error says 'skipped')",
     )
     parser.add_argument(
         "--rate",
@@ -185,6 +188,14 @@ def build_parser() -> Parser:
         help="pay for at most N runs in this job, earlier attempts included",
     )
     parser.add_argument(
+        "--max-consecutive-failures",
+        type=_at_least_zero,
+        metavar="N",
+        default=DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        help="stop after N rows in a row failed at the service, so a broken workflow does "
+        f"not keep paying (default {DEFAULT_MAX_CONSECUTIVE_FAILURES}; 0: never)",
+    )
+    parser.add_argument(
         "--claims",
         metavar="STORE",
         default="auto",
@@ -201,3 +212,14 @@ def build_parser() -> Parser:
         "-q", "--quiet", action="store_true", help="no progress display (the summary stays)"
     )
     return parser
+
+
+def _at_least_zero(text: str) -> int:
+    """A whole number >= 0, for argparse."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return number

@@ -156,11 +156,7 @@ def summary(stats: RunStats, what: str, path: str | None, journal: str, job_id: 
     lines = [f"runwf enrich: {stats.rows} rows through {what} in {stats.elapsed_s:.1f} s"]
     rows = [
         ("succeeded", f"{stats.succeeded}"),
-        (
-            "failed",
-            f"{stats.failed}"
-            + (" (see the wf_status and wf_error columns)" if stats.failed else ""),
-        ),
+        ("failed", _failed(stats)),
         (
             "reused",
             f"{stats.reused} from the journal, {stats.deduplicated} identical rows sent once",
@@ -181,6 +177,14 @@ def summary(stats: RunStats, what: str, path: str | None, journal: str, job_id: 
     rows += [("output", _location(path)), ("journal", f"{_location(journal)} (job {job_id})")]
     lines += [f"  {name:<10}{value}" for name, value in rows]
     return "\n".join(lines)
+
+
+def _failed(stats: RunStats) -> str:
+    """Failed rows, and how many of them were skipped on purpose (``--on-missing skip``)."""
+    if not stats.failed:
+        return "0"
+    skipped = f", {stats.skipped} of them skipped (--on-missing skip)" if stats.skipped else ""
+    return f"{stats.failed}{skipped} (see the wf_status and wf_error columns)"
 
 
 def _unreached(stats: RunStats) -> list[tuple[str, str]]:

@@ -40,6 +40,10 @@ def key_fingerprint(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
+"""Rows in a row failing at the service before the circuit breaker stops the fan-out."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class EngineOptions:
     """How to reach a service and how hard to push it; the same for every job of a key.
@@ -118,7 +122,7 @@ class EngineOptions:
     limiter: RateLimiter | None = None
     claim_store: str | None = CLAIMS_AUTO
     claim_ttl_s: float = 30.0
-    max_consecutive_failures: int | None = 25
+    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
     dedup_cache_size: int = 10_000
     max_response_bytes: int = MAX_RESPONSE_BYTES
     progress_interval_s: float = 5.0

@@ -87,7 +87,9 @@ class RunStats:
             ones).
         reused: rows answered from the journal, without a request.
         deduplicated: rows answered by an identical row of the same call.
-        invalid: rows whose inputs were rejected before any request.
+        invalid: rows whose inputs were rejected before any request (skipped ones included).
+        skipped: rows left out on purpose, unsent: an input was missing and the workflow's
+            ``on_missing`` is ``"skip"`` (recorded as failed, with a ``RowSkippedError``).
         unreached: rows whose every attempt failed to connect (refused, unknown host): no
             request reached the service, nothing was paid.
         requests: HTTP requests sent (every attempt, 429s included; not those that could
@@ -109,6 +111,7 @@ class RunStats:
     reused: int = 0
     deduplicated: int = 0
     invalid: int = 0
+    skipped: int = 0
     unreached: int = 0
     requests: int = 0
     retried: int = 0
@@ -150,6 +153,8 @@ class RunStats:
             self.deduplicated += 1
         elif result.source == "none":
             self.invalid += 1
+            if result.error_type == "RowSkippedError":
+                self.skipped += 1
         elif result.attempts == 0:
             self.unreached += 1  # no attempt connected: nothing sent, nothing paid
         else:
@@ -185,6 +190,7 @@ class RunStats:
             "reused": self.reused,
             "deduplicated": self.deduplicated,
             "invalid": self.invalid,
+            "skipped": self.skipped,
             "unreached": self.unreached,
             "requests": self.requests,
             "retried": self.retried,
@@ -207,6 +213,7 @@ _COUNTS = (
     "reused",
     "deduplicated",
     "invalid",
+    "skipped",
     "unreached",
     "requests",
     "retried",

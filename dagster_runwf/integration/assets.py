@@ -13,9 +13,11 @@ from typing import Any
 import dagster as dg
 
 from ..services.base import Workflow
+from ..wording import in_force
 from .chunks import AssetDecorator, chunked_asset
 from .settings import EnrichmentSettings
 from .spec import EnrichmentSpec, checked_arguments, identifier
+from .spelling import DAGSTER, YAML
 from .step import EnrichmentStep
 
 SourceAsset = str | Sequence[str] | dg.AssetKey | dg.AssetsDefinition | dg.AssetSpec
@@ -106,6 +108,8 @@ def enriched_asset(
         workflow=workflow,
         resource_key=resource_key or workflow.info.default_resource_key,
         settings=settings,
+        # The YAML component builds its asset with YAML's words in force.
+        spelling=YAML if in_force() is YAML else DAGSTER,
     )
     asset_arguments: dict[str, Any] = {
         "key": spec.asset_key,

@@ -7,12 +7,14 @@ they cost nothing extra and always describe the data that was written.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import RowSkippedError
+from ..services.base import READ_CSV_NA
 
 FAILURE_RATE_CHECK = "failure_rate"
 EVERY_ROW_CHECK = "every_row_answered"
@@ -48,21 +50,53 @@ def failure_rate_result(
     failed = int(pc.sum(failed_rows).as_py() or 0) - skipped
     rows = table.num_rows - skipped
     rate = failed / rows if rows else 0.0
+    metadata: dict[str, Any] = {
+        "failure_rate": round(rate, 6),
+        "failed": failed,
+        "skipped": skipped,
+        "threshold": threshold,
+    }
+    missing = _missing_inputs(table, prefix, failed_rows)
+    metadata.update(missing)
+    description = None
+    if rate > threshold:
+        description = (
+            f"{failed} of {rows} rows failed ({rate:.1%} > {threshold:.1%}); see the "
+            f"{prefix}error column"
+        )
+        if "missing_input_hint" in missing:
+            description += f". {missing['missing_input_hint']}"
     return dg.AssetCheckResult(
         check_name=FAILURE_RATE_CHECK,
         passed=rate <= threshold,
         severity=severity,
-        metadata={
-            "failure_rate": round(rate, 6),
-            "failed": failed,
-            "skipped": skipped,
-            "threshold": threshold,
-        },
-        description=None
-        if rate <= threshold
-        else f"{failed} of {rows} rows failed ({rate:.1%} > {threshold:.1%}); see the "
-        f"{prefix}error column",
+        metadata=metadata,
+        description=description,
     )
+
+
+def _missing_inputs(table: pa.Table, prefix: str, failed_rows: pa.Array) -> dict[str, Any]:
+    """How many failed rows had a missing input, and, when some held NaN or pd.NA (what
+    ``pandas.read_csv`` makes of the text ``NA``), a hint saying so."""
+    errors = table.column(f"{prefix}error")
+    missing_rows = pc.and_(
+        pc.and_(failed_rows, pc.equal(table.column(f"{prefix}error_type"), "RowInputError")),
+        pc.match_substring(errors, " is missing ("),
+    )
+    nan_rows = pc.and_(
+        missing_rows,
+        pc.or_(
+            pc.match_substring(errors, " is missing (NaN"),
+            pc.match_substring(errors, " is missing (pd.NA"),
+        ),
+    )
+    found: dict[str, Any] = {"missing_input": int(pc.sum(missing_rows).as_py() or 0)}
+    nan = int(pc.sum(nan_rows).as_py() or 0)
+    if nan:
+        found["missing_input_hint"] = (
+            f"{nan} rows failed on an input that is NaN or pd.NA: {READ_CSV_NA}"
+        )
+    return found
 
 
 def every_row_result(table: pa.Table, prefix: str, input_rows: int) -> dg.AssetCheckResult:

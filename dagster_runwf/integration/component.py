@@ -52,6 +52,7 @@ from typing import Annotated, Any, Literal
 import dagster as dg
 from pydantic import BaseModel, Field, InstanceOf, SkipValidation, create_model
 
+from ..engine.options import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from ..errors import ConfigError
 from ..services.base import Workflow
 from ..services.registry import (
@@ -61,12 +62,14 @@ from ..services.registry import (
     offered_by,
     service_info,
 )
+from ..wording import spelled
 from .assets import enriched_asset
 from .io_manager import ParquetIOManager
 from .resources import WorkflowServiceResource, resource_class
 from .scaffold import EnrichedAssetScaffolder
 from .schedules import nightly_schedule
 from .settings import EnrichmentSettings
+from .spelling import YAML
 
 _ENV_REFERENCE = re.compile(
     r"""^\s*\{\{\s*(?:env\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)"""
@@ -292,6 +295,12 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         description="With api_key: where the key's rate-limit window is shared: 'auto', "
         "'memory', 'sqlite:///path' or 'redis://host:6379/0'.",
     )
+    max_consecutive_failures: int | None = Field(
+        default=DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        ge=1,
+        description="With api_key: stop a run after this many rows in a row failed at the "
+        "service, so a broken workflow does not keep paying; null: never.",
+    )
 
     @classmethod
     def model(cls) -> type[BaseModel]:
@@ -331,7 +340,12 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         return EnrichmentSettings(**{name: getattr(self, name) for name in fields})
 
     def build_asset(self) -> dg.AssetsDefinition:
-        """The asset, exactly as :func:`~dagster_runwf.enriched_asset` builds it."""
+        """The asset, exactly as :func:`~dagster_runwf.enriched_asset` builds it (its
+        messages naming settings as YAML keys)."""
+        with spelled(YAML):
+            return self._enriched_asset()
+
+    def _enriched_asset(self) -> dg.AssetsDefinition:
         return enriched_asset(
             source=self.source,
             workflow=self.build_workflow(),
@@ -358,13 +372,20 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         key = self.api_key
         # An EnvVar refuses str(): it stands for a value read at run time.
         secret = ("env", key.env_var_name) if isinstance(key, dg.EnvVar) else ("value", key)
-        identity = (cls, secret, self.base_url, self.rate_limit_store)
+        identity = (
+            cls,
+            secret,
+            self.base_url,
+            self.rate_limit_store,
+            self.max_consecutive_failures,
+        )
         resource: WorkflowServiceResource = _shared(
             identity,
             lambda: cls(
                 api_key=key,
                 base_url=self.base_url or None,
                 rate_limit_store=self.rate_limit_store,
+                max_consecutive_failures=self.max_consecutive_failures,
             ),
         )
         return resource

@@ -237,6 +237,7 @@ class ParquetUPathIOManager(dg.UPathIOManager):
         paths = self._get_paths_for_partitions(context)
         allow_missing = bool(context.definition_metadata.get("allow_missing_partitions", False))
         tables: dict[str, pa.Table] = {}
+        missing: list[str] = []
         for key in _in_partition_order(context, list(paths)):
             context.log.debug(self.get_loading_input_partition_log_message(paths[key], key))
             try:
@@ -244,7 +245,9 @@ class ParquetUPathIOManager(dg.UPathIOManager):
             except FileNotFoundError:
                 if not allow_missing:
                     raise
-                context.log.warning(self.get_missing_partition_log_message(key))
+                missing.append(key)
+        if missing:
+            self._report_missing(context, missing, len(paths))
         if as_dict:
             # Also for a single partition, where UPathIOManager would hand back the bare value.
             return {key: as_requested(table, want_table) for key, table in tables.items()}
@@ -255,6 +258,27 @@ class ParquetUPathIOManager(dg.UPathIOManager):
         combined = pa.concat_tables(list(tables.values()), promote_options="default")
         return as_requested(combined, want_table)
 
+    def _report_missing(self, context: dg.InputContext, missing: list[str], asked: int) -> None:
+        """Say which partitions ``allow_missing_partitions`` left out.
+
+        A partition never materialized is what the setting is for (a summary of the days
+        run so far, while later days are still to come): one line at info level for them
+        all. A partition the instance has a materialization of but whose file is gone is
+        unexpected (a file deleted, a ``base_dir`` changed): a warning each, as Dagster's
+        ``UPathIOManager`` gives every missing partition.
+        """
+        materialized = _materialized_partitions(context)
+        never = [key for key in missing if materialized is not None and key not in materialized]
+        if never:
+            shown = ", ".join(never[:5]) + (", ..." if len(never) > 5 else "")
+            context.log.info(
+                f"{len(never)} of the {asked} partitions of {_asset_name(context)} are not "
+                f"materialized yet and were left out (allow_missing_partitions): {shown}"
+            )
+        for key in missing:
+            if key not in never:
+                context.log.warning(self.get_missing_partition_log_message(key))
+
     def _read_table(self, path: UPath) -> pa.Table:
         """The whole file; FileNotFoundError (which UPathIOManager relies on) when absent."""
         if self.storage.local:
@@ -262,6 +286,19 @@ class ParquetUPathIOManager(dg.UPathIOManager):
             return pq.read_table(path.path)
         with path.open("rb") as handle:
             return pq.read_table(handle)
+
+
+def _materialized_partitions(context: dg.InputContext) -> set[str] | None:
+    """The upstream asset's partitions the instance has materializations of (``None`` when
+    the context has no instance or asset, e.g. a hand-built context in a unit test)."""
+    try:
+        return set(context.instance.get_materialized_partitions(context.asset_key))
+    except dg.DagsterInvariantViolationError:
+        return None
+
+
+def _asset_name(context: dg.InputContext) -> str:
+    return context.asset_key.to_user_string() if context.has_asset_key else context.name
 
 
 def _in_partition_order(context: dg.InputContext, keys: list[str]) -> list[str]:

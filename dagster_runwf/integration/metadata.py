@@ -51,6 +51,7 @@ def run_metadata(stats: RunStats) -> dict[str, Any]:
         "runwf/reused": stats.reused,
         "runwf/deduplicated": stats.deduplicated,
         "runwf/invalid": stats.invalid,
+        "runwf/skipped": stats.skipped,
         "runwf/retried": stats.retried,
         "runwf/requests": stats.requests,
         "runwf/rate_limited_429": stats.rate_limited,

@@ -18,7 +18,7 @@ import httpx
 from pydantic import Field
 
 from ..engine.client import DEFAULT_TIMEOUT, check_base_url
-from ..engine.options import EngineOptions
+from ..engine.options import DEFAULT_MAX_CONSECUTIVE_FAILURES, EngineOptions
 from ..engine.ratelimit import REDIS_SCHEMES, SQLITE_SCHEME
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import fetch_balance, fetch_schema
@@ -82,6 +82,11 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
     )
     initial_backoff_s: float = Field(default=1.0)
     max_backoff_s: float = Field(default=60.0)
+    max_consecutive_failures: int | None = Field(
+        default=DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        description="Stop a run after this many rows in a row failed at the service, so a "
+        "broken workflow does not keep paying; None: never.",
+    )
     unusable_retries: int = Field(
         default=1,
         description="Times a row is sent again after a 2xx answer that cannot be used (the "
@@ -98,6 +103,7 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
             concurrency=self.concurrency,
             rate_limit_store=self.rate_limit_store,
             claim_store=self.claim_store,
+            max_consecutive_failures=self.max_consecutive_failures,
             retry=RetryPolicy(
                 max_attempts=self.max_attempts,
                 initial_backoff_s=self.initial_backoff_s,

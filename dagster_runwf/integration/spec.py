@@ -16,8 +16,10 @@ import dagster as dg
 
 from ..errors import ConfigError
 from ..services.base import Workflow
+from ..wording import Spelling
 from .checks import check_specs
 from .settings import EnrichmentSettings
+from .spelling import DAGSTER
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class EnrichmentSpec:
     workflow: Workflow
     resource_key: str
     settings: EnrichmentSettings
+    spelling: Spelling = DAGSTER
+    """How its messages name settings: Python's words, or YAML's for the component."""
 
     @property
     def code_version(self) -> str:

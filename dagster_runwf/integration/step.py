@@ -35,6 +35,7 @@ from ..engine.stats import Progress, RunStats
 from ..engine.storage import Storage
 from ..engine.table import ResultsTableWriter, result_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
+from ..wording import spelled
 from .checks import every_row_result, failure_rate_result
 from .frames import FrameKind, as_pandas, in_kind
 from .metadata import column_lineage, run_metadata, table_metadata
@@ -97,19 +98,22 @@ class EnrichmentStep:
         hold the key: never pass them between steps).
 
         Raises:
-            dagster.Failure: a setting is wrong or the pre-flight failed (not retried).
+            dagster.Failure: a setting is wrong or the pre-flight failed (not retried), with
+                the run's counts (all 0: no row was sent) as metadata.
         """
         context, spec, declared = self.context, self.spec, self.spec.settings
         service: WorkflowServiceResource = getattr(context.resources, spec.resource_key)
         try:
-            mapping = column_mapping(rows, spec.workflow, declared.columns)
-            checked = service.preflight(spec.workflow) if preflight and declared.preflight else {}
-            options = service.engine_options()
+            with spelled(spec.spelling):
+                mapping = column_mapping(rows, spec.workflow, declared.columns)
+                wanted = preflight and declared.preflight
+                checked = service.preflight(spec.workflow) if wanted else {}
+                options = service.engine_options()
         except TransientError as exc:
             # A 429 or 5xx on the free pre-flight call: worth the step's retry policy.
-            raise dg.Failure(description=str(exc), allow_retries=True) from None
+            raise _before_any_row(exc, rows, allow_retries=True) from None
         except RunwfError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+            raise _before_any_row(exc, rows, allow_retries=False) from None
         options = dataclasses.replace(
             options,
             rate=options.rate if declared.rate is None else declared.rate,
@@ -205,7 +209,8 @@ class EnrichmentStep:
         context, spec, declared = self.context, self.spec, self.spec.settings
         context.log.info(f"{len(rows)} rows through {spec.workflow!r}")
         try:
-            with journal:
+            with journal, spelled(spec.spelling):
+                # asyncio.run's tasks inherit the spelling in force.
                 return asyncio.run(
                     unless_orphaned(
                         enrich_async(
@@ -311,3 +316,18 @@ def _progress_logger(context: StepContext) -> Callable[[Progress], None]:
         )
 
     return log
+
+
+def _before_any_row(exc: RunwfError, rows: pd.DataFrame, *, allow_retries: bool) -> dg.Failure:
+    """The step's failure when it stopped before sending any row (a setting, the mapping or
+    the pre-flight): it says so, and carries the run's counts, all 0, as metadata."""
+    metadata = {
+        **run_metadata(RunStats()),
+        "runwf/input_rows": len(rows),
+        "runwf/stopped_before": "the first row (nothing was sent or paid)",
+    }
+    return dg.Failure(
+        description=f"{exc}\nStopped before the first row: nothing was sent or paid.",
+        metadata=metadata,
+        allow_retries=allow_retries,
+    )

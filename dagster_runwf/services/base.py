@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..errors import ConfigError, RowInputError, RowSkippedError, ServiceError
+from ..wording import note, setting
 from .http import HttpRequest, HttpResponse, RateLimitInfo, parse_rate_limit_headers
 from .outcome import Outcome
 from .rate import Rate
-from .values import MISSING, JsonValue, UnsendableValue, to_json_value
+from .values import MISSING, JsonValue, UnsendableValue, missing_kind, to_json_value
 
 if TYPE_CHECKING:
     from .service_info import ServiceInfo
@@ -211,14 +212,15 @@ class Workflow(ABC):
             if value is MISSING:
                 if self.on_missing == "fail":
                     raise RowInputError(
-                        f"input {name!r} is missing (None/NaN/NA); set on_missing='null' to "
-                        "send it as null, or on_missing='skip' to skip such rows",
+                        f"input {name!r} is missing ({_missing(inputs[name])}); set "
+                        f"{setting('on_missing', 'null')} to send it as null, or "
+                        f"{setting('on_missing', 'skip')} to skip such rows",
                         service=self.display_name,
                         variable=name,
                     )
                 if self.on_missing == "skip":
                     raise RowSkippedError(
-                        f"skipped (on_missing='skip'): input {name!r} is missing",
+                        f"skipped ({setting('on_missing', 'skip')}): input {name!r} is missing",
                         service=self.display_name,
                         variable=name,
                     )
@@ -300,3 +302,20 @@ def require_text(value: object, setting: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{setting} must be a non-empty string, got {value!r}")
     return value
+
+
+READ_CSV_NA = (
+    "pandas.read_csv reads the texts NA, N/A, null, NaN and others as missing: if the file "
+    'holds such a text as a value, read it with keep_default_na=False, na_values=[""]'
+)
+"""Why a cell a user sees as text may arrive missing, and the remedy (the ``missing_nan``
+note; ``runwf`` words it its own way, as it reads files so)."""
+
+
+def _missing(value: object) -> str:
+    """The missing value a cell holds, for a message: ``NaN`` and ``pd.NA`` (what
+    ``read_csv`` makes of the text ``NA``) with the hint :data:`READ_CSV_NA`."""
+    kind = missing_kind(value)
+    if kind in ("NaN", "pd.NA"):
+        return note("missing_nan", f"{kind}; {READ_CSV_NA}")
+    return kind

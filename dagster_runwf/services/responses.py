@@ -22,6 +22,7 @@ from ..errors import (
     ServiceError,
     WorkflowNotFoundError,
 )
+from ..wording import setting
 from .http import HttpResponse
 
 Classifier = Callable[[int, str | None, str], type[ServiceError] | None]
@@ -39,6 +40,7 @@ def error_for(
     response: HttpResponse,
     classify: Classifier = no_special_errors,
     workflow_id: str | None = None,
+    api_key_variable: str | None = None,
 ) -> ServiceError:
     """Classify an error response of ``service`` (its display name): fatal, transient or
     row-level.
@@ -48,6 +50,8 @@ def error_for(
         response: the error response.
         classify: the service's own rules, consulted before the shared ones.
         workflow_id: the workflow the request was for, named when it is not found.
+        api_key_variable: the environment variable the service's key is usually read
+            from, named when the key is refused.
     """
     detail, code = _error_fields(response)
     status = response.status
@@ -56,11 +60,13 @@ def error_for(
     kwargs: dict[str, Any] = {"service": service, "status": status, "code": code, "detail": detail}
     special = classify(status, code, detail or "")
     if special is not None:
-        return special(f"{text}{_ADVICE.get(special, '')}", **kwargs)
+        return special(f"{text}{_advice(special, api_key_variable)}", **kwargs)
     if status == 401:
-        return AuthenticationError(f"{text}{_ADVICE[AuthenticationError]}", **kwargs)
+        advice = _advice(AuthenticationError, api_key_variable)
+        return AuthenticationError(f"{text}{advice}", **kwargs)
     if status == 402:
-        return CreditsExhaustedError(f"{text}{_ADVICE[CreditsExhaustedError]}", **kwargs)
+        advice = _advice(CreditsExhaustedError, api_key_variable)
+        return CreditsExhaustedError(f"{text}{advice}", **kwargs)
     if status == 404:
         advice = (
             f"Check the workflow id {workflow_id!r} and that it is published and belongs to "
@@ -107,16 +113,18 @@ def unexpected_body(service: str, response: HttpResponse, why: str) -> ServerErr
     )
 
 
-_ADVICE: dict[type[ServiceError], str] = {
-    AuthenticationError: (
-        ". Check the API key: is its environment variable set to a current key for this "
-        "service? Finished rows are kept."
-    ),
-    CreditsExhaustedError: (
-        ". Add credits (or raise the spend limit) in the service's billing settings, then "
-        "re-run: finished rows are kept and will not be paid again."
-    ),
-}
+def _advice(error: type[ServiceError], api_key_variable: str | None) -> str:
+    """What to do about a fatal answer. (Whether finished rows are kept is said by the
+    stop that follows it in a run; a pre-flight call fails before any row.)"""
+    if error is AuthenticationError:
+        where = setting("api_key", api_key_variable or "the service's key variable")
+        return f". Check the API key ({where}): is it set to a current key for this service?"
+    if error is CreditsExhaustedError:
+        return (
+            ". Add credits (or raise the spend limit) in the service's billing settings, "
+            "then re-run: rows already answered will not be paid again."
+        )
+    return ""
 
 
 def _error_fields(response: HttpResponse) -> tuple[str | None, str | None]:

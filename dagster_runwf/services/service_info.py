@@ -101,7 +101,9 @@ class ServiceInfo:
 
     def error_for(self, response: HttpResponse, workflow_id: str | None = None) -> ServiceError:
         """Classify an error response: fatal, transient or row-level (no workflow needed)."""
-        return error_for(self.display_name, response, self.classify, workflow_id)
+        return error_for(
+            self.display_name, response, self.classify, workflow_id, self.api_key_variable
+        )
 
     def decode_json(self, response: HttpResponse) -> Any:
         """The body as JSON, or a transient :class:`~dagster_runwf.errors.ServerError`."""

@@ -70,6 +70,19 @@ def is_missing(value: object) -> bool:
     return False
 
 
+def missing_kind(value: object) -> str:
+    """Which missing value a cell holds, as pandas users know it: ``"None"``, ``"NaN"``,
+    ``"pd.NA"`` or ``"NaT"`` (for a cell :func:`is_missing` calls missing)."""
+    if value is None:
+        return "None"
+    type_name = type(value).__name__
+    if type_name == "NAType":
+        return "pd.NA"
+    if type_name in ("NaTType", "datetime64", "timedelta64"):
+        return "NaT"
+    return "NaN"
+
+
 def to_json_value(value: object, path: str = "value") -> JsonValue:
     """Convert one cell by the rules in this module's docstring.
 

@@ -99,7 +99,8 @@ def test_an_unusable_answer_is_paid_at_most_twice_and_never_again_by_a_rerun(
     assert table["wf_attempts"].tolist() == [2] * ROWS
     for error in table["wf_error"]:
         assert phrase(target, kind) in error, error
-        assert "most likely ran and billed" in error and "retry-failed" in error
+        assert "most likely ran and billed" in error and "retry_failed=True" in error
+        assert "--retry-failed" not in error, "the engine speaks Python"
         assert KEY not in error
     # Paid twice per row (one retry), where 5 attempts used to pay five times.
     assert paid_per_row(emu) == [2] * ROWS

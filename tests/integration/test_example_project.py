@@ -4,7 +4,11 @@ emulator with the contents the shipped table implies."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import pandas as pd
 import pytest
 
@@ -19,8 +24,10 @@ from dagster_runwf import AITutorResource, RunchatResource
 from dagster_runwf.emulator import Emulator
 
 # example_project is a folder of the repository, importable as tests/ is (from its root).
-from example_project import resources, settings
+from example_project import demo, resources, settings
 from example_project.definitions import build_definitions
+
+from ..conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "example_project"
@@ -96,6 +103,14 @@ def test_every_example_asset_materializes_on_the_emulator(example_env: Emulator)
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(partition_key=DAY, instance=instance)
         assert result.success
+        # Nothing to warn about in a successful run (the summary reads the one day
+        # materialized so far, and says so at info level for the four to come).
+        warnings = [
+            e.user_message
+            for e in instance.all_logs(result.run_id)
+            if int(e.level) >= logging.WARNING
+        ]
+        assert warnings == []
         events = result.get_asset_materialization_events()
         materialized = {key.to_user_string() for e in events if (key := e.asset_key)}
         assert materialized == {
@@ -173,3 +188,59 @@ def test_the_nightly_schedule_enriches_the_day_that_ended(example_env: Emulator)
 def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
     (event,) = result.asset_materializations_for_node(node)
     return {k: v.value for k, v in event.metadata.items()}
+
+
+_LOCATION_STATUS = """{ workspaceOrError { ... on Workspace { locationEntries {
+    name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+def test_the_ui_command_the_demo_prints_opens_the_ui_on_its_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the demo prints, pasted in a shell at the repository root (on a free port, and
+    with no keys set), serves the UI with the example's code location loaded."""
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "demo out"  # a space: the command must quote its paths
+    command = demo.ui_command(out, demo.dagster_home(out))
+    assert "DAGSTER_HOME=" in command and "dagster dev -m example_project.definitions" in command
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    log = tmp_path / "dagster-dev.log"
+    with log.open("wb") as output:
+        ui = subprocess.Popen(
+            ["bash", "-c", f"{command} -p {port}"],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped with all its children
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        entries: list[dict[str, Any]] = []
+
+        def location_loaded() -> bool:
+            assert ui.poll() is None, log.read_text(errors="replace")
+            try:
+                answer = httpx.post(f"{url}/graphql", json={"query": _LOCATION_STATUS}, timeout=5)
+            except httpx.TransportError:
+                return False
+            entries[:] = answer.json()["data"]["workspaceOrError"]["locationEntries"]
+            return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
+
+        wait_for(location_loaded, timeout=180, what=f"dagster dev on port {port}")
+        assert [e["locationOrLoadError"]["__typename"] for e in entries] == [
+            "RepositoryLocation"
+        ], json.dumps(entries)
+        assert httpx.get(f"{url}/server_info", timeout=5).status_code == 200
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        try:
+            ui.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()
+    assert (out / "dagster_home" / "history").is_dir(), "the UI used the demo's instance"

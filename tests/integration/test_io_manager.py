@@ -5,6 +5,7 @@ No ``from __future__ import annotations`` here: Dagster checks an asset's ``cont
 annotation by comparing it with its context classes, and a string annotation fails that check.
 """
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +345,43 @@ def test_missing_partitions_fail_unless_allowed(tmp_path: Path) -> None:
 
     assert materialize([daily, present_days], io(tmp_path), selection=[present_days]).success
     assert received["present_days"]["day"].tolist() == ["2024-01-02"]
+
+
+def test_only_a_materialized_partition_gone_missing_is_warned_about(tmp_path: Path) -> None:
+    """A summary of the days materialized so far (``allow_missing_partitions``) is told the
+    days still to come in one info line, not a warning per day; a day whose materialization
+    is recorded but whose file is gone is still a warning."""
+
+    @dg.asset(
+        ins={
+            "daily": dg.AssetIn(
+                partition_mapping=dg.AllPartitionMapping(),
+                metadata={"allow_missing_partitions": True},
+            )
+        }
+    )
+    def days_so_far(daily: pd.DataFrame) -> None:
+        received["days_so_far"] = daily
+
+    instance = dg.DagsterInstance.ephemeral()
+    for day in ("2024-01-02", "2024-01-03"):
+        assert materialize([daily], io(tmp_path), partition_key=day, instance=instance).success
+    (tmp_path / "daily" / "2024-01-03.parquet").unlink()
+
+    result = materialize([daily, days_so_far], io(tmp_path), [days_so_far], instance=instance)
+    assert result.success
+    assert received["days_so_far"]["day"].tolist() == ["2024-01-02"]
+    logs = [(int(e.level), e.user_message) for e in instance.all_logs(result.run_id)]
+    warnings = [m for level, m in logs if level >= logging.WARNING]
+    assert [m for m in warnings if "Couldn't load partition" in m] == [
+        "Couldn't load partition 2024-01-03 and skipped it because the input metadata "
+        "includes allow_missing_partitions=True"
+    ]
+    assert (
+        logging.INFO,
+        "1 of the 3 partitions of daily are not materialized yet and were left out "
+        "(allow_missing_partitions): 2024-01-01",
+    ) in logs
 
 
 # -- 4. metadata ----------------------------------------------------------------------------

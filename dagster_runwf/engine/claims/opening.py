@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable
 
+from ... import wording
 from ...errors import ConfigError
 from .redis_store import RedisClaimStore
 from .row_claims import ClaimedJournal, RowClaims
@@ -59,8 +60,9 @@ def claim_store_for(
                 _log.warning(
                     "the journal %s is in object storage and no claim store is set: two "
                     "writers of one job at once are not coordinated and may pay for rows "
-                    "twice; set claim_store='redis://...' to coordinate them",
+                    "twice; set %s to coordinate them",
                     journal_url,
+                    wording.setting("claim_store", "redis://..."),
                 )
             return None
         setting = SQLITE_SCHEME + os.path.join(journal_folder, LOCAL_FILE)

@@ -35,6 +35,7 @@ from ...errors import (
 from ...services.base import PreparedRun, Workflow
 from ...services.http import HttpResponse, parse_retry_after
 from ...services.outcome import Outcome
+from ...wording import setting
 from ..client import auth_headers, send
 from ..options import EngineOptions
 from ..ratelimit import RateLimiter
@@ -239,7 +240,7 @@ class RowSender:
                 row,
                 exc,
                 f" (gave up after {_plural(row.rate_limited, 'rate-limited answer')}; lower "
-                "the rate or raise RetryPolicy.max_rate_limited)",
+                f"the rate ({setting('rate')}) or raise RetryPolicy.max_rate_limited)",
             )
         if self.limiter is None and not await self._stop.sleep(
             self.retry.delay(
@@ -268,7 +269,7 @@ class RowSender:
                 exc.without(self._api_key),
                 f" (gave up after {_plural(row.unusable, 'unusable answer')}, each most "
                 "likely paid; a re-run does not send this row again unless told to retry "
-                "failed rows: retry_failed=True, or runwf enrich --retry-failed)",
+                f"failed rows: {setting('retry_failed', True)})",
             )
         delay = self.retry.delay(
             row.failures, self._retry_after(response, "the service"), self._rng

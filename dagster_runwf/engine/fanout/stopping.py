@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ...errors import BudgetReachedError, FanOutStopped, ServiceError
 from ...services.base import Workflow
+from ...wording import setting
 from ..budget import BudgetGate
 from ..deadline import deadline
 from ..results import RowResult
@@ -100,7 +101,7 @@ class StopSignal:
             return
         budget = gate.budget
         caps = [
-            f"{name}={value:g}"
+            setting(name, value)
             for name, value in (("max_runs", budget.max_runs), ("max_credits", budget.max_credits))
             if value is not None
         ]
@@ -150,5 +151,5 @@ class CircuitBreaker:
                 f"{self._consecutive_failures} rows in a row failed at "
                 f"{self._workflow.display_name} (the last: {last}); stopped so "
                 "as not to pay for more failing runs. Check the workflow and its inputs, or "
-                "raise max_consecutive_failures.",
+                f"raise {setting('max_consecutive_failures')} (now {limit}).",
             )
