@@ -245,9 +245,9 @@ class Progress:
             limit (``rate="unlimited"``).
         rate_per_s: what this run gets of :attr:`rate`, in requests per second: the rate
             times :attr:`rate_share`.
-        rate_share: this process's part of the key's recent requests: 1 unless other
-            processes use the key at once through a shared rate-limit store (then, e.g.,
-            0.5 with one other).
+        rate_share: this process's part of the key's recent requests, averaged over about
+            two windows of the rate: 1 unless other processes use the key at once through a
+            shared rate-limit store (then, e.g., about 0.5 with one other).
         rate_bound: the key's rate paces the run: since the last report the workers waited
             longer for the rate limiter's slots than for answers (in the start report:
             more rows to send than the key allows in one window). Its :attr:`eta_s` is then

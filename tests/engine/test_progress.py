@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 
 from dagster_runwf import AITutorWorkflow, Progress, RowJournal, run_workflow_rows_sync
 from dagster_runwf.emulator import Emulator
+from dagster_runwf.engine.ratelimit import FallbackWindowStore, RateLimiter, SqliteWindowStore
+from dagster_runwf.services.rate import Rate
 
 from ..conftest import ECHO, KEY, engine_options
 
@@ -107,3 +110,72 @@ def test_a_run_waiting_for_slow_answers_is_not_rate_bound(
     assert not any(p.rate_bound for p in during), [str(p) for p in during]
     assert all("rate-bound" not in str(p) for p in during)
     assert all(p.rate == f"{RATE}/s" for p in during)  # the rate is known all the same
+
+
+def test_a_run_sharing_the_key_with_another_counts_on_its_share_of_the_rate(
+    start_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    # Two fan-outs at once, each with its own limiter on one SQLite window store, as two
+    # processes of a host would be: each gets about half of the key's 8/s.
+    emu = rate_limited_emulator(start_emulator)
+
+    def limiter() -> RateLimiter:
+        store = SqliteWindowStore(tmp_path / "limits.sqlite", "the key")
+        return RateLimiter(
+            Rate(RATE, 1.0), explicit=True, store=FallbackWindowStore(store, window_s=1.0)
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(run, emu, [f"{name}-{i}" for i in range(16)], limiter=limiter())
+            for name in ("a", "b")
+        ]
+        outcomes = [future.result() for future in runs]
+    assert emu.stats()["by_status"]["200"] == 32
+    for reports, ended in outcomes:
+        during = [(at, p) for at, p in reports[1:] if p.to_send]
+        assert all(p.rate_bound and p.rate == f"{RATE}/s" for _, p in during)
+        # The share comes down from the whole rate towards half, and the ETA with it.
+        assert min(p.rate_share for _, p in during) < 0.75, [str(p) for _, p in during]
+        for at, report in during:
+            assert report.rate_per_s == pytest.approx(RATE * report.rate_share)
+            assert report.eta_s == pytest.approx(report.to_send / report.rate_per_s)
+            if report.rate_share < 0.95:
+                assert "% of it for this run" in str(report)
+            left = ended - at
+            if left >= 1.0:
+                assert left / 3 <= (report.eta_s or 0.0) <= left * 3, (str(report), left)
+
+
+class OneShotRows:
+    """Rows with a length that can be read only once (a stream with a known count)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = iter(rows)
+        self._count = len(rows)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> OneShotRows:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return next(self._rows)
+
+
+def test_rows_read_only_once_are_planned_as_the_rows_less_the_journaled_ones(
+    start_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emulator = start_emulator(workflows=[ECHO], rate_limit_enabled=False)
+    workflow = AITutorWorkflow("wf_echo", ["text"])
+    options = engine_options(emulator.aitutor_url, rate="1000/s", rate_limit_store="memory")
+    with RowJournal(tmp_path, job_id="job") as journal:
+        run_workflow_rows_sync(workflow, [{"text": t} for t in texts(10)], options, journal=journal)
+    reports: list[Progress] = []
+    with RowJournal(tmp_path, job_id="job") as journal:
+        rows = OneShotRows([{"text": t} for t in texts(30)])
+        run_workflow_rows_sync(workflow, rows, options, journal=journal, on_progress=reports.append)
+    assert reports[0].starting and reports[0].to_send == 20  # not read ahead: estimated
+    assert reports[-1].done == 30 and reports[-1].to_send == 0
+    assert emulator.stats()["by_status"]["200"] == 30

@@ -55,6 +55,8 @@ class ProgressReporter:
         self._to_send: int | None = total
         self._waited = (0.0, 0.0)
         self._rate_bound = False
+        self._share = 1.0
+        self._share_at: float | None = None
 
     @property
     def reports(self) -> bool:
@@ -97,7 +99,7 @@ class ProgressReporter:
         rate_bound = self._rate_bound if starting else self._paced()
         limiter = self._limiter
         rate = limiter.rate if limiter is not None else None
-        share = limiter.own_share if limiter is not None else 1.0
+        share = self._smoothed_share()
         rate_per_s = rate.per_second * share if rate is not None else None
         eta = None
         if rate_bound and to_send is not None and rate_per_s:
@@ -133,6 +135,20 @@ class ProgressReporter:
         stats = self._stats
         paid = stats.sent + stats.unreached
         return max(0, min(self._total - stats.rows, self._to_send - paid))
+
+    def _smoothed_share(self) -> float:
+        """This process's part of the key's rate, averaged over about two windows: the
+        limiter measures it from the last one (see ``RateLimiter.own_share``), which swings
+        while another process reserves its slots ahead."""
+        limiter = self._limiter
+        if limiter is None:
+            return 1.0
+        now = time.monotonic()
+        if self._share_at is not None:
+            weight = min(1.0, (now - self._share_at) / (2 * limiter.window_s))
+            self._share += weight * (limiter.own_share - self._share)
+        self._share_at = now
+        return self._share
 
     def _paced(self) -> bool:
         """Since the last report, did the workers wait longer for slots than for answers?
