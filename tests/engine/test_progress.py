@@ -139,6 +139,7 @@ def test_a_run_sharing_the_key_with_another_counts_on_its_share_of_the_rate(
         assert min(p.rate_share for _, p in during) < 0.75, [str(p) for _, p in during]
         for at, report in during:
             assert report.rate_per_s == pytest.approx(RATE * report.rate_share)
+            assert report.to_send is not None and report.rate_per_s is not None
             assert report.eta_s == pytest.approx(report.to_send / report.rate_per_s)
             if report.rate_share < 0.95:
                 assert "% of it for this run" in str(report)
