@@ -9,7 +9,7 @@ from ...errors import RowInputError
 from ...services.base import Workflow
 from ..journal import RowJournal
 from ..results import Journal
-from .rows import Rows
+from .rows import Row, Rows
 
 PLAN_SCAN_ROWS = 250_000
 """The most rows counted one by one (about 2 s of hashing): beyond, or for rows that can be
@@ -29,21 +29,26 @@ def count_to_send(
         return None
     if total <= PLAN_SCAN_ROWS and _rereadable(rows):
         assert isinstance(rows, Iterable)
-        seen: set[int] = set()  # hashes of the input hashes: a third of the memory
-        to_send = 0
-        for row in rows:
-            try:
-                key = workflow.prepare(row).input_hash
-            except RowInputError:
-                continue  # fails before any request
-            if hash(key) in seen:
-                continue  # answered by the identical row before it
-            seen.add(hash(key))
-            if journal is None or journal.lookup(key) is None:
-                to_send += 1
-        return to_send
+        return _count(rows, workflow, journal)
     finished = journal.finished_rows if isinstance(journal, RowJournal) else 0
     return max(0, total - finished)
+
+
+def _count(rows: Iterable[Row], workflow: Workflow, journal: Journal | None) -> int:
+    """The rows to send, one by one."""
+    seen: set[int] = set()  # hashes of the input hashes: a third of the memory
+    to_send = 0
+    for row in rows:
+        try:
+            key = workflow.prepare(row).input_hash
+        except RowInputError:
+            continue  # fails before any request
+        if hash(key) in seen:
+            continue  # answered by the identical row before it
+        seen.add(hash(key))
+        if journal is None or journal.lookup(key) is None:
+            to_send += 1
+    return to_send
 
 
 def _rereadable(rows: Rows) -> bool:

@@ -63,10 +63,13 @@ class ProgressReporter:
         """A callback takes the reports (else the plan need not be counted)."""
         return self._on_progress is not None
 
-    def start(self, to_send: int | None = None) -> None:
-        """The fan-out starts now, with ``to_send`` rows to pay for (if known): the first
-        report, with the plan."""
+    def start(self) -> None:
+        """The fan-out starts now."""
         self._started = time.monotonic()
+
+    def plan(self, to_send: int | None) -> None:
+        """Before the first request: ``to_send`` rows to pay for (if known). Sends the first
+        report, with the plan."""
         self._to_send = to_send if to_send is not None else self._total
         self._waited = (self._waits.slots.total(), self._waits.answers.total())
         if self._on_progress is None:

@@ -157,12 +157,13 @@ class WorkflowRun:
         return self._results()
 
     async def _results(self) -> AsyncGenerator[RowResult, None]:
+        self._progress.start()
         to_send = None
         if self._progress.reports:
             to_send = await asyncio.to_thread(
                 count_to_send, self._rows, self._total, self.workflow, self._journal
             )
-        self._progress.start(to_send)
+        self._progress.plan(to_send)
         self._admission.open()
         out: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 4)
         options = self._options
