@@ -103,7 +103,7 @@ def test_a_run_waiting_for_slow_answers_is_not_rate_bound(
     start_emulator: Callable[..., Emulator],
 ) -> None:
     emu = rate_limited_emulator(start_emulator, latency=0.4)
-    # The key allows 8/s; four rows in flight, 0.4 s each, use 10/s at most... make it 2.
+    # Two rows in flight, 0.4 s an answer: at most 5 requests a second of the key's 8.
     reports, _ = run(emu, texts(12), concurrency=2)
     during = [p for _, p in reports[1:] if p.to_send]
     assert during, [str(p) for _, p in reports]
