@@ -4,7 +4,9 @@ and the summary it prints when the run is over.
 The engine calls back with a :class:`~dagster_runwf.engine.stats.Progress` every
 ``interval_s``. On a terminal that feeds a ``rich`` progress bar, refreshed several times a
 second; anywhere else (CI logs, ``2> file``, a pipe) a bar would be a mess of control
-characters, so a plain line is printed every few seconds instead.
+characters, so a plain line is printed every few seconds instead. Before the first
+request, a run the key's rate will pace for a while says so in a line of its own (the
+engine's first report, ``Progress.starting``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ LIVE_INTERVAL_S = 0.25
 """Seconds between the engine's reports when a bar is drawn."""
 LINE_INTERVAL_S = 5.0
 """Seconds between progress lines when stderr is not a terminal."""
+PLAN_MIN_S = 5.0
+"""The shortest estimate worth a line before the run (the key's rate paces it this long)."""
 
 
 class ProgressDisplay:
@@ -80,6 +84,9 @@ class ProgressDisplay:
 
     def __call__(self, progress: Progress) -> None:
         """Take one report from the engine."""
+        if progress.starting:
+            self._plan(progress)
+            return
         if self._bar is not None and self._task is not None:
             self._bar.update(
                 self._task,
@@ -99,6 +106,18 @@ class ProgressDisplay:
             return
         self._last_line_at = progress.elapsed_s
         print(f"runwf {self._label}: {progress}", file=self._stream, flush=True)
+
+    def _plan(self, progress: Progress) -> None:
+        """The first report: when the key's rate will pace the run for a while, say so and
+        how long it makes it (``41 rows to send at 10/min (the key's rate): about 4 min``).
+        A run of a few seconds prints only its summary."""
+        if not progress.rate_bound or (progress.eta_s or 0.0) < PLAN_MIN_S:
+            return
+        line = f"runwf {self._label}: {progress.plan()}"
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=self._stream, flush=True)
 
     def _start_bar(self) -> None:
         # Imported here: a bar is drawn only on a terminal, and rich costs import time.
@@ -124,6 +143,8 @@ class ProgressDisplay:
 def _detail(progress: Progress) -> str:
     parts = [f"{progress.failed} failed", f"{progress.in_flight} in flight"]
     parts.append(f"{progress.rows_per_s:.1f}/s")
+    if progress.rate_bound:
+        parts.append(progress.pace())
     if progress.eta_s is not None:
         parts.append(f"ETA {_duration(progress.eta_s)}")
     if progress.waiting:

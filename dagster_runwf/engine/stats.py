@@ -234,10 +234,33 @@ class Progress:
         total: the number of rows, when the input has a length.
         elapsed_s: wall time so far.
         rows_per_s: finished rows per second so far.
-        eta_s: estimated seconds left, when ``total`` is known and progress was made.
+        eta_s: estimated seconds left, when ``total`` is known and progress was made; while
+            the run is :attr:`rate_bound`, ``to_send / rate_per_s`` (the rows that still
+            need a paid request at the key's rate), else from the rows finished so far.
         waiting: what the run waits for and until when (a long ``Retry-After``), while it
             does, e.g. ``"waiting for the key's rate limit: Retry-After 300 s, until
             12:34:56"``.
+        to_send: rows left that need a paid request (not answered from the journal, nor by
+            an identical row), in flight ones included; counted before the first request
+            (exactly for inputs that can be read twice, such as a DataFrame, of up to
+            :data:`~dagster_runwf.engine.fanout.plan.PLAN_SCAN_ROWS` rows; else the rows
+            left less those the journal has for this job), then less each row paid for.
+            ``None`` when the number of rows is unknown.
+        rate: the key's rate this run keeps, as written in settings (``"10/min"``); the
+            limit learned from ``x-ratelimit-limit`` when it differs, and this process's
+            share of it while a shared rate-limit store is unavailable. ``None``: no rate
+            limit (``rate="unlimited"``).
+        rate_per_s: what this run gets of :attr:`rate`, in requests per second: the rate
+            times :attr:`rate_share`.
+        rate_share: this process's part of the key's recent requests, averaged over about
+            two windows of the rate: 1 unless other processes use the key at once through a
+            shared rate-limit store (then, e.g., about 0.5 with one other).
+        rate_bound: the key's rate paces the run: since the last report the workers waited
+            longer for the rate limiter's slots than for answers (in the start report:
+            more rows to send than the key allows in one window). Its :attr:`eta_s` is then
+            based on the rate.
+        starting: the first report, sent once before any row is sent, with the plan: rows
+            to send, the rate and (when rate-bound) the estimate; see :meth:`plan`.
     """
 
     done: int
@@ -249,12 +272,53 @@ class Progress:
     rows_per_s: float
     eta_s: float | None
     waiting: str | None = None
+    to_send: int | None = None
+    rate: str | None = None
+    rate_per_s: float | None = None
+    rate_share: float = 1.0
+    rate_bound: bool = False
+    starting: bool = False
 
     def __str__(self) -> str:
+        if self.starting:
+            return self.plan()
         of = f"/{self.total}" if self.total is not None else ""
         eta = f", ETA {self.eta_s:.0f}s" if self.eta_s is not None else ""
+        paced = f", {self.pace()}" if self.rate_bound else ""
         waiting = f"; {self.waiting}" if self.waiting else ""
         return (
             f"{self.done}{of} rows done ({self.failed} failed, {self.in_flight} in flight), "
-            f"{self.rows_per_s:.1f} rows/s{eta}{waiting}"
+            f"{self.rows_per_s:.1f} rows/s{paced}{eta}{waiting}"
         )
+
+    def pace(self) -> str:
+        """What paces the run, e.g. ``"rate-bound at 10/min"`` (``""`` when not rate-bound)."""
+        if not (self.rate_bound and self.rate):
+            return ""
+        if self.rate_share < 0.95:
+            return f"rate-bound at {self.rate}, {self.rate_share:.0%} of it for this run"
+        return f"rate-bound at {self.rate}"
+
+    def plan(self) -> str:
+        """The run's plan in a sentence, e.g. ``"41 rows to send at 10/min (the key's
+        rate): about 4 min"``; meant for the :attr:`starting` report."""
+        if self.to_send is None:
+            rows = "rows to send"
+        else:
+            rows = f"{self.to_send} row{'' if self.to_send == 1 else 's'} to send"
+        if self.rate is None:
+            return f"{rows}, no rate limit"
+        if self.rate_bound and self.eta_s is not None:
+            return f"{rows} at {self.rate} (the key's rate): about {about(self.eta_s)}"
+        return f"{rows}; the key allows {self.rate}"
+
+
+def about(seconds: float) -> str:
+    """A duration as people say it: ``"40 s"``, ``"4 min"``, ``"2 h 5 min"``."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

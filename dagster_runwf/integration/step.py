@@ -307,11 +307,16 @@ def _rate_limit_store(context: StepContext, setting: str) -> str | None:
 
 def _progress_logger(context: StepContext) -> Callable[[Progress], None]:
     def log(progress: Progress) -> None:
+        if progress.starting:
+            # The plan: rows to pay for, the key's rate and, when it paces the run, how long.
+            context.log.info(progress.plan())
+            return
         total = "?" if progress.total is None else str(progress.total)
         eta = "" if progress.eta_s is None else f", ETA {progress.eta_s:.0f} s"
+        paced = f", {progress.pace()}" if progress.rate_bound else ""
         context.log.info(
             f"{progress.done}/{total} rows done ({progress.failed} failed), "
-            f"{progress.in_flight} in flight, {progress.rows_per_s:.1f} rows/s{eta}"
+            f"{progress.in_flight} in flight, {progress.rows_per_s:.1f} rows/s{paced}{eta}"
             + (f"; {progress.waiting}" if progress.waiting else "")
         )
 

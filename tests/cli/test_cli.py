@@ -352,6 +352,31 @@ def test_an_incremental_job_reuses_answers_of_an_earlier_file(
     assert pd.read_parquet(tmp_path / "tuesday.parquet")["wf_status"].eq("succeeded").all()
 
 
+def test_a_run_paced_by_the_key_says_so_on_stderr(
+    start_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    # The emulator holds the key to 8/s: 48 rows take 6 s, long enough for a progress line.
+    emu = start_emulator(workflows=[ECHO], keys={KEY: {"aitutor_rate_limit": 8}})
+    pd.DataFrame({"text": echo_texts(48)}).to_csv(tmp_path / "in.csv", index=False)
+    args = ["enrich", "in.csv", "out.parquet", *ENRICH_ECHO, "--map", "text=text"]
+    run = runwf(
+        *args, "--rate", "8/s", "--rate-limit-store", "memory", env=environment(emu), cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    assert lines[0] == "runwf enrich: 48 rows to send at 8/s (the key's rate): about 6 s", lines
+    assert len(lines) >= 2 and "rate-bound at 8/s, ETA " in lines[1], lines
+    assert "requests  48 " in run.stdout and "0 answered 429" in run.stdout
+
+
+def test_a_run_not_paced_by_the_key_prints_no_plan(echo: Emulator, tmp_path: Path) -> None:
+    pd.DataFrame({"text": echo_texts(5)}).to_csv(tmp_path / "in.csv", index=False)
+    args = ["enrich", "in.csv", "out.parquet", *ENRICH_ECHO, "--map", "text=text"]
+    run = runwf(*args, "--rate", "10/s", env=environment(echo), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""  # 5 rows fit in one window of the key's rate: nothing to wait for
+
+
 # -- schema and balance -------------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ from ..ratelimit import RateLimiter
 from ..results import RowResult
 from ..stats import RunStats, Waiting
 from .stopping import CircuitBreaker, StopSignal
+from .waits import Waits
 
 _T = TypeVar("_T")
 
@@ -105,7 +106,11 @@ AGAIN = _Again.AGAIN
 
 class RowSender:
     """Sends rows for one fan-out (shared by its workers): the limiter, the retries, and
-    the classification of every answer."""
+    the classification of every answer.
+
+    Attributes:
+        waits: how long the workers waited for the limiter's slots and for answers.
+    """
 
     def __init__(
         self,
@@ -131,12 +136,14 @@ class RowSender:
         self._stop = stop
         self._breaker = breaker
         self._setup_s = FIRST_REQUEST_SETUP_S  # a new client: no connection open yet
+        self.waits = Waits()
 
     async def send_row(self, client: httpx.AsyncClient, row: RowAttempts) -> RowResult | None:
         """Send until success, a row error, retries run out (a failed row), or a stop
         (``None``); ``row`` counts the requests sent."""
         while True:
-            started_at = await self._wait_for_slot()
+            with self.waits.slots.waiting():
+                started_at = await self._wait_for_slot()
             if started_at is None:
                 return None
             response: HttpResponse | None = None
@@ -161,15 +168,16 @@ class RowSender:
         if row.first_sent is None:
             row.first_sent = time.monotonic()
         try:
-            response = await send(
-                client,
-                self.base_url,
-                row.prepared.request,
-                self._headers,
-                service=self.workflow.display_name,
-                max_bytes=self._max_response_bytes,
-                deadline_s=self._attempt_timeout_s,
-            )
+            with self.waits.answers.waiting():
+                response = await send(
+                    client,
+                    self.base_url,
+                    row.prepared.request,
+                    self._headers,
+                    service=self.workflow.display_name,
+                    max_bytes=self._max_response_bytes,
+                    deadline_s=self._attempt_timeout_s,
+                )
         except UnreachableError:
             raise
         except BaseException:

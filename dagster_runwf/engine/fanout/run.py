@@ -36,6 +36,7 @@ from ..stats import Progress, RunStats
 from .admission import BudgetAdmission
 from .answers import Answers
 from .attempts import RowAttempts, RowSender
+from .plan import count_to_send
 from .progress import ProgressReporter
 from .recorder import JournalRecorder
 from .rows import Row, RowFeed, Rows
@@ -106,8 +107,15 @@ class WorkflowRun:
         self._recorder = JournalRecorder(journal, self._answers, self._stop)
         self._total = len(rows) if isinstance(rows, Sized) else None
         self._progress = ProgressReporter(
-            self.stats, self._total, on_progress, options.progress_interval_s
+            self.stats,
+            self._total,
+            on_progress,
+            options.progress_interval_s,
+            waits=self._sender.waits,
+            limiter=self._sender.limiter,
         )
+        self._rows = rows
+        self._journal = journal
         self._feed = RowFeed(rows)
         self._options = options
         self._first_row = first_row
@@ -150,6 +158,12 @@ class WorkflowRun:
 
     async def _results(self) -> AsyncGenerator[RowResult, None]:
         self._progress.start()
+        to_send = None
+        if self._progress.reports:
+            to_send = await asyncio.to_thread(
+                count_to_send, self._rows, self._total, self.workflow, self._journal
+            )
+        self._progress.plan(to_send)
         self._admission.open()
         out: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency * 4)
         options = self._options

@@ -133,6 +133,13 @@ class FallbackWindowStore:
                 if action == "block_until" or value >= horizon
             ]
 
+    @property
+    def own_share(self) -> float:
+        """This process's part of the key's recent start times, when last measured (1
+        before its first request): what it gets of the key's rate while other processes
+        share it."""
+        return self.measured_share if self._measured_at > float("-inf") else 1.0
+
     def _measure(self, window: WindowView) -> None:
         """Now and then: this process's part of the start times within a window of now."""
         now = self.clock()

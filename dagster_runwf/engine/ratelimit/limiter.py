@@ -91,6 +91,19 @@ class RateLimiter:
         return self._limit
 
     @property
+    def rate(self) -> Rate:
+        """The rate kept now: the limit per window (configured, or learned from the
+        service), cut to this process's share while a shared store is unavailable."""
+        return Rate(self._limit_now(), self.window_s)
+
+    @property
+    def own_share(self) -> float:
+        """This process's part of the key's recent requests: 1 unless other processes use
+        the key through a shared store (see ``FallbackWindowStore.own_share``)."""
+        share = getattr(self.store, "own_share", 1.0)
+        return share if isinstance(share, float) else 1.0
+
+    @property
     def blocked_until(self) -> float:
         """Clock time before which no request may start (after a 429 or a full window)."""
         return self._decide(lambda window: window.blocked_until)
@@ -106,7 +119,8 @@ class RateLimiter:
                 return decision(window)
 
     def _limit_now(self) -> int:
-        """The limit to keep, inside a transaction: this process's share of the key's."""
+        """The limit to keep (in a transaction, or to report): this process's share of the
+        key's."""
         share = self.store.share
         return self._limit if share >= 1.0 else max(1, int(self._limit * share))
 
