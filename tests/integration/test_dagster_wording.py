@@ -15,7 +15,7 @@ from dagster_runwf import AITutorResource, AITutorWorkflow, EnrichmentSettings, 
 from dagster_runwf.emulator import Emulator
 
 from ..conftest import ECHO, KEY
-from .test_component import load_yaml, yaml_env  # noqa: F401 (fixtures)
+from .test_component import yaml_env  # noqa: F401 (a fixture)
 
 
 @dg.asset
@@ -66,7 +66,7 @@ def test_a_missing_input_names_the_python_parameter(emu: Emulator, tmp_path: Pat
 
 
 def test_a_missing_input_names_the_yaml_key(
-    load_yaml: Callable[[str], dg.Definitions],  # noqa: F811
+    load_yaml: Callable[[str], dg.Definitions],
     yaml_env: Emulator,  # noqa: F811
 ) -> None:
     defs = load_yaml(
@@ -128,7 +128,7 @@ def test_the_circuit_breaker_names_the_resource_field(emu: Emulator, tmp_path: P
 
 
 def test_the_circuit_breaker_names_the_yaml_key(
-    load_yaml: Callable[[str], dg.Definitions],  # noqa: F811
+    load_yaml: Callable[[str], dg.Definitions],
     yaml_env: Emulator,  # noqa: F811
 ) -> None:
     defs = load_yaml(
