@@ -118,6 +118,8 @@ def io_managers(
     tmp_path: Path,
 ) -> dict[str, Callable[[], dg.IOManagerDefinition | dg.ConfigurableIOManagerFactory[Any]]]:
     def duckdb_pandas() -> dg.IOManagerDefinition | dg.ConfigurableIOManagerFactory[Any]:
+        # Not in the dev environment (it requires pandas < 3): tests/test_packaging.py runs
+        # it in an environment of its own; here where it is installed.
         module = pytest.importorskip("dagster_duckdb_pandas")
         return module.DuckDBPandasIOManager(database=str(tmp_path / "db.duckdb"), schema="s")
 
