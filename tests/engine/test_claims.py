@@ -45,6 +45,7 @@ from dagster_runwf.engine.claims import (
     SqliteClaimStore,
 )
 from dagster_runwf.engine.claims.opening import LOCAL_FILE
+from dagster_runwf.engine.journal import loading
 from dagster_runwf.services.outcome import Outcome
 
 from ..conftest import KEY, engine_options, published_journal_files, wait_for
@@ -174,6 +175,35 @@ def test_a_journal_refresh_reads_rows_other_writers_recorded_since(tmp_path: Pat
     for journal in (reader, writer, other_version):
         journal.close()  # merges each writer's files: a refresh reads the merged file
     assert reader.claim_scope == writer.claim_scope != other_version.claim_scope
+
+
+def test_a_journal_opens_while_other_writers_merge_their_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four writers of the job, two files each. Each time the opening journal reads the first
+    # file, another writer closes (merging its two files into one, then deleting them), so
+    # a file listed is gone when read. Opening used to start over on such a file, up to 3
+    # times, then fail with FileNotFoundError (a writer of the claims tests did, on CI).
+    writers = [RowJournal(tmp_path, job_id="j") for _ in range(4)]
+    rows = [finished(f"{n}-{i}") for n in range(4) for i in range(2)]
+    for n, writer in enumerate(writers):
+        for i in range(2):
+            writer.record([rows[2 * n + i]])
+    first = min(published_journal_files(tmp_path))
+    closing = list(reversed(writers))  # the last files listed go first
+    read = loading.read_or_set_aside
+
+    def read_while_writers_merge(storage: Any, path: str) -> Any:
+        if path == str(first) and closing:
+            closing.pop(0).close()
+        return read(storage, path)
+
+    monkeypatch.setattr(loading, "read_or_set_aside", read_while_writers_merge)
+    with RowJournal(tmp_path, job_id="j") as opened:
+        assert all(opened.lookup(str(row.input_hash)) is not None for row in rows)
+    assert len(closing) == 3, "one writer merged while the journal opened"
+    for writer in writers:
+        writer.close()
 
 
 def test_every_writer_counts_its_runs_for_the_job_s_budget(

@@ -70,25 +70,34 @@ class BudgetAdmission:
     ) -> RowResult | None:
         """``send_row(row)`` once the budget admits it; ``None`` if it never will."""
         gate, shared = self._gate, self._shared
-        reservation: Reservation | None = None
-        result: RowResult | None = None
         self._busy_rows(+1)
         try:
             reservation = await self._admit(gate, shared)
-            if reservation is None:
-                if gate is not None:
-                    self._stop.budget_reached(gate, self._workflow)
-                return None
-            try:
-                result = await send_row(row)
-                return result
-            finally:
-                if gate is not None:
-                    gate.release(_cost(result), sent=row.attempts > 0)
-        finally:
+        except BaseException:
             self._busy_rows(-1)
-            if shared is not None and reservation is not None:
+            raise
+        if reservation is None:
+            self._busy_rows(-1)
+            await self._budget_reached(gate)
+            return None
+        result: RowResult | None = None
+        try:
+            result = await send_row(row)
+            return result
+        finally:
+            if gate is not None:
+                gate.release(_cost(result), sent=row.attempts > 0)
+            self._busy_rows(-1)
+            if shared is not None:
                 await shared.settle(reservation, sent=row.attempts > 0, cost=_cost(result))
+
+    async def _budget_reached(self, gate: BudgetGate | None) -> None:
+        """Stop the fan-out, once the rows this writer admitted are on their way (stopping
+        sooner would keep an admitted row from being sent: 24 of a budget of 25 went out)."""
+        if gate is None:
+            return
+        await self._idle.wait()
+        self._stop.budget_reached(gate, self._workflow)
 
     async def _admit(
         self, gate: BudgetGate | None, shared: SharedSpending | None

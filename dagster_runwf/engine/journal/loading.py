@@ -67,10 +67,8 @@ class RowLoader:
         # Job folders are listed before snapshots: a compaction writes its snapshot before
         # deleting the files it folded, so every row is in one listing or the other.
         other_files = self._other_jobs_files() if self.incremental else []
-        own_files = self.storage.list_files(self.job_folder, SUFFIX)
+        self._read_job_files(rows)
         snapshots = self.storage.list_files(self.storage.path("snapshots"), SUFFIX)
-        for path in own_files:
-            self._keep(rows, read_or_set_aside(self.storage, path), own=True)
         for path in snapshots:
             # A folded job's successes live on in the snapshot: resuming it still finds them.
             if not self.incremental and not self._holds_job(path):
@@ -84,6 +82,25 @@ class RowLoader:
         for path in sorted(other_files, key=file_name):
             self._keep(rows, read_or_set_aside(self.storage, path), own=False)
         return rows
+
+    def _read_job_files(self, rows: RowStore) -> None:
+        """Read the job's files, while other writers of the job may merge theirs: a file
+        gone since the listing was merged into a new file (written before the old ones were
+        deleted), which the next listing holds; list again until a round misses none."""
+        read: set[str] = set()
+        missed = True
+        while missed:
+            missed = False
+            for path in self.storage.list_files(self.job_folder, SUFFIX):
+                if path in read:
+                    continue
+                read.add(path)
+                try:
+                    table = read_or_set_aside(self.storage, path)
+                except FileNotFoundError:
+                    missed = True
+                    continue
+                self._keep(rows, table, own=True)
 
     def _holds_job(self, snapshot: str) -> bool:
         """Whether a snapshot's footer lists this job (a damaged footer: set aside, no)."""
