@@ -46,6 +46,7 @@ from dagster_runwf.engine.claims import (
 )
 from dagster_runwf.engine.claims.opening import LOCAL_FILE
 from dagster_runwf.engine.journal import loading
+from dagster_runwf.engine.journal.damage import read_or_set_aside
 from dagster_runwf.services.outcome import Outcome
 
 from ..conftest import KEY, engine_options, published_journal_files, wait_for
@@ -191,12 +192,11 @@ def test_a_journal_opens_while_other_writers_merge_their_files(
             writer.record([rows[2 * n + i]])
     first = min(published_journal_files(tmp_path))
     closing = list(reversed(writers))  # the last files listed go first
-    read = loading.read_or_set_aside
 
     def read_while_writers_merge(storage: Any, path: str) -> Any:
         if path == str(first) and closing:
             closing.pop(0).close()
-        return read(storage, path)
+        return read_or_set_aside(storage, path)
 
     monkeypatch.setattr(loading, "read_or_set_aside", read_while_writers_merge)
     with RowJournal(tmp_path, job_id="j") as opened:
