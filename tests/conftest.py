@@ -36,6 +36,16 @@ ECHO = {
 """An AI Tutor workflow that echoes its ``text``, cites a URL made of it, and fails (a row
 error) on any text containing "bad"."""
 
+COSTLY = {
+    "id": "costly",
+    "service": "runchat",
+    "inputs": [{"id": "text_n1", "label": "Text", "type": "string"}],
+    "outputs": [{"id": "out_n2", "label": "Out", "type": "string", "template": "{{text_n1}}"}],
+    "credits_per_run": 3,
+    "latency": {"min_s": 0.01, "max_s": 0.03},
+}
+"""A Runchat flow whose every run costs 3 credits (for budgets): its input ``text_n1``."""
+
 OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(EngineOptions))
 
 

@@ -49,7 +49,7 @@ from dagster_runwf.engine.journal import loading
 from dagster_runwf.engine.journal.damage import read_or_set_aside
 from dagster_runwf.services.outcome import Outcome
 
-from ..conftest import KEY, engine_options, published_journal_files, wait_for
+from ..conftest import COSTLY, KEY, engine_options, published_journal_files, wait_for
 from .test_journal_durability import WORKFLOW, emulator_sha, input_hash, texts
 
 ECHO = {
@@ -218,16 +218,6 @@ def test_every_writer_counts_its_runs_for_the_job_s_budget(
     assert store.add_spent(scope, "runs", 0, at_least=0, limit=None) == (True, 20)
     # So a writer with a budget, running beside it, would have had 20 runs spent.
     assert store.add_spent(scope, "runs", 1, at_least=0, limit=20) == (False, 20)
-
-
-COSTLY = {
-    "id": "costly",
-    "service": "runchat",
-    "inputs": [{"id": "text_n1", "label": "Text", "type": "string"}],
-    "outputs": [{"id": "out_n2", "label": "Out", "type": "string", "template": "{{text_n1}}"}],
-    "credits_per_run": 3,
-    "latency": {"min_s": 0.02, "max_s": 0.05},
-}
 
 
 @pytest.mark.parametrize("store", ["auto", "redis"])

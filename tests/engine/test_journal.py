@@ -39,7 +39,7 @@ from dagster_runwf.emulator import Emulator
 from dagster_runwf.engine.journal import job_folder_name
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
-from ..conftest import ECHO, KEY, engine_options, split_options
+from ..conftest import COSTLY, ECHO, KEY, engine_options, split_options
 
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02, max_attempts=2)
 NO_TIME = dt.timedelta(0)
@@ -346,15 +346,7 @@ def test_a_run_budget_is_never_exceeded_and_counts_earlier_attempts(
 
 
 def test_a_credit_budget_is_never_exceeded(start_emulator: Any, tmp_path: Path) -> None:
-    flow = {
-        "id": "costly",
-        "service": "runchat",
-        "inputs": [{"id": "text_n1", "label": "Text", "type": "string"}],
-        "outputs": [{"id": "out_n2", "label": "Out", "type": "string", "template": "{{text_n1}}"}],
-        "credits_per_run": 3,
-        "latency": {"min_s": 0.01, "max_s": 0.03},
-    }
-    emu = start_emulator(rate_limit_enabled=False, workflows=[flow])
+    emu = start_emulator(rate_limit_enabled=False, workflows=[COSTLY])
     frame = pd.DataFrame({"text_n1": [f"row {i}" for i in range(40)]})
     with pytest.raises(FanOutStopped) as stopped:
         enrich(
