@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-__all__ = ["PYTHON", "Spelling", "in_force", "note", "setting", "spelled"]
+__all__ = ["PYTHON", "Spelling", "in_force", "note", "offers", "setting", "spelled"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class Spelling:
         python_values: values written as Python literals (``'null'``, ``True``), else as
             plain words (``null``, ``true``).
         notes: a remark's name -> this interface's own text for it (see :func:`note`).
+        lacks: settings this interface does not offer: a message leaves out the advice to
+            change them (see :func:`offers`).
     """
 
     interface: str
@@ -53,6 +55,7 @@ class Spelling:
     phrases: Mapping[str, str] = field(default_factory=dict)
     python_values: bool = False
     notes: Mapping[str, str] = field(default_factory=dict)
+    lacks: frozenset[str] = frozenset()
 
     def mention(self, name: str, value: object = None) -> str:
         """``name`` (with ``value``, when given) as this interface writes it."""
@@ -70,7 +73,18 @@ class Spelling:
         return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-PYTHON = Spelling("python", phrases={"api_key": "api_key, e.g. from ${value}"}, python_values=True)
+PYTHON = Spelling(
+    "python",
+    phrases={
+        "api_key": "api_key, e.g. from ${value}",
+        # The deadline defaults to the connect plus the read timeout; past 345 s both count.
+        "attempt_timeout_s": "attempt_timeout_s (and the read timeout of timeout=httpx.Timeout)",
+        "read_timeout": "the read timeout (timeout=httpx.Timeout(..., read=...))",
+        "max_rate_limited": "retry=RetryPolicy(max_rate_limited=...)",
+        "budget.max_runs": "Budget(max_runs=...)",
+    },
+    python_values=True,
+)
 """The engine's own words: ``on_missing='null'``, ``max_consecutive_failures=50``."""
 
 _IN_FORCE: ContextVar[Spelling] = ContextVar("dagster_runwf_spelling", default=PYTHON)
@@ -81,6 +95,12 @@ def setting(name: str, value: object = None) -> str:
     force writes it: ``setting("on_missing", "null")`` is ``on_missing='null'`` in Python,
     ``--on-missing null`` for the command."""
     return _IN_FORCE.get().mention(name, value)
+
+
+def offers(name: str) -> bool:
+    """Whether the interface in force lets the user change the setting ``name``: advice to
+    change one it does not offer is left out (``runwf`` has no flag for every parameter)."""
+    return name not in _IN_FORCE.get().lacks
 
 
 def note(name: str, default: str) -> str:

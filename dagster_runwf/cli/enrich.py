@@ -18,14 +18,17 @@ import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
+import httpx
 import pandas as pd
 
 from ..engine.budget import Budget
 from ..engine.claims import check_claim_store
+from ..engine.client import DEFAULT_TIMEOUT
 from ..engine.enrich import Enrichment, enrich_async
 from ..engine.journal import RowJournal
 from ..engine.options import EngineOptions
 from ..engine.ratelimit.store_url import check_store_url
+from ..engine.retry import RetryPolicy
 from ..engine.service_calls import call_free
 from ..engine.stats import Progress
 from ..errors import ConfigError, FanOutStopped, ServiceUnreachableError
@@ -115,6 +118,10 @@ class _EnrichCommand:
                 rate_limit_store=args.rate_limit_store,
                 claim_store=args.claims,
                 max_consecutive_failures=args.max_consecutive_failures or None,
+                retry=RetryPolicy(max_attempts=args.max_attempts),
+                timeout=_timeout(args.attempt_timeout),
+                attempt_timeout_s=args.attempt_timeout,
+                max_response_bytes=args.max_response_bytes,
                 progress_interval_s=display.interval_s,
             )
 
@@ -299,6 +306,17 @@ class _EnrichCommand:
             f"{how}{counted}; finished rows are kept in the journal {location}: run the same "
             "command again to resume"
         )
+
+
+def _timeout(attempt_timeout_s: float | None) -> httpx.Timeout:
+    """The timeouts of ``--attempt-timeout``: the read timeout never ends an attempt before
+    its deadline, so raising the one raises the other."""
+    if attempt_timeout_s is None:
+        return DEFAULT_TIMEOUT
+    read = max(DEFAULT_TIMEOUT.read or 0.0, attempt_timeout_s)
+    return httpx.Timeout(
+        read, connect=DEFAULT_TIMEOUT.connect, read=read, write=DEFAULT_TIMEOUT.write, pool=None
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import textwrap
 
+from ..engine.client import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES
 from ..engine.options import DEFAULT_MAX_CONSECUTIVE_FAILURES
+from ..engine.retry import RetryPolicy
 from ..services.base import ON_MISSING
 from ..services.registry import SERVICE_NAMES, SERVICES, offered_by
 from ._common import ENV_HELP, Parser, add_base_url, make_parser
@@ -159,6 +161,31 @@ def build_parser() -> Parser:
         "every process of this host), 'memory' (this process only), "
         "'sqlite:///path/limits.sqlite' or 'redis://host:6379/0' (every host reaching it)",
     )
+    parser.add_argument(
+        "--attempt-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="the longest one request may take, from connecting to the answer's last byte; "
+        "a slower one is retried like a timeout (default "
+        f"{_DEFAULT_ATTEMPT_TIMEOUT:g}: runs take up to 300 s)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=_at_least_one,
+        metavar="N",
+        default=RetryPolicy().max_attempts,
+        help="requests a row may make on transient errors (5xx, timeouts, dropped "
+        f"connections) before it is recorded as failed (default {RetryPolicy().max_attempts}; "
+        "429s do not count)",
+    )
+    parser.add_argument(
+        "--max-response-bytes",
+        type=_at_least_one,
+        metavar="N",
+        default=MAX_RESPONSE_BYTES,
+        help="the largest answer, in bytes, read; a larger one fails its row unread "
+        f"(default {MAX_RESPONSE_BYTES}: 64 MiB)",
+    )
     add_base_url(parser)
     parser.add_argument(
         "--journal",
@@ -212,6 +239,29 @@ def build_parser() -> Parser:
         "-q", "--quiet", action="store_true", help="no progress display (the summary stays)"
     )
     return parser
+
+
+_DEFAULT_ATTEMPT_TIMEOUT = (DEFAULT_TIMEOUT.connect or 0.0) + (DEFAULT_TIMEOUT.read or 0.0)
+"""An attempt's deadline without --attempt-timeout: the connect plus the read timeout."""
+
+
+def _seconds(text: str) -> float:
+    """Seconds > 0, for argparse."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return seconds
+
+
+def _at_least_one(text: str) -> int:
+    """A whole number >= 1, for argparse."""
+    number = _at_least_zero(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return number
 
 
 def _at_least_zero(text: str) -> int:

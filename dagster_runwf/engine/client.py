@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
+from collections.abc import Callable
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ from ..errors import (
     UnusableAnswerError,
 )
 from ..services.http import HttpRequest, HttpResponse
+from ..wording import setting
 from .deadline import deadline
 
 HttpBackend = Literal["httpx", "aiohttp"]
@@ -141,8 +143,8 @@ async def send(
     except asyncio.TimeoutError:
         raise TransportError(
             f"{service}: no complete answer within the attempt's deadline of {deadline_s:g} s "
-            f"(attempt_timeout_s) from {url}; the answer was still arriving or had not begun. "
-            "Raise attempt_timeout_s (or the read timeout) if this workflow's runs take longer",
+            f"from {url}; the answer was still arriving or had not begun. Raise "
+            f"{setting('attempt_timeout_s')} if this workflow's runs take longer",
             service=service,
         ) from None
     except (httpx.TransportError, OSError) as exc:
@@ -152,7 +154,8 @@ async def send(
                 f"{service}: the TLS certificate of {httpx.URL(url).host} does not verify "
                 f"({getattr(untrusted, 'verify_message', None) or 'certificate verify failed'})"
                 "; the key is never sent to a server "
-                "that cannot prove who it is. Check base_url, or point SSL_CERT_FILE at your "
+                f"that cannot prove who it is. Check {setting('base_url')}, or point "
+                "SSL_CERT_FILE at your "
                 "organisation's CA bundle if a proxy re-signs TLS",
                 service=service,
             ) from None
@@ -200,7 +203,8 @@ async def _read_capped(response: httpx.Response, max_bytes: int, *, service: str
     raise ResponseTooLargeError(
         f"{service} answered {response.status_code} with more than {max_bytes:,} bytes; it "
         "was not read further (a misbehaving proxy, or a workflow returning far more than "
-        "usual?). Raise max_response_bytes if this workflow really returns that much",
+        f"usual?). Raise {setting('max_response_bytes')} if this workflow really returns "
+        "that much",
         service=service,
         status=response.status_code,
     )
@@ -218,12 +222,17 @@ def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | Non
     return None
 
 
-_TIMEOUT_PHASES: dict[type[Exception], tuple[str, str]] = {
-    httpx.ReadTimeout: ("read", "; raise the read timeout if this workflow's runs take longer"),
-    httpx.ConnectTimeout: ("connect", "; check the base URL and the network"),
-    httpx.WriteTimeout: ("write", ""),
-    httpx.PoolTimeout: ("pool", ""),
+_TIMEOUT_PHASES: dict[type[Exception], tuple[str, Callable[[], str]]] = {
+    httpx.ReadTimeout: (
+        "read",
+        lambda: f"; raise {setting('read_timeout')} if this workflow's runs take longer",
+    ),
+    httpx.ConnectTimeout: ("connect", lambda: "; check the base URL and the network"),
+    httpx.WriteTimeout: ("write", str),
+    httpx.PoolTimeout: ("pool", str),
 }
+"""Each timeout's phase (its ``httpx.Timeout`` field) and the advice after it, in the words
+of the interface in force when it happens."""
 
 
 def transport_error(
@@ -251,11 +260,11 @@ def transport_error(
     else:
         timed_out = isinstance(exc, httpx.TimeoutException)
     if timed_out:
-        phase, advice = _TIMEOUT_PHASES.get(type(exc), ("", ""))
+        phase, advice = _TIMEOUT_PHASES.get(type(exc), ("", str))
         seconds = getattr(timeout, phase, None) if phase else None
         after = f" after {seconds:g} s" if seconds else ""
         return TransportError(
-            f"{service}: no answer in time ({type(exc).__name__}{after}) from {url}{advice}",
+            f"{service}: no answer in time ({type(exc).__name__}{after}) from {url}{advice()}",
             service=service,
         )
     return TransportError(

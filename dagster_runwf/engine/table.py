@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError
+from ..wording import setting
 from .result_columns import (
     ATTEMPTS,
     CITATIONS,
@@ -356,7 +357,7 @@ def _unstorable(frame: pd.DataFrame, error: BaseException) -> ConfigError:
                 f"input column {name!r} cannot be stored in the results table (Parquet): "
                 f"{type(exc).__name__}: {exc}{kinds}. Convert it first (e.g. "
                 f"frame[{name!r}] = frame[{name!r}].astype(str)) or leave it out with "
-                "keep_columns"
+                f"{setting('keep_columns')}"
             )
     reserved = [n for n in frame.columns if str(n).startswith("__index_level_")]
     hint = f"rename the column(s) {reserved}, " if reserved else ""

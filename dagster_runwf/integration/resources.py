@@ -17,7 +17,7 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from ..engine.client import DEFAULT_TIMEOUT, check_base_url
+from ..engine.client import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, check_base_url
 from ..engine.options import DEFAULT_MAX_CONSECUTIVE_FAILURES, EngineOptions
 from ..engine.ratelimit import REDIS_SCHEMES, SQLITE_SCHEME
 from ..engine.retry import RetryPolicy
@@ -75,7 +75,14 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
     connect_timeout_s: float = Field(default=DEFAULT_TIMEOUT.connect or 15.0)
     read_timeout_s: float = Field(
         default=DEFAULT_TIMEOUT.read or 330.0,
-        description="Longest wait for a run's answer; runs may take up to 300 s.",
+        description="Longest wait for a run's answer; runs may take up to 300 s. An attempt "
+        "as a whole, the answer read to its end, has connect_timeout_s plus this.",
+    )
+    max_response_bytes: int = Field(
+        default=MAX_RESPONSE_BYTES,
+        gt=0,
+        description="The largest answer read (64 MiB by default); a larger one fails its row "
+        "(ResponseTooLargeError) instead of filling memory.",
     )
     max_attempts: int = Field(
         default=5, description="Attempts per row on transient errors (429s not counted)."
@@ -86,6 +93,12 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
         default=DEFAULT_MAX_CONSECUTIVE_FAILURES,
         description="Stop a run after this many rows in a row failed at the service, so a "
         "broken workflow does not keep paying; None: never.",
+    )
+    max_rate_limited: int = Field(
+        default=RetryPolicy().max_rate_limited,
+        ge=0,
+        description="429 answers one row may meet before it is recorded as failed (they do "
+        "not count as attempts).",
     )
     unusable_retries: int = Field(
         default=1,
@@ -109,7 +122,9 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
                 initial_backoff_s=self.initial_backoff_s,
                 max_backoff_s=self.max_backoff_s,
                 unusable_retries=self.unusable_retries,
+                max_rate_limited=self.max_rate_limited,
             ),
+            max_response_bytes=self.max_response_bytes,
             timeout=httpx.Timeout(
                 self.read_timeout_s,
                 connect=self.connect_timeout_s,

@@ -84,8 +84,8 @@ def error_for(
         # would get the same answer.
         location = response.headers.get("location") or "nowhere"
         return FatalError(
-            f"{where}, a redirect to {location}, which is not followed: set base_url to "
-            "the service's real API root",
+            f"{where}, a redirect to {location}, which is not followed: set "
+            f"{setting('base_url')} to the service's real API root",
             **kwargs,
         )
     return RunFailedError(text, **kwargs)

@@ -297,7 +297,7 @@ def test_a_429_storm_longer_than_allowed_fails_the_rows_with_advice(
     assert table["wf_attempts"].tolist() == [4, 4]
     for error in table["wf_error"]:
         assert "answered 429" in error and "gave up after 4 rate-limited answers" in error
-        assert "lower the rate" in error
+        assert "lower the rate (rate) or raise retry=RetryPolicy(max_rate_limited=...)" in error
     assert emu.stats()["by_status"] == {"429": 8} and paid_runs(emu) == 0
 
 
@@ -415,7 +415,8 @@ def test_a_server_slower_than_the_read_timeout_is_retried_and_named(
     for r in results:
         error = r.error or ""
         assert "no answer in time (ReadTimeout after 0.1 s)" in error
-        assert "raise the read timeout" in error and "gave up after 2 attempts" in error
+        assert "raise the read timeout (timeout=httpx.Timeout(..., read=...))" in error
+        assert "gave up after 2 attempts" in error
     assert stats.transient_errors == 6
     # The service still ran each timed-out attempt: a timeout may be paid for twice.
     settle(emu)

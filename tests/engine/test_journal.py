@@ -364,7 +364,7 @@ def test_a_credit_budget_is_never_exceeded(start_emulator: Any, tmp_path: Path) 
 
 
 def test_a_credit_budget_needs_a_service_that_reports_costs(echo: Emulator) -> None:
-    with pytest.raises(ConfigError, match="max_runs"):
+    with pytest.raises(ConfigError, match=r"cap its paid runs with Budget\(max_runs=\.\.\.\)"):
         enrich(table(["a"]), AITutorWorkflow("wf_echo", ["text"]),
                engine_options(echo.aitutor_url), budget=Budget(max_credits=5))  # fmt: skip
     assert runs_at(echo) == 0

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from ...errors import ConfigError
 from ...services.base import Workflow
+from ...wording import setting
 from ..budget import Budget, BudgetGate
 from ..claims import RowClaims
 from ..results import Journal, RowResult
@@ -40,7 +41,7 @@ class BudgetAdmission:
         if budget is not None and budget.max_credits is not None and not workflow.reports_credits:
             raise ConfigError(
                 f"{workflow.display_name} does not report what a run costs, so a credit budget "
-                "cannot be kept; cap its paid runs with Budget(max_runs=...) instead"
+                f"cannot be kept; cap its paid runs with {setting('budget.max_runs')} instead"
             )
         self._budget = budget
         self._journal = journal

@@ -35,7 +35,7 @@ from ...errors import (
 from ...services.base import PreparedRun, Workflow
 from ...services.http import HttpResponse, parse_retry_after
 from ...services.outcome import Outcome
-from ...wording import setting
+from ...wording import offers, setting
 from ..client import auth_headers, send
 from ..options import EngineOptions
 from ..ratelimit import RateLimiter
@@ -248,7 +248,9 @@ class RowSender:
                 row,
                 exc,
                 f" (gave up after {_plural(row.rate_limited, 'rate-limited answer')}; lower "
-                f"the rate ({setting('rate')}) or raise RetryPolicy.max_rate_limited)",
+                f"the rate ({setting('rate')})"
+                + (f" or raise {setting('max_rate_limited')}" if offers("max_rate_limited") else "")
+                + ")",
             )
         if self.limiter is None and not await self._stop.sleep(
             self.retry.delay(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from ... import wording
 from ...errors import ConfigError
 from ...services.rate import Rate
 from .fallback_store import FallbackWindowStore
@@ -60,8 +61,8 @@ def _open(setting: str | None, url: str, bucket: str, rate: Rate) -> WindowStore
         if setting != AUTO:
             raise
         logger.warning(
-            f"{exc}; the key's rate is kept by this process only (set rate_limit_store, or "
-            "runwf --rate-limit-store, to share it)"
+            f"{exc}; the key's rate is kept by this process only (set "
+            f"{wording.setting('rate_limit_store')} to share it)"
         )
         return MemoryWindowStore()
     if isinstance(store, SqliteWindowStore | RedisWindowStore):
