@@ -27,8 +27,10 @@ from ..services import aitutor, runchat
 from ..services.aitutor import AITutorWorkflow
 from ..services.base import OnMissing, Workflow
 from ..services.rate import Rate
+from ..services.registry import service_info
 from ..services.runchat import RunchatWorkflow
 from ..services.runchat_schema import RunchatSchema, check_inputs, check_output
+from ..wording import setting
 
 
 class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -137,9 +139,10 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
     def check(self) -> None:
         """Raise a :class:`ConfigError` naming the first bad setting."""
         if not self.api_key or not self.api_key.strip():
+            # An EnvVar of a variable set to nothing (`export AITUTOR_API_KEY=`), usually.
             raise ConfigError(
-                f"{type(self).__name__}.api_key is empty: set it with "
-                "dagster.EnvVar('<NAME OF THE VARIABLE HOLDING THE KEY>')"
+                f"{type(self).__name__}.api_key is empty (a variable set to nothing?): give "
+                f"the service's key to {setting('api_key', self._key_variable())}"
             )
         if self.base_url:
             check_base_url(self.base_url)
@@ -155,6 +158,13 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
                 f"{type(self).__name__}.rate_limit_store is not a store URL; use 'auto', "
                 "'memory', 'sqlite:///path/to/limits.sqlite' or 'redis://host:6379/0'"
             )
+
+    def _key_variable(self) -> str:
+        """The environment variable the service's key is usually read from."""
+        for name, cls in RESOURCE_CLASSES.items():
+            if isinstance(self, cls):
+                return service_info(name).api_key_variable
+        return "<THE VARIABLE HOLDING THE KEY>"
 
     def preflight(self, workflow: Workflow) -> dict[str, Any]:
         """Free checks before the first paid run; metadata describing what was checked.
@@ -235,12 +245,12 @@ class RunchatResource(WorkflowServiceResource):
             return {}
         schema = self.flow_schema(workflow.workflow_id)
         flow = runchat.SERVICE.describe(workflow.workflow_id)
-        for setting, name in (
+        for option, name in (
             ("result_output", workflow.result_output),
             ("citations_output", workflow.citations_output),
         ):
             if name is not None:
-                check_output(flow, schema, name, setting=setting)
+                check_output(flow, schema, name, setting=option)
         if workflow.webhook:  # the inputs are fields of the body, not the flow's inputs
             return {"runwf/flow_name": schema.name}
         check_inputs(flow, schema, workflow.input_names)

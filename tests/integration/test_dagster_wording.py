@@ -344,3 +344,44 @@ def test_an_unusable_cache_folder_names_the_yaml_key(
     warning = store_warning(caplog)
     assert "(set rate_limit_store in the YAML (with api_key), or the resource's" in warning
     assert "--rate-limit-store" not in warning
+
+
+def test_an_empty_key_names_the_resource_field_and_its_variable(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AITUTOR_API_KEY", "")  # `export AITUTOR_API_KEY=`: set, but empty
+    asset = notes_asset(tmp_path, gappy)
+    resource = AITutorResource(api_key=dg.EnvVar("AITUTOR_API_KEY"), base_url=emu.aitutor_url)
+    result = dg.materialize([gappy, asset], resources={"aitutor": resource}, raise_on_error=False)
+    assert not result.success
+    text, _ = failure_of(result)
+    assert (
+        "AITutorResource.api_key is empty (a variable set to nothing?): give the service's "
+        'key to the resource\'s api_key, e.g. dg.EnvVar("AITUTOR_API_KEY")'
+    ) in text
+    assert "in the YAML" not in text and "$AITUTOR_API_KEY" not in text
+    assert sum(emu.stats()["runs_by_workflow"].values()) == 0
+
+
+def test_an_empty_key_names_the_yaml_key(
+    load_yaml: Callable[[str], dg.Definitions],
+    yaml_env: Emulator,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AITUTOR_API_KEY", "")
+    defs = load_yaml(
+        YAML_ONE_NOTE
+        + """\
+  api_key: "{{ env.AITUTOR_API_KEY }}"
+  base_url: "{{ env.AITUTOR_BASE_URL }}"
+"""
+    )
+    (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    result = dg.materialize(
+        [one_note, asset], resources=dict(defs.resources or {}), raise_on_error=False
+    )
+    assert not result.success
+    text, _ = failure_of(result)
+    assert 'key to api_key: "{{ env.AITUTOR_API_KEY }}" in the YAML, or the resource' in text
+    assert "EnvVar" not in text
+    assert sum(yaml_env.stats()["runs_by_workflow"].values()) == 0
