@@ -1,8 +1,8 @@
 """dagster-runwf: run hosted AI workflows (Runchat, AI Tutor API) row by row over tables.
 
 The public API is re-exported here; everything else is private. The Dagster layer's names
-(resources, the asset and op factories and their settings, the IO manager) are imported on
-first use, so the engine, the CLI and the emulator start without loading Dagster.
+(resources, the asset, op and graph factories and their settings, the IO manager) are
+imported on first use, so the engine, the CLI and the emulator start without loading Dagster.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,7 @@ from .services import (
 if TYPE_CHECKING:
     from .integration.assets import enriched_asset
     from .integration.component import EnrichedAssetComponent
+    from .integration.graphs import enriched_graph
     from .integration.io_manager import ParquetIOManager
     from .integration.ops import enriched_op
     from .integration.resources import AITutorResource, RunchatResource
@@ -77,6 +78,7 @@ _DAGSTER_NAMES = {
     "ParquetIOManager": "io_manager",
     "enriched_asset": "assets",
     "enriched_op": "ops",
+    "enriched_graph": "graphs",
     "EnrichedAssetComponent": "component",
     "EnrichmentSettings": "settings",
     "nightly_schedule": "schedules",
@@ -109,6 +111,7 @@ __all__ = [
     "enrich_async",
     "enriched_asset",
     "enriched_op",
+    "enriched_graph",
     "EnrichedAssetComponent",
     "EnrichmentSettings",
     "nightly_schedule",

@@ -7,20 +7,23 @@ what a step does, :class:`~.step.EnrichmentStep`.
 
 # No `from __future__ import annotations`: Dagster reads the asset function's annotations.
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
 from ..services.base import Workflow
 from ..wording import in_force
-from .chunks import AssetDecorator, chunked_asset
+from .chunks import chunk_steps
 from .settings import EnrichmentSettings
 from .spec import EnrichmentSpec, checked_arguments, identifier
 from .spelling import DAGSTER, YAML
 from .step import EnrichmentStep
 
 SourceAsset = str | Sequence[str] | dg.AssetKey | dg.AssetsDefinition | dg.AssetSpec
+
+AssetDecorator = Callable[[Callable[..., Any]], dg.AssetsDefinition]
+"""What ``dagster.asset(...)`` and ``dagster.graph_asset(...)`` return."""
 
 
 def enriched_asset(
@@ -126,14 +129,19 @@ def enriched_asset(
         "automation_condition": automation_condition,
     }
     if settings.chunk_size is not None:
-        return chunked_asset(
+        # The chunk steps (see .chunks), as an asset: named by its key, journaled under it,
+        # its collect step yielding the materialization with lineage and checks.
+        chunked = chunk_steps(
             spec,
+            name=identifier("__".join(spec.asset_key.path)),
             chunk_size=settings.chunk_size,
             retry_policy=retry_policy,
             pool=pool,
             io_manager_key=io_manager_key,
-            asset_arguments=asset_arguments,
+            as_asset=True,
         )
+        build_graph: AssetDecorator = dg.graph_asset(**asset_arguments)
+        return build_graph(chunked)
 
     # `Any`: the IO manager loads the source as it stores it (pandas, polars or pyarrow).
     def enriched(context: dg.AssetExecutionContext, rows: Any) -> Iterator[Any]:

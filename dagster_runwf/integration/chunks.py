@@ -1,13 +1,14 @@
-"""An enriched asset computed chunk by chunk: a graph of a split step, one enrich step per
-chunk (mapped over a ``DynamicOut``) and a collect step that builds the same table, metadata
-and checks as the single-step asset.
+"""A table enriched chunk by chunk: a split step, one enrich step per chunk (mapped over a
+``DynamicOut``) and a collect step that builds the same table and metadata as one step — the
+steps of a chunked enriched asset (which adds its checks and column lineage) and of an
+enriched graph (:func:`~dagster_runwf.enriched_graph`, for op-based jobs).
 
 Chunk steps run in parallel under the multiprocess executor (or on other hosts with other
 executors), each retried on its own by the ``RetryPolicy`` and capped by the ``pool``. They
 share the key's rate through the resource's ``rate_limit_store`` (``"auto"``: a SQLite file
 in the instance's storage), and each chunk is its own journal job, so any later run of the
-asset (a retry or re-execution of a chunk, a fresh materialization) pays only for its
-unfinished rows. The collect step marks every chunk's job landed once the asset's value is
+asset or job (a retry or re-execution of a chunk, a fresh run) pays only for its unfinished
+rows. The collect step marks every chunk's job landed once its output (the asset's value) is
 stored, so the next run starts afresh. Only rows and results pass between steps, never the
 key.
 """
@@ -16,7 +17,7 @@ key.
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +28,12 @@ import pyarrow as pa
 from ..engine.budget import Budget
 from ..engine.stats import RunStats
 from ..engine.table import join_results, result_fields
-from .spec import EnrichmentSpec, identifier
-from .step import EnrichmentStep
+from .spec import EnrichmentSpec
+from .step import EnrichmentStep, StepContext
 
-AssetDecorator = Callable[[Callable[..., Any]], dg.AssetsDefinition]
-"""What ``dagster.asset(...)`` and ``dagster.graph_asset(...)`` return."""
+JournalKey = Callable[[StepContext], Sequence[str]]
+"""What names a chunk step's journal location and jobs, from its context (see
+:class:`~.step.EnrichmentStep`); for an asset, its key's path (the default)."""
 
 
 @dataclass(frozen=True)
@@ -78,30 +80,60 @@ def chunk_budget(budget: Budget | None, rows: int, table_rows: int) -> Budget | 
     )
 
 
-def chunked_asset(
+def chunk_steps(
     spec: EnrichmentSpec,
     *,
+    name: str,
     chunk_size: int,
     retry_policy: dg.RetryPolicy | None,
     pool: str | None,
     io_manager_key: str | None,
-    asset_arguments: Mapping[str, Any],
-) -> dg.AssetsDefinition:
-    """The graph-backed enriched asset; see ``chunk_size`` of :class:`EnrichmentSettings`."""
-    name = identifier("__".join(spec.asset_key.path))
-    resources = {spec.resource_key}
+    as_asset: bool,
+    journal_key: JournalKey | None = None,
+    tags: dict[str, str] | None = None,
+    what: str = "the source asset's value",
+) -> Callable[[Any], Any]:
+    """The chunk steps' ops, composed: a function from the node output of the rows to the
+    collect step's outputs, for ``dagster.graph_asset`` or ``dagster.graph``.
+
+    The ops are named ``<name>__split``, ``<name>__enrich_chunk`` and ``<name>__collect``
+    (unique in a job) and invoked as ``split``, ``enrich_chunk[chunk_00000]`` and
+    ``collect``, so a step key reads ``<graph>.enrich_chunk[chunk_00000]``.
+
+    Args:
+        spec: the asset or graph, as defined.
+        name: what names the ops.
+        chunk_size: rows per chunk.
+        retry_policy: each chunk step's.
+        pool: each chunk step's.
+        io_manager_key: the collect step's output ``result``.
+        as_asset: the collect step yields an asset's materialization (the results with
+            column lineage, then its checks' results, as outputs named by the checks);
+            else only the results, as the output ``result``.
+        journal_key: from a step's context, what names the journal location and jobs;
+            default: the asset key's path.
+        tags: every op's.
+        what: the rows' value, in messages (``"the input 'rows' of graph 'x'"``).
+    """
     settings = spec.settings
-    check_names = [check.name for check in spec.check_specs()]
+    check_names = [check.name for check in spec.check_specs()] if as_asset else []
+    resources = {spec.resource_key}
+    common: dict[str, Any] = {"tags": dict(tags or {}), "code_version": spec.code_version}
+
+    def step_of(context: dg.OpExecutionContext) -> EnrichmentStep:
+        key = None if journal_key is None else journal_key(context)
+        return EnrichmentStep(spec, context, journal_key=key)
 
     @dg.op(
         name=f"{name}__split",
         required_resource_keys=resources,
         out={"chunks": dg.DynamicOut(), "summary": dg.Out()},
+        **common,
     )
     def split(context: dg.OpExecutionContext, rows: Any) -> Iterator[Any]:
         # Before any paid run: the mapping, the table's columns, and the pre-flight (once).
-        step = EnrichmentStep(spec, context)
-        rows, _ = step.rows(rows)
+        step = step_of(context)
+        rows, _ = step.rows(rows, what)
         step.check_table(rows)
         resolved = step.resolve(rows)
         location = step.journal_location()
@@ -117,12 +149,13 @@ def chunked_asset(
         required_resource_keys=resources,
         retry_policy=retry_policy,
         pool=pool,
+        **common,
     )
     def enrich_chunk(context: dg.OpExecutionContext, chunk: Chunk) -> ChunkResult:
         started_at = time.time()
         # Row positions within the chunk; the collect step puts the inputs back.
         rows = chunk.rows.reset_index(drop=True)
-        step = EnrichmentStep(spec, context)
+        step = step_of(context)
         resolved = step.resolve(rows, preflight=False)
         journal = step.journal(chunk=f"chunk-{chunk.number:05d}")
         done = step.enrich(
@@ -146,6 +179,7 @@ def chunked_asset(
             "result": dg.Out(io_manager_key=io_manager_key or "io_manager"),
             **{check: dg.Out(dagster_type=dg.Nothing, is_required=False) for check in check_names},
         },
+        **common,
     )
     def collect(
         context: dg.OpExecutionContext,
@@ -153,8 +187,8 @@ def chunked_asset(
         summary: SplitSummary,
         parts: list[ChunkResult],
     ) -> Iterator[Any]:
-        step = EnrichmentStep(spec, context)
-        rows, kind = step.rows(rows)
+        step = step_of(context)
+        rows, kind = step.rows(rows, what)
         ordered = sorted(parts, key=lambda part: part.number)
         table = join_results(
             rows,
@@ -166,14 +200,17 @@ def chunked_asset(
         elapsed = max(p.finished_at for p in ordered) - min(p.started_at for p in ordered)
         stats = RunStats.combined((part.stats for part in ordered), elapsed_s=elapsed)
         extra = {**summary.checked, "runwf/journal": summary.journal, "runwf/chunks": len(parts)}
-        yield from step.materialization(rows, table, stats, summary.mapping, extra, kind)
+        if as_asset:
+            yield from step.materialization(rows, table, stats, summary.mapping, extra, kind)
+        else:
+            yield step.output(table, stats, extra, kind)
         # Dagster stores an output before resuming the step, so the results have landed.
         for part in ordered:
             step.mark_landed(part.job, part.generation)
 
     def chunked(rows: Any) -> Any:
-        chunks, summary = split(rows)
-        return collect(rows, summary, chunks.map(enrich_chunk).collect())
+        chunks, summary = split.alias("split")(rows)
+        parts = chunks.map(enrich_chunk.alias("enrich_chunk")).collect()
+        return collect.alias("collect")(rows, summary, parts)
 
-    build: AssetDecorator = dg.graph_asset(**asset_arguments)
-    return build(chunked)
+    return chunked

@@ -62,8 +62,9 @@ def enriched_op(
     Args:
         workflow: e.g. ``AITutorWorkflow("wf_company_profile", ["company", "country"])``.
         settings: the enrichment's settings (see :class:`EnrichmentSettings`), except
-            ``chunk_size`` (an op is one step) and the checks' settings, which only an asset
-            uses; default: every setting's default.
+            ``chunk_size`` (an op is one step: for chunk steps, use :func:`enriched_graph`)
+            and the checks' settings, which only an asset uses; default: every setting's
+            default.
         name: the op's name; default ``enrich_<workflow id>``.
         resource_key: the resource holding the key (default: the service's
             ``default_resource_key``, ``"aitutor"`` / ``"runchat"``).
@@ -82,8 +83,9 @@ def enriched_op(
     settings = checked_arguments(workflow, settings)
     if settings.chunk_size is not None:
         raise ConfigError(
-            "chunk_size is for enriched_asset; an enriched op enriches its input in one step "
-            "(leave EnrichmentSettings.chunk_size unset)"
+            "chunk_size is for enriched_asset and enriched_graph; an enriched op enriches its "
+            "input in one step (leave EnrichmentSettings.chunk_size unset, or use "
+            "enriched_graph for chunk steps)"
         )
     op_name = name or f"enrich_{identifier(workflow.workflow_id)}"
     spec = EnrichmentSpec(

@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 
 from dagster_runwf.emulator import Emulator
+from dagster_runwf.emulator.server import EmulatorProcess
 
 from ..conftest import ECHO, KEY
 
@@ -37,6 +38,43 @@ def paying_location(
     monkeypatch.setenv("AITUTOR_BASE_URL", emu.aitutor_url)
     monkeypatch.setenv("RUNWF_TEST_JOURNAL_DIR", str(tmp_path / "journal"))
     return emu
+
+
+@pytest.fixture
+def limited_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorProcess]:
+    """The test code location against an emulator enforcing 5 requests/s with 15 credits,
+    in its own process so that it stamps arrivals on time while the steps' processes and
+    the run's orchestration here compete for the CPU."""
+    config = {
+        "include_builtins": True,
+        "workflows": [ECHO],
+        "aitutor_rate_limit": 5,
+        "keys": {KEY: {"credits": 15}},
+    }
+    with Emulator.in_subprocess(config) as emu:
+        monkeypatch.setenv("AITUTOR_API_KEY", KEY)
+        monkeypatch.setenv("AITUTOR_BASE_URL", emu.aitutor_url)
+        monkeypatch.setenv("RUNWF_TEST_JOURNAL_DIR", str(tmp_path / "journal"))
+        yield emu
+
+
+def most_chunk_steps_at_once(instance: dg.DagsterInstance, run_id: str) -> int:
+    """The most chunk steps of run ``run_id`` that were running at one moment (from the
+    order of their start and end events)."""
+    edges = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or "enrich_chunk" not in (event.step_key or ""):
+            continue
+        if event.event_type_value == "STEP_START":
+            edges.append((entry.timestamp, 1))
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            edges.append((entry.timestamp, -1))
+    running = most = 0
+    for _, change in sorted(edges):
+        running += change
+        most = max(most, running)
+    return most
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,11 @@ from dagster_runwf import (
     EnrichmentSettings,
     enriched_asset,
 )
-from dagster_runwf.emulator import Emulator
 from dagster_runwf.emulator.server import EmulatorProcess
 from dagster_runwf.integration.chunks import chunk_budget
 
 from ..conftest import ECHO, KEY
+from .conftest import most_chunk_steps_at_once
 
 # Timing and identity columns differ between any two runs; everything else must not.
 VARYING = ["wf_latency_s", "wf_finished_at", "wf_instance_id", "wf_metadata"]
@@ -124,42 +123,6 @@ def test_chunk_budgets_never_add_up_to_more_than_the_budget() -> None:
     assert chunk_budget(Budget(max_runs=10), 5, 10) == Budget(max_runs=5)
 
 
-@pytest.fixture
-def limited_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorProcess]:
-    """The test code location against an emulator enforcing 5 requests/s with 15 credits,
-    in its own process so that it stamps arrivals on time while the steps' processes and
-    the run's orchestration here compete for the CPU."""
-    config = {
-        "include_builtins": True,
-        "workflows": [ECHO],
-        "aitutor_rate_limit": 5,
-        "keys": {KEY: {"credits": 15}},
-    }
-    with Emulator.in_subprocess(config) as emu:
-        monkeypatch.setenv("AITUTOR_API_KEY", KEY)
-        monkeypatch.setenv("AITUTOR_BASE_URL", emu.aitutor_url)
-        monkeypatch.setenv("RUNWF_TEST_JOURNAL_DIR", str(tmp_path / "journal"))
-        yield emu
-
-
-def _overlapping_chunk_steps(instance: dg.DagsterInstance, run_id: str) -> int:
-    """The most chunk steps that were running at one moment."""
-    edges = []
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or "enrich_chunk" not in (event.step_key or ""):
-            continue
-        if event.event_type_value == "STEP_START":
-            edges.append((entry.timestamp, 1))
-        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-            edges.append((entry.timestamp, -1))
-    running = most = 0
-    for _, change in sorted(edges):
-        running += change
-        most = max(most, running)
-    return most
-
-
 def test_chunk_steps_in_parallel_processes_share_the_key_rate_and_resume(
     limited_location: EmulatorProcess,
 ) -> None:
@@ -178,7 +141,7 @@ def test_chunk_steps_in_parallel_processes_share_the_key_rate_and_resume(
         with dg.execute_job(job, instance=instance, reexecution_options=options) as second:
             assert second.success
             (event,) = second.asset_materializations_for_node("profiles_in_chunks")
-            overlap = _overlapping_chunk_steps(instance, second.run_id)
+            overlap = most_chunk_steps_at_once(instance, second.run_id)
         table = defs.load_asset_value("profiles_in_chunks", instance=instance)
         assert isinstance(table, pd.DataFrame)
         # Rows and results pass between the steps' processes, the key never does.

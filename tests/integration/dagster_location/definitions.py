@@ -15,6 +15,7 @@ from dagster_runwf import (
     AITutorWorkflow,
     EnrichmentSettings,
     enriched_asset,
+    enriched_graph,
     enriched_op,
 )
 
@@ -120,6 +121,23 @@ def count_answers(result: pd.DataFrame) -> dict[str, int]:
     return {str(status): int(n) for status, n in result["wf_status"].value_counts().items()}
 
 
+# The same rows through the enriched graph: chunks of 14 (3 chunk steps), in parallel
+# processes sharing the key's rate of 5 a second.
+enrich_profiles_in_chunks = enriched_graph(
+    workflow=AITutorWorkflow("wf_echo", ["text"]),
+    name="enrich_profiles_in_chunks",
+    settings=EnrichmentSettings(
+        columns={"text": "name"},
+        journal_dir=os.environ.get("RUNWF_TEST_JOURNAL_DIR"),
+        preflight=False,
+        concurrency=4,
+        chunk_size=14,
+    ),
+    resource_key="aitutor_at_5_per_s",
+    retry_policy=dg.RetryPolicy(max_retries=1),
+)
+
+
 @dg.job(executor_def=dg.in_process_executor)
 def profile_companies_in_process() -> None:
     count_answers(enrich_profiles(load_companies()))
@@ -130,6 +148,11 @@ def profile_companies_in_processes() -> None:
     count_answers(enrich_profiles(load_companies()))
 
 
+@dg.job(executor_def=dg.multiprocess_executor.configured({"max_concurrent": 4}))
+def profile_companies_in_chunks() -> None:
+    count_answers(enrich_profiles_in_chunks(load_companies()))
+
+
 defs = dg.Definitions(
     assets=[companies, profiles, profiles_in_chunks, many_companies, slow_profiles],
     jobs=[
@@ -138,6 +161,7 @@ defs = dg.Definitions(
         enrich_many_companies,
         profile_companies_in_process,
         profile_companies_in_processes,
+        profile_companies_in_chunks,
     ],
     resources={
         "aitutor": AITutorResource(
@@ -179,3 +203,8 @@ def profile_companies_in_process_job() -> dg.JobDefinition:
 def profile_companies_in_processes_job() -> dg.JobDefinition:
     """The op-based job, a process per step, for `dagster.reconstructable`."""
     return defs.resolve_job_def("profile_companies_in_processes")
+
+
+def profile_companies_in_chunks_job() -> dg.JobDefinition:
+    """The op-based job with the enriched graph, for `dagster.reconstructable`."""
+    return defs.resolve_job_def("profile_companies_in_chunks")
