@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..services.base import Workflow
 from .chunks import chunk_steps
 from .settings import EnrichmentSettings
-from .spec import EnrichmentSpec, checked_arguments, identifier
+from .spec import checked_arguments, identifier, step_spec
 from .step import StepContext
 
 GraphDecorator = Callable[[Callable[..., Any]], dg.GraphDefinition]
@@ -93,13 +93,7 @@ def enriched_graph(
             "EnrichmentSettings.chunk_size (for one step, use enriched_op)"
         )
     graph_name = name or f"enrich_{identifier(workflow.workflow_id)}_in_chunks"
-    spec = EnrichmentSpec(
-        asset_key=dg.AssetKey([graph_name]),
-        source_key=None,
-        workflow=workflow,
-        resource_key=resource_key or workflow.info.default_resource_key,
-        settings=settings,
-    )
+    spec = step_spec(workflow, settings, graph_name, resource_key)
     chunked = chunk_steps(
         spec,
         name=graph_name,

@@ -14,7 +14,7 @@ import dagster as dg
 from ..errors import ConfigError
 from ..services.base import Workflow
 from .settings import EnrichmentSettings
-from .spec import EnrichmentSpec, checked_arguments, identifier
+from .spec import checked_arguments, identifier, step_spec
 from .step import EnrichmentStep
 
 
@@ -88,13 +88,7 @@ def enriched_op(
             "enriched_graph for chunk steps)"
         )
     op_name = name or f"enrich_{identifier(workflow.workflow_id)}"
-    spec = EnrichmentSpec(
-        asset_key=dg.AssetKey([op_name]),
-        source_key=None,
-        workflow=workflow,
-        resource_key=resource_key or workflow.info.default_resource_key,
-        settings=settings,
-    )
+    spec = step_spec(workflow, settings, op_name, resource_key)
 
     @dg.op(
         name=op_name,

@@ -98,6 +98,20 @@ def checked_arguments(workflow: object, settings: object) -> EnrichmentSettings:
     return settings
 
 
+def step_spec(
+    workflow: Workflow, settings: EnrichmentSettings, name: str, resource_key: str | None
+) -> EnrichmentSpec:
+    """The spec of an enriched op or graph: no asset of its own (it is named ``name``) and
+    no source asset (its rows come from another op's output)."""
+    return EnrichmentSpec(
+        asset_key=dg.AssetKey([name]),
+        source_key=None,
+        workflow=workflow,
+        resource_key=resource_key or workflow.info.default_resource_key,
+        settings=settings,
+    )
+
+
 def identifier(text: str) -> str:
     """``text`` as a name Dagster accepts (letters, digits, underscores)."""
     cleaned = "".join(c if c.isalnum() else "_" for c in text).strip("_")
