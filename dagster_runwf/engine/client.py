@@ -251,8 +251,8 @@ def transport_error(
             reason=unreached,
         )
     shown: BaseException = exc
-    cause = exc.__cause__
-    if cause is not None and type(cause).__module__.partition(".")[0] == "aiohttp":
+    cause = _aiohttp_cause(exc)
+    if cause is not None:
         # httpx-aiohttp turns every aiohttp connection error, a refused or dropped connection
         # included, into httpx.ConnectTimeout; the aiohttp error underneath says what it was.
         shown = cause
@@ -327,8 +327,8 @@ def _aiohttp_cause(exc: Exception) -> BaseException | None:
 def _unreached(exc: Exception) -> str | None:
     """Why no connection was made, when none was (so no byte of the request was sent):
     refused, the host name did not resolve, or connecting timed out; else ``None``."""
-    cause = exc.__cause__
-    if cause is not None and type(cause).__module__.partition(".")[0] == "aiohttp":
+    cause = _aiohttp_cause(exc)
+    if cause is not None:
         import aiohttp
 
         if isinstance(cause, aiohttp.ClientConnectorDNSError):
