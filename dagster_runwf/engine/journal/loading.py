@@ -11,6 +11,7 @@ are left out, so they are run again (:mod:`.damage`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +23,35 @@ from .store import RowStore
 
 _ATTEMPTS = 3
 """Reads retried from scratch when a file vanishes meanwhile (a concurrent compaction)."""
+
+
+def read_new_job_files(
+    storage: Storage,
+    job_folder: str,
+    seen: set[str],
+    skip: Callable[[str], bool] = lambda path: False,
+) -> Iterator[pa.Table]:
+    """The tables of a job's files not in ``seen`` (nor ``skip``-ped), each added to
+    ``seen`` as it is read; a damaged file gives none (it is set aside).
+
+    Safe while other writers of the job merge their files: a file gone since the listing
+    was merged into a new file (written before the old ones were deleted), which the next
+    listing holds; it lists again until a round misses none.
+    """
+    missed = True
+    while missed:
+        missed = False
+        for path in storage.list_files(job_folder, SUFFIX):
+            if path in seen or skip(path):
+                continue
+            seen.add(path)
+            try:
+                table = read_or_set_aside(storage, path)
+            except FileNotFoundError:
+                missed = True
+                continue
+            if table is not None:
+                yield table
 
 
 class RowLoader:
@@ -52,6 +82,8 @@ class RowLoader:
         self.version = version
         self.incremental = incremental
         self.cutoff = cutoff
+        self.read_files: set[str] = set()
+        """The job's files the last load read (or found merged away)."""
 
     def load(self) -> RowStore:
         """The rows, read into a new store."""
@@ -84,23 +116,9 @@ class RowLoader:
         return rows
 
     def _read_job_files(self, rows: RowStore) -> None:
-        """Read the job's files, while other writers of the job may merge theirs: a file
-        gone since the listing was merged into a new file (written before the old ones were
-        deleted), which the next listing holds; list again until a round misses none."""
-        read: set[str] = set()
-        missed = True
-        while missed:
-            missed = False
-            for path in self.storage.list_files(self.job_folder, SUFFIX):
-                if path in read:
-                    continue
-                read.add(path)
-                try:
-                    table = read_or_set_aside(self.storage, path)
-                except FileNotFoundError:
-                    missed = True
-                    continue
-                self._keep(rows, table, own=True)
+        self.read_files = set()
+        for table in read_new_job_files(self.storage, self.job_folder, self.read_files):
+            self._keep(rows, table, own=True)
 
     def _holds_job(self, snapshot: str) -> bool:
         """Whether a snapshot's footer lists this job (a damaged footer: set aside, no)."""

@@ -25,10 +25,9 @@ from ...errors import ConfigError, JournalError
 from ..results import RowResult
 from ..storage import Storage
 from .compaction import Retention, compact
-from .damage import read_or_set_aside
-from .files import SUFFIX, WriterFiles, job_folder_name
+from .files import WriterFiles, job_folder_name
 from .generations import current_generation, generation_job_id, mark_landed
-from .loading import RowLoader
+from .loading import RowLoader, read_new_job_files
 from .merging import TieredMerges
 from .schema import encode
 from .store import RowStore
@@ -106,10 +105,9 @@ class RowJournal:
         self._closed = False
         self._lock = threading.Lock()  # files: one record() or merge at a time
         self._refresh_lock = threading.Lock()
-        # Files listed before the rows are loaded were read by the loading: refresh() skips
-        # them (a file written meanwhile may be read twice, which changes nothing).
-        self._read_files = set(self._list_job_files())
-        self._rows = self._loader().load()
+        loader = self._loader()
+        self._rows = loader.load()
+        self._read_files = loader.read_files  # refresh() reads only the files written since
 
     @classmethod
     def open_job(
@@ -237,30 +235,16 @@ class RowJournal:
         writers merge their files: a file gone meanwhile is found merged in the next
         listing, which is taken at once.
         """
-        with self._refresh_lock:
-            for _ in range(3):
-                try:
-                    return self._read_new_files()
-                except FileNotFoundError:
-                    continue  # merged into a new file meanwhile: list again
-            return 0
-
-    def _read_new_files(self) -> int:
         added = 0
-        for path in self._list_job_files():
-            if path in self._read_files or self._files.wrote(path):
-                continue
-            self._read_files.add(path)
-            table = read_or_set_aside(self.storage, path)  # a damaged file answers no row
-            if table is None:
-                continue
-            table = table.filter(pc.equal(table.column("version"), self.version))
-            self._rows.add_read(table, own=True)
-            added += table.num_rows
+        with self._refresh_lock:
+            new_tables = read_new_job_files(
+                self.storage, self._files.job_folder, self._read_files, skip=self._files.wrote
+            )
+            for table in new_tables:
+                table = table.filter(pc.equal(table.column("version"), self.version))
+                self._rows.add_read(table, own=True)
+                added += table.num_rows
         return added
-
-    def _list_job_files(self) -> list[str]:
-        return self.storage.list_files(self._files.job_folder, SUFFIX)
 
     # -- housekeeping -----------------------------------------------------------------------
 
