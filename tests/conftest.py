@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from dagster_runwf import EngineOptions
@@ -218,3 +219,12 @@ def published_journal_files(folder: Path) -> list[Path]:
     (by a kill) left behind, which is never renamed into place and never read."""
     files = folder.rglob("*.parquet")
     return sorted(p for p in files if not p.name.startswith(TEMP_PREFIX))
+
+
+def journaled_rows(folder: Path) -> int:
+    """Distinct rows in the journal files below ``folder``: a process killed while merging
+    leaves the merged file beside its originals, and readers count each row once."""
+    hashes: set[str] = set()
+    for path in published_journal_files(folder):
+        hashes.update(pq.read_table(path, columns=["input_hash"]).column(0).to_pylist())
+    return len(hashes)

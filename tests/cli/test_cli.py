@@ -29,7 +29,7 @@ from dagster_runwf.cli import main
 from dagster_runwf.emulator import Emulator, EmulatorConfig
 from dagster_runwf.engine.storage import TEMP_PREFIX
 
-from ..conftest import ECHO, KEY, published_journal_files, wait_for
+from ..conftest import ECHO, KEY, journaled_rows, wait_for
 
 CLI = [sys.executable, "-m", "dagster_runwf.cli"]
 RUNCHAT_KEY = "rc_test_key_9876543210"
@@ -670,8 +670,7 @@ def test_an_interrupted_enrich_resumes_without_paying_twice(
     ran_before = set(emu.stats()["runs_by_sha256"])
     assert INTERRUPT_AFTER <= len(ran_before) < ROWS, "not stopped mid-run"
     # A write cut short by a kill left only a temporary file, which nobody reads.
-    journal_files = published_journal_files(tmp_path / "out.parquet.journal")
-    journaled = sum(pq.read_metadata(p).num_rows for p in journal_files)
+    journaled = journaled_rows(tmp_path / "out.parquet.journal")
     assert journaled > 0
 
     resumed = runwf(*running.args, env=running.env, cwd=tmp_path)

@@ -12,14 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from dagster_runwf import Progress
 from dagster_runwf.cli.progress import ProgressDisplay
 from dagster_runwf.emulator import Emulator
 
-from ..conftest import ECHO, KEY, published_journal_files, wait_for
+from ..conftest import ECHO, KEY, journaled_rows, wait_for
 from .test_cli import (
     ENRICH_ECHO,
     echo_texts,
@@ -99,7 +98,7 @@ def test_kill_9_at_concurrency_16_pays_again_only_for_the_rows_in_flight(
     assert KILL_AFTER <= ran_before < ROWS, "not killed mid-run"
     journal = tmp_path / "out.parquet.journal"
     # A write cut short by the kill left only a temporary file, which nobody reads.
-    journaled = sum(pq.read_metadata(p).num_rows for p in published_journal_files(journal))
+    journaled = journaled_rows(journal)
 
     resumed = runwf(*running.args, env=running.env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

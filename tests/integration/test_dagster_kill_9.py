@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pyarrow.parquet as pq
 import pytest
 
 from dagster_runwf.emulator import Emulator
 
-from ..conftest import published_journal_files
+from ..conftest import journaled_rows
 from .test_dagster_job_identity import more_credits, runs_at
 
 LOCATION = Path(__file__).parent / "dagster_location" / "definitions.py"
@@ -46,14 +45,6 @@ def settle(emu: Emulator) -> None:
     counted)."""
     while emu.stats()["in_flight"]:
         time.sleep(0.02)
-
-
-def journaled_rows(folder: Path) -> int:
-    """Distinct rows in the journal files below ``folder``."""
-    hashes: set[str] = set()
-    for path in published_journal_files(folder):
-        hashes.update(pq.read_table(path, columns=["input_hash"]).column(0).to_pylist())
-    return len(hashes)
 
 
 def many_companies_job() -> dg.ReconstructableJob:
