@@ -221,3 +221,41 @@ def test_the_yaml_component_takes_continue_by_and_instance_id_column(
         code_version = from_yaml.specs_by_key[from_yaml.key].code_version
         assert code_version == twin.specs_by_key[twin.key].code_version
         assert code_version != plain.specs_by_key[plain.key].code_version
+
+
+def test_a_bad_yaml_continue_by_is_named_as_its_yaml_key(
+    load_yaml: Callable[[str], dg.Definitions],
+    flows: Emulator,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    defs = load_yaml(
+        textwrap.dedent(
+            f"""\
+            type: dagster_runwf.EnrichedAssetComponent
+            attributes:
+              service: runchat
+              workflow: chat
+              inputs: [message_n1]
+              source: customers
+              name: conversations
+              continue_by: client
+              parquet_dir: {tmp_path / "parquet"}
+              journal_dir: {tmp_path / "journal"}
+            """
+        )
+    )
+    (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    source = Tonight()
+    source.rows = pd.DataFrame({"customer": ["A"], "message_n1": ["m"]})
+    resource = RunchatResource(api_key=KEY, base_url=flows.runchat_url, rate="unlimited")
+    result = dg.materialize(
+        [source.asset(), asset],
+        resources={**(defs.resources or {}), "runchat": resource},
+        instance=instance,
+        raise_on_error=False,
+    )
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = str(failure.step_failure_data.user_failure_data.description)  # type: ignore[union-attr]
+    assert text.startswith("continue_by: client: the table has no column 'client'"), text
+    assert flows.stats()["total_requests"] == 0
