@@ -12,7 +12,22 @@ partition: a nightly partition continues the conversations of the nights before)
 ``runchat_flows/<flow>/instances/<column>/<time>-<random>.json``
     ``continue_by``'s records of one run: entity key -> instance id. A run adds a file and
     never rewrites one, so runs of several partitions at once lose nothing; reading merges
-    them in time order, the latest record of a key winning.
+    them, the latest record of a key winning (each record is stamped with its file's name,
+    ``<time>-<random>``, and the greatest stamp wins).
+
+So that a nightly run does not read every night's file, a run that reads more than
+:data:`FOLD_AFTER` of them folds them (:func:`read_instances`): it writes one file holding
+each key's latest record *with the stamp of the file it came from*, then deletes the files
+it read. Because every record keeps its own stamp, the folder reads the same before, during
+and after a fold, whatever happens at the same time: a file another run writes meanwhile is
+not deleted (only files read are) and wins or loses against the folded records by its
+stamp, as it would have against the files; two runs folding the same files write two
+merged files of the same records (the next fold merges them); a reader whose listed file
+vanished (folded meanwhile) lists again, finding the merged file, written before any
+deletion. Every key is kept, however old its latest record: an entity that comes back
+after a year continues its conversation. So the folder holds at most ``FOLD_AFTER + 1``
+files (plus one per run at the same time), whatever the number of runs before: reading
+time and memory grow with the number of keys, not with history.
 
 The records only pick which instance a row continues and what a warning says; which answers
 are reused is decided by the rows' input hashes alone (see the docs' page on the journal).
@@ -95,16 +110,107 @@ def _instances_folder(storage: Storage, flow: str, column: str) -> str:
     return storage.path(FOLDER, _name(flow), "instances", _name(column))
 
 
+FOLD_AFTER = 8
+"""A run that finds more ``continue_by`` record files than this for a key column folds them
+into one."""
+
+READ_ATTEMPTS = 5
+"""Listings of a records folder a read tries, when files it listed vanish (folded by another
+run) before it reads them."""
+
+Latest = dict[str, tuple[str, str]]
+"""Each key's latest record: entity key -> (stamp, instance id)."""
+
+
 def read_instances(storage: Storage, flow: str, column: str) -> dict[str, str]:
     """``continue_by``'s records for ``flow`` and key ``column``: entity key -> the instance
-    id of its latest recorded answer."""
-    merged: dict[str, str] = {}
-    for path in storage.list_files(_instances_folder(storage, flow, column), ".json"):
-        record = _read_json(storage, path)
-        instances = record.get("instances") if isinstance(record, dict) else None
-        if isinstance(instances, dict):
-            merged.update({k: v for k, v in instances.items() if isinstance(v, str)})
-    return merged
+    id of its latest recorded answer. With more than :data:`FOLD_AFTER` files, they are
+    folded into one first (see the module's docstring)."""
+    folder = _instances_folder(storage, flow, column)
+    latest, read = _read_latest(storage, folder)
+    if read is not None and len(read) > FOLD_AFTER:
+        _fold(storage, folder, {"flow": flow, "column": column}, latest, read)
+    return {key: instance for key, (_, instance) in latest.items()}
+
+
+def _read_latest(storage: Storage, folder: str) -> tuple[Latest, list[str] | None]:
+    """Each key's latest record in ``folder``, and the files read (damaged ones are left
+    out, and left alone); ``None`` for the files when they kept vanishing."""
+    latest: Latest = {}
+    for _ in range(READ_ATTEMPTS):
+        latest, read = {}, []
+        try:
+            for path in storage.list_files(folder, ".json"):
+                groups = _stamped_records(storage, path)
+                if groups is not None:
+                    read.append(path)
+                    for stamp, instances in groups:
+                        _keep_latest(latest, stamp, instances)
+        except FileNotFoundError:
+            # Another run folded it: the file holding its records was written before the
+            # deletion, so listing again finds them.
+            continue
+        return latest, read
+    return latest, None
+
+
+def _stamped_records(storage: Storage, path: str) -> list[tuple[str, dict[str, str]]] | None:
+    """A record file's records as ``(stamp, instances)``: a run's file has its name's stamp,
+    a folded file the stamp of each record; ``None`` for a damaged file. A file gone raises
+    :class:`FileNotFoundError`."""
+    try:
+        record = json.loads(storage.read_bytes(path))
+    except ValueError:  # a damaged record: as if none, the hashes still decide reuse
+        return None
+    if not isinstance(record, dict):
+        return None
+    if isinstance(record.get("instances"), dict):
+        stamp = path.rsplit("/", 1)[-1].removesuffix(".json")
+        return [(stamp, _strings(record["instances"]))]
+    folded = record.get("folded")
+    if not isinstance(folded, list):
+        return None
+    return [
+        (group["stamp"], _strings(group["instances"]))
+        for group in folded
+        if isinstance(group, dict)
+        and isinstance(group.get("stamp"), str)
+        and isinstance(group.get("instances"), dict)
+    ]
+
+
+def _strings(instances: dict[Any, Any]) -> dict[str, str]:
+    return {k: v for k, v in instances.items() if isinstance(v, str)}
+
+
+def _keep_latest(latest: Latest, stamp: str, instances: Mapping[str, str]) -> None:
+    for key, instance in instances.items():
+        seen = latest.get(key)
+        if seen is None or seen[0] < stamp:
+            latest[key] = (stamp, instance)
+
+
+def _fold(
+    storage: Storage, folder: str, about: Mapping[str, str], latest: Latest, read: list[str]
+) -> None:
+    """Write ``latest`` as one file (named after the newest file read, so the folder lists in
+    time order), then delete the files read."""
+    groups: dict[str, dict[str, str]] = {}
+    for key, (stamp, instance) in latest.items():
+        groups.setdefault(stamp, {})[key] = instance
+    record = {
+        **about,
+        "folded": [{"stamp": stamp, "instances": groups[stamp]} for stamp in sorted(groups)],
+    }
+    newest = read[-1].rsplit("/", 1)[-1].split("-", 1)[0]
+    path = "/".join([folder, f"{newest}-{uuid.uuid4().hex[:8]}.json"])
+    try:
+        storage.write_bytes(path, json.dumps(record, sort_keys=True).encode())
+        storage.delete([p for p in read if p != path])
+    except OSError:
+        # Folding only saves the next runs some reading: the folder reads the same
+        # unfolded (or half folded), and the next run tries again.
+        return
 
 
 def record_instances(
