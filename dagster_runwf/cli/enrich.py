@@ -25,17 +25,20 @@ from ..engine.budget import Budget
 from ..engine.claims import check_claim_store
 from ..engine.client import DEFAULT_TIMEOUT
 from ..engine.enrich import Enrichment, enrich_async
+from ..engine.flow_records import check_schema, read_instances, record_instances
 from ..engine.journal import RowJournal
 from ..engine.options import EngineOptions
 from ..engine.ratelimit.store_url import check_store_url
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import call_free
 from ..engine.stats import Progress
+from ..engine.storage import Storage
 from ..errors import ConfigError, FanOutStopped, ServiceUnreachableError
 from ..services.base import Workflow
 from ..services.rate import Rate
 from ..services.registry import check_settings, service_info
-from ..services.runchat_schema import check_output, resolve_inputs
+from ..services.runchat import RunchatWorkflow
+from ..services.runchat_schema import RunchatSchema, check_output, resolve_inputs
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -82,7 +85,9 @@ class _EnrichCommand:
             raise ConfigError("OUTPUT is the INPUT file; write the results to another file")
         frame = read_table(args.input)
         self._check_columns(frame, mapping)
-        workflow, columns = self._workflow(key, url, mapping, output_columns, list(frame.columns))
+        workflow, columns, schema = self._workflow(
+            key, url, mapping, output_columns, list(frame.columns)
+        )
         job_id = args.job_id or derive_job_id(
             input_ref=input_reference(args.input),
             service=self.service.name,
@@ -102,6 +107,8 @@ class _EnrichCommand:
         except OSError as exc:
             raise CommandError(f"cannot open the journal at {location!r}: {exc}") from None
         what = f"{self.service.display_name} workflow {args.workflow}"
+        records = Storage(location)
+        workflow = self._tied_to_records(workflow, schema, records)
         with journal:
             resumed = journal.finished_rows
             print(
@@ -146,6 +153,19 @@ class _EnrichCommand:
                 if isinstance(exc.cause, ServiceUnreachableError):
                     raise self._unreachable(exc.cause) from None
                 raise
+        if args.continue_by is not None:
+            table = enrichment.to_arrow()
+            record_instances(
+                records,
+                args.workflow,
+                args.continue_by,
+                zip(
+                    frame[args.continue_by],
+                    table.column(f"{args.prefix}status").to_pylist(),
+                    table.column(f"{args.prefix}instance_id").to_pylist(),
+                    strict=True,
+                ),
+            )
         print(summary(enrichment.stats, what, enrichment.path, location, job_id))
         if args.fail_on_row_errors and enrichment.stats.failed:
             raise CommandError(
@@ -181,6 +201,8 @@ class _EnrichCommand:
             "result_output": ("--result-output", args.result_output is not None),
             "citations_output": ("--citations-output", args.citations_output is not None),
             "webhook": ("--webhook", args.webhook),
+            "instance_id_column": ("--instance-id-column", args.instance_id_column is not None),
+            "continue_by": ("--continue-by", args.continue_by is not None),
         }
         check_settings(info, {setting: flag for setting, (flag, set_) in given.items() if set_})
         if info.schema is None and not mapping:
@@ -210,6 +232,37 @@ class _EnrichCommand:
         for column in self.args.keep or ():
             if column not in present:
                 raise ConfigError(f"--keep {column}: {where} {column!r}; its columns are {present}")
+        for flag, column in (
+            ("--instance-id-column", self.args.instance_id_column),
+            ("--continue-by", self.args.continue_by),
+        ):
+            if column is not None and column not in present:
+                raise ConfigError(f"{flag} {column}: {where} {column!r}; its columns are {present}")
+
+    def _tied_to_records(
+        self, workflow: Workflow, schema: RunchatSchema | None, records: Storage
+    ) -> Workflow:
+        """The workflow tied to the flow's schema as it is now (a warning when it changed
+        since the journal's last run) and, with --continue-by, to the instances recorded."""
+        if not isinstance(workflow, RunchatWorkflow) or schema is None:
+            return workflow
+        args = self.args
+        workflow = workflow.with_schema(schema)
+        try:
+            change = check_schema(records, args.workflow, schema)
+            instances = (
+                {}
+                if args.continue_by is None
+                else read_instances(records, args.workflow, args.continue_by)
+            )
+        except OSError as exc:
+            raise CommandError(
+                f"cannot read the journal's records at {records.url!r}: {exc}"
+            ) from None
+        if change.changed:
+            flow = self.service.describe(args.workflow)
+            print(f"runwf enrich: warning: {change.warning(flow)}", file=sys.stderr, flush=True)
+        return workflow if args.continue_by is None else workflow.continuing(instances)
 
     def _workflow(
         self,
@@ -218,10 +271,11 @@ class _EnrichCommand:
         mapping: dict[str, str],
         output_columns: Mapping[str, str],
         table_columns: list[str],
-    ) -> tuple[Workflow, dict[str, str]]:
+    ) -> tuple[Workflow, dict[str, str], RunchatSchema | None]:
         args = self.args
         info = self.service
         columns = mapping
+        schema = None
         if info.schema is not None:
             # The schema call is free: it checks the key and the flow before any paid run.
             schema = asyncio.run(call_free(info, info.schema, key, url, args.workflow))
@@ -245,8 +299,10 @@ class _EnrichCommand:
             webhook=args.webhook,
             result_output=args.result_output,
             citations_output=args.citations_output,
+            instance_id_column=args.instance_id_column,
+            continue_by=args.continue_by,
         )
-        return workflow, columns
+        return workflow, columns, schema
 
     def _on_progress(self, display: ProgressDisplay) -> Callable[[Progress], None]:
         def on_progress(progress: Progress) -> None:

@@ -133,6 +133,19 @@ def build_parser() -> Parser:
         "Webhook node)",
     )
     parser.add_argument(
+        "--instance-id-column",
+        metavar="COLUMN",
+        help=f"{offered_by('instance_id_column')}continue the instance (runchat_instance_id) "
+        "named in this column, row by row; an empty cell starts a new one",
+    )
+    parser.add_argument(
+        "--continue-by",
+        metavar="COLUMN",
+        help=f"{offered_by('continue_by')}a key column (e.g. customer_id): each row continues "
+        "the instance of its key's latest answer recorded in the journal, so each key keeps "
+        "its own conversation from run to run",
+    )
+    parser.add_argument(
         "--on-missing",
         choices=ON_MISSING,
         default="fail",

@@ -17,6 +17,8 @@ CLI = Spelling(
         "claim_store": "--claims",
         "rate_limit_store": "--rate-limit-store",
         "keep_columns": "--keep",
+        "instance_id_column": "--instance-id-column",
+        "continue_by": "--continue-by",
         # --attempt-timeout sets the read timeout too (it is never shorter than the deadline).
         "attempt_timeout_s": "--attempt-timeout",
         "read_timeout": "--attempt-timeout",

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
@@ -186,6 +187,11 @@ class Emulator(_Urls):
         """The request log, oldest first (``limit``: only the last N)."""
         return self._call(lambda: self._emu.admin.requests(limit, service))
 
+    def instances(self, flow: str | None = None) -> list[dict[str, Any]]:
+        """Runchat runs and the instance each started or continued (same JSON as
+        ``GET /_emulator/instances``)."""
+        return self._call(lambda: self._emu.admin.instances(flow))
+
     def reset(self) -> None:
         """Clear stats, log, rate windows and spent credits; keep the configuration."""
         self._call(self._emu.admin.reset)
@@ -343,6 +349,11 @@ class EmulatorProcess(_Urls):
             query.append(f"service={service}")
         path = "/requests" + ("?" + "&".join(query) if query else "")
         out: list[dict[str, Any]] = self._admin("GET", path)["requests"]
+        return out
+
+    def instances(self, flow: str | None = None) -> list[dict[str, Any]]:
+        path = "/instances" + (f"?flow={urllib.parse.quote(flow)}" if flow else "")
+        out: list[dict[str, Any]] = self._admin("GET", path)["runs"]
         return out
 
     def reset(self) -> None:

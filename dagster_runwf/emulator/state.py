@@ -22,6 +22,7 @@ import hashlib
 import json
 import random
 import time
+import uuid
 from collections import Counter, deque
 from functools import lru_cache
 from typing import Any
@@ -203,6 +204,10 @@ class EmulatorState:
         self.runs_by_sha256: Counter[str] = Counter()
         self.faults_injected: Counter[str] = Counter()
         self.undefined_substitutions = 0
+        self.instance_runs: list[dict[str, Any]] = []
+        """Runchat runs that produced an answer, in order: the flow, the instance, whether
+        the request continued it (sent its id) and the inputs (see :meth:`run_instance`)."""
+        self.instance_turns: Counter[str] = Counter()
         self.credits_spent = 0.0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -264,6 +269,27 @@ class EmulatorState:
         ok, remaining = window.try_acquire(now, cfg.window_s(service), limit)
         return ok, limit, remaining
 
+    # -- Runchat instances --------------------------------------------------------------
+
+    def run_instance(self, flow: str, continued: str | None, inputs: Any) -> tuple[str, int]:
+        """Record a Runchat run: it continued the instance ``continued`` (the id its request
+        sent) or started a new one. Returns the instance and its turn (1 for a new one)."""
+        instance = continued
+        if instance is None:
+            instance = str(uuid.UUID(int=self.id_rng.getrandbits(128), version=4))
+        self.instance_turns[instance] += 1
+        turn = self.instance_turns[instance]
+        self.instance_runs.append(
+            {
+                "flow": flow,
+                "instance_id": instance,
+                "continued": continued is not None,
+                "turn": turn,
+                "inputs": inputs,
+            }
+        )
+        return instance, turn
+
     # -- log and stats ------------------------------------------------------------------
 
     def resize_log(self) -> None:
@@ -290,6 +316,8 @@ class EmulatorState:
             "rate_limits": limits,
             "window_s": {"aitutor": cfg.aitutor_window_s, "runchat": cfg.runchat_window_s},
             "undefined_substitutions": self.undefined_substitutions,
+            "instances_started": sum(not r["continued"] for r in self.instance_runs),
+            "instances_continued": sum(r["continued"] for r in self.instance_runs),
             "bodies_by_sha256": dict(self.bodies_by_sha256),
             "runs_by_sha256": dict(self.runs_by_sha256),
             "duplicate_runs": sum(n - 1 for n in self.runs_by_sha256.values() if n > 1),

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ConfigError, FanOutStopped
 from ..services.base import Workflow
+from ..wording import setting
 from .budget import Budget
 from .fanout import WorkflowRun
 from .options import EngineOptions
@@ -81,6 +82,12 @@ def column_mapping(
         )
     for name in workflow.input_names:
         mapping.setdefault(name, name)
+    for name, column in workflow.row_columns().values():
+        if column not in frame.columns:
+            raise ConfigError(
+                f"{setting(name, column)}: the table has no column {column!r}; its columns "
+                f"are {list(frame.columns)}"
+            )
     missing = {name: col for name, col in mapping.items() if col not in frame.columns}
     if missing:
         detail = ", ".join(f"{name!r} -> column {col!r}" for name, col in missing.items())
@@ -89,6 +96,12 @@ def column_mapping(
             f"Map each of the workflow's {kind} to a column with columns={{name: column}}"
         )
     return mapping
+
+
+def row_fields(workflow: Workflow) -> dict[str, str]:
+    """The fields each row carries besides its inputs (e.g. Runchat's ``continue_by``
+    key), each with its column."""
+    return {field: column for field, (_, column) in workflow.row_columns().items()}
 
 
 def _rows(frame: pd.DataFrame, mapping: Mapping[str, str]) -> Iterator[dict[str, Any]]:
@@ -133,7 +146,7 @@ async def enrich_async(
     mapping = column_mapping(frame, workflow, columns)
     run = WorkflowRun(
         workflow,
-        _SizedRows(frame, mapping),
+        _SizedRows(frame, {**mapping, **row_fields(workflow)}),
         options,
         journal=journal,
         budget=budget,

@@ -152,6 +152,7 @@ def enriched_asset(
         done = step.enrich(
             rows, resolved, journal, keep_columns=settings.keep_columns, budget=settings.budget
         )
+        step.record_instances(rows, done.to_arrow(), resolved.workflow)
         extra = {**resolved.checked, "runwf/journal": journal.storage.url}
         yield from step.materialization(
             rows, done.to_arrow(), done.stats, resolved.mapping, extra, kind

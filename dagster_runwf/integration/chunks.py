@@ -15,6 +15,7 @@ key.
 
 # No `from __future__ import annotations`: Dagster reads the op functions' annotations.
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ import pyarrow as pa
 from ..engine.budget import Budget
 from ..engine.stats import RunStats
 from ..engine.table import join_results, result_fields
+from ..services.base import Workflow
 from .spec import EnrichmentSpec
 from .step import EnrichmentStep, StepContext
 
@@ -44,6 +46,9 @@ class Chunk:
     start: int
     table_rows: int
     rows: pd.DataFrame
+    workflow: Workflow | None = None
+    """The workflow as the split step's pre-flight tied it (a Runchat flow's schema,
+    ``continue_by``'s records); ``None``: the spec's."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,9 @@ class SplitSummary:
     mapping: dict[str, str]
     checked: dict[str, Any]
     journal: str
+    workflow: Workflow | None = None
+    records: str | None = None
+    """Where the split step read the flow's records (``continue_by``'s instances)."""
 
 
 def chunk_budget(budget: Budget | None, rows: int, table_rows: int) -> Budget | None:
@@ -137,11 +145,15 @@ def chunk_steps(
         step.check_table(rows)
         resolved = step.resolve(rows)
         location = step.journal_location()
-        yield dg.Output(SplitSummary(resolved.mapping, resolved.checked, location), "summary")
+        summary = SplitSummary(
+            resolved.mapping, resolved.checked, location, resolved.workflow, step.records().url
+        )
+        yield dg.Output(summary, "summary")
         starts = range(0, len(rows), chunk_size) if len(rows) else range(1)
         context.log.info(f"{len(rows)} rows in {len(starts)} chunks of up to {chunk_size}")
         for number, start in enumerate(starts):
-            chunk = Chunk(number, start, len(rows), rows.iloc[start : start + chunk_size])
+            part = rows.iloc[start : start + chunk_size]
+            chunk = Chunk(number, start, len(rows), part, resolved.workflow)
             yield dg.DynamicOutput(chunk, mapping_key=f"chunk_{number:05d}", output_name="chunks")
 
     @dg.op(
@@ -156,7 +168,7 @@ def chunk_steps(
         # Row positions within the chunk; the collect step puts the inputs back.
         rows = chunk.rows.reset_index(drop=True)
         step = step_of(context)
-        resolved = step.resolve(rows, preflight=False)
+        resolved = dataclasses.replace(step.resolve(rows, preflight=False), workflow=chunk.workflow)
         journal = step.journal(chunk=f"chunk-{chunk.number:05d}")
         done = step.enrich(
             rows,
@@ -199,6 +211,7 @@ def chunk_steps(
         )
         elapsed = max(p.finished_at for p in ordered) - min(p.started_at for p in ordered)
         stats = RunStats.combined((part.stats for part in ordered), elapsed_s=elapsed)
+        step.record_instances(rows, table, summary.workflow, summary.records)
         extra = {**summary.checked, "runwf/journal": summary.journal, "runwf/chunks": len(parts)}
         if as_asset:
             yield from step.materialization(rows, table, stats, summary.mapping, extra, kind)

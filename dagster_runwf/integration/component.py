@@ -223,6 +223,17 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
     webhook: bool = Field(
         default=False, description=f"{offered_by('webhook')}send each row as the body."
     )
+    instance_id_column: str | None = Field(
+        default=None,
+        description=f"{offered_by('instance_id_column')}a column naming the instance "
+        "(runchat_instance_id) each row continues; an empty cell starts a new one.",
+    )
+    continue_by: str | None = Field(
+        default=None,
+        description=f"{offered_by('continue_by')}a key column (e.g. customer_id): each row "
+        "continues the instance of its key's latest answer, recorded beside the journal, so "
+        "each key keeps its own conversation from run to run.",
+    )
     on_missing: Literal["fail", "null", "skip"] = Field(
         default="fail",
         description="A missing cell fails the row, is sent as null, or skips the row.",
@@ -329,6 +340,8 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
             "webhook": self.webhook,
             "result_output": self.result_output,
             "citations_output": self.citations_output,
+            "instance_id_column": self.instance_id_column,
+            "continue_by": self.continue_by,
         }
         given = {**options, "output_columns": self.output_columns}
         check_settings(info, {name: name for name, value in given.items() if value})

@@ -108,6 +108,7 @@ def enriched_op(
         done = step.enrich(
             rows, resolved, journal, keep_columns=settings.keep_columns, budget=settings.budget
         )
+        step.record_instances(rows, done.to_arrow(), resolved.workflow)
         extra = {**resolved.checked, "runwf/journal": journal.storage.url}
         yield step.output(done.to_arrow(), done.stats, extra, kind)
         # Dagster stores an output before resuming the step, so the results have landed.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -175,6 +176,22 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
         """
         return {}
 
+    def preflight_workflow(self, workflow: Workflow) -> Preflight:
+        """:meth:`preflight`, and the workflow as the step runs it: tied to what the free
+        calls found (a Runchat flow's schema, see :meth:`RunchatResource.preflight_workflow`).
+        """
+        return Preflight(workflow, self.preflight(workflow))
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What a step's pre-flight found: the workflow to run, metadata describing the checks,
+    and the flow's schema when the service has one."""
+
+    workflow: Workflow
+    checked: dict[str, Any]
+    schema: RunchatSchema | None = None
+
 
 class AITutorResource(WorkflowServiceResource):
     """The AI Tutor API (MyApps): template workflows run by id.
@@ -222,14 +239,19 @@ class RunchatResource(WorkflowServiceResource):
         result_output: str | None = None,
         citations_output: str | None = None,
         on_missing: OnMissing = "fail",
+        instance_id_column: str | None = None,
+        continue_by: str | None = None,
     ) -> RunchatWorkflow:
-        """The flow ``runchat_id`` with the input ids every row provides."""
+        """The flow ``runchat_id`` with the input ids every row provides (see
+        :class:`RunchatWorkflow` for the settings)."""
         return RunchatWorkflow(
             runchat_id,
             inputs,
             result_output=result_output,
             citations_output=citations_output,
             on_missing=on_missing,
+            instance_id_column=instance_id_column,
+            continue_by=continue_by,
         )
 
     def flow_schema(self, runchat_id: str) -> RunchatSchema:
@@ -241,9 +263,22 @@ class RunchatResource(WorkflowServiceResource):
         """Check the key, that every input is one of the flow's (by id) and that the
         outputs named for the result and citations are the flow's, with the same rules as
         ``runwf enrich``."""
+        return self.preflight_workflow(workflow).checked
+
+    def preflight_workflow(self, workflow: Workflow) -> Preflight:
+        """:meth:`preflight` (one schema call), and the workflow tied to the flow's schema
+        as it is now (:meth:`RunchatWorkflow.with_schema`): answers of the flow as it was
+        before an edit on the service are not reused. The metadata holds the schema's
+        fingerprint, ``runwf/flow_schema``."""
         if not isinstance(workflow, RunchatWorkflow):
-            return {}
+            return Preflight(workflow, {})
         schema = self.flow_schema(workflow.workflow_id)
+        checked = self._check_flow(workflow, schema)
+        pinned = workflow.with_schema(schema)
+        checked["runwf/flow_schema"] = pinned.schema_fingerprint
+        return Preflight(pinned, checked, schema)
+
+    def _check_flow(self, workflow: RunchatWorkflow, schema: RunchatSchema) -> dict[str, Any]:
         flow = runchat.SERVICE.describe(workflow.workflow_id)
         for option, name in (
             ("result_output", workflow.result_output),

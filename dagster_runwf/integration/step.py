@@ -29,17 +29,20 @@ import pyarrow as pa
 
 from ..engine.budget import Budget
 from ..engine.enrich import Enrichment, column_mapping, enrich_async
+from ..engine.flow_records import check_schema, read_instances, record_instances
 from ..engine.journal import RowJournal, mark_landed
 from ..engine.options import EngineOptions
 from ..engine.stats import Progress, RunStats
 from ..engine.storage import Storage
 from ..engine.table import ResultsTableWriter, result_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
+from ..services.base import Workflow
+from ..services.runchat import RunchatWorkflow
 from ..wording import spelled
 from .checks import every_row_result, failure_rate_result
 from .frames import FrameKind, as_pandas, in_kind
 from .metadata import column_lineage, run_metadata, table_metadata
-from .resources import WorkflowServiceResource
+from .resources import Preflight, WorkflowServiceResource
 from .run_process import RunProcessGone, unless_orphaned
 from .spec import EnrichmentSpec, identifier
 
@@ -56,6 +59,9 @@ class StepSettings:
     mapping: dict[str, str]
     engine: EngineOptions
     checked: dict[str, Any] = field(default_factory=dict)
+    workflow: Workflow | None = None
+    """The workflow as the step runs it (tied to a Runchat flow's schema and to
+    ``continue_by``'s records); ``None``: the spec's, as defined."""
 
 
 class EnrichmentStep:
@@ -107,8 +113,13 @@ class EnrichmentStep:
             with spelled(spec.spelling):
                 mapping = column_mapping(rows, spec.workflow, declared.columns)
                 wanted = preflight and declared.preflight
-                checked = service.preflight(spec.workflow) if wanted else {}
+                found = (
+                    service.preflight_workflow(spec.workflow)
+                    if wanted
+                    else Preflight(spec.workflow, {})
+                )
                 options = service.engine_options()
+                workflow = self._tied_to_records(found) if preflight else found.workflow
         except TransientError as exc:
             # A 429 or 5xx on the free pre-flight call: worth the step's retry policy.
             raise _before_any_row(exc, rows, allow_retries=True) from None
@@ -123,7 +134,81 @@ class EnrichmentStep:
             rate_limit_store=_rate_limit_store(context, service.rate_limit_store),
             progress_interval_s=declared.progress_interval_s,
         )
-        return StepSettings(dict(mapping), options, checked)
+        return StepSettings(dict(mapping), options, found.checked, workflow)
+
+    def records(self) -> Storage:
+        """Where the journal remembers a Runchat flow between runs (its schema, and
+        ``continue_by``'s instances): the asset's journal folder, shared by its partitions
+        (see :mod:`~dagster_runwf.engine.flow_records`)."""
+        location = "/".join([self._journal_base(), *self.journal_key])
+        return Storage(location, self.spec.settings.journal_storage_options)
+
+    def _journal_base(self) -> str:
+        """The folder holding the journals: ``journal_dir``, or the instance's storage."""
+        base = self.spec.settings.journal_dir or os.path.join(
+            self.context.instance.storage_directory(), "runwf_journal"
+        )
+        return base.rstrip("/")
+
+    def _tied_to_records(self, found: Preflight) -> Workflow:
+        """The workflow after the pre-flight: a changed flow schema warned about (the log,
+        and ``runwf/flow_schema_change`` in ``found.checked``), and ``continue_by``'s
+        records read."""
+        workflow = found.workflow
+        if not isinstance(workflow, RunchatWorkflow):
+            return workflow
+        records = self.records()
+        if found.schema is not None:
+            change = check_schema(records, workflow.workflow_id, found.schema)
+            if change.changed:
+                message = change.warning(workflow.info.describe(workflow.workflow_id))
+                self.context.log.warning(message)
+                found.checked["runwf/flow_schema_change"] = change.changes or "changed"
+                found.checked["runwf/flow_schema_before"] = change.previous
+        elif workflow.schema_fingerprint is None:
+            self.context.log.info(
+                "pre-flight off: the flow's schema was not read, so answers are not tied to "
+                "it (an edit of the flow on the service would not be noticed)"
+            )
+        if workflow.continue_by is None:
+            return workflow
+        instances = read_instances(records, workflow.workflow_id, workflow.continue_by)
+        self.context.log.info(
+            f"continue_by={workflow.continue_by!r}: {len(instances)} keys continue their "
+            "recorded instance"
+        )
+        return workflow.continuing(instances)
+
+    def record_instances(
+        self,
+        rows: pd.DataFrame,
+        table: pa.Table,
+        workflow: Workflow | None,
+        records: str | None = None,
+    ) -> None:
+        """Record the instance of each ``continue_by`` key's answer in ``table`` (the
+        results of ``rows``), for the next runs to continue; in ``records`` (a location
+        from :meth:`records`), by default this step's."""
+        if not isinstance(workflow, RunchatWorkflow) or workflow.continue_by is None:
+            return
+        prefix = self.spec.settings.prefix
+        storage = (
+            self.records()
+            if records is None
+            else Storage(records, self.spec.settings.journal_storage_options)
+        )
+        recorded = record_instances(
+            storage,
+            workflow.workflow_id,
+            workflow.continue_by,
+            zip(
+                rows[workflow.continue_by],
+                table.column(f"{prefix}status").to_pylist(),
+                table.column(f"{prefix}instance_id").to_pylist(),
+                strict=True,
+            ),
+        )
+        self.context.log.info(f"recorded the instances of {recorded} continue_by keys")
 
     def check_table(self, rows: pd.DataFrame) -> None:
         """Check that the results table can be built from ``rows`` (names, and columns
@@ -147,11 +232,8 @@ class EnrichmentStep:
         """Where this asset's (and partition's) journal lives."""
         context = self.context
         partition = context.partition_key if context.has_partition_key else None
-        base = self.spec.settings.journal_dir or os.path.join(
-            context.instance.storage_directory(), "runwf_journal"
-        )
         folders = [*self.journal_key] + ([identifier(partition)] if partition else [])
-        return "/".join([base.rstrip("/"), *folders])
+        return "/".join([self._journal_base(), *folders])
 
     def job(self, chunk: str | None = None) -> str:
         """This step's journal job: the asset, partition and answers' version (and chunk).
@@ -207,7 +289,8 @@ class EnrichmentStep:
                 journal failure (retried).
         """
         context, spec, declared = self.context, self.spec, self.spec.settings
-        context.log.info(f"{len(rows)} rows through {spec.workflow!r}")
+        workflow = settings.workflow or spec.workflow
+        context.log.info(f"{len(rows)} rows through {workflow!r}")
         try:
             with journal, spelled(spec.spelling):
                 # asyncio.run's tasks inherit the spelling in force.
@@ -215,7 +298,7 @@ class EnrichmentStep:
                     unless_orphaned(
                         enrich_async(
                             rows,
-                            spec.workflow,
+                            workflow,
                             settings.engine,
                             columns=settings.mapping,
                             keep_columns=keep_columns,

@@ -187,6 +187,30 @@ class Workflow(ABC):
 
     # -- requests ---------------------------------------------------------------------------
 
+    def request_parts(
+        self, row: Mapping[str, Any], inputs: dict[str, JsonValue]
+    ) -> tuple[JsonValue, JsonValue, str]:
+        """A row's request body, the body its input hash covers, and a key of the row's own
+        that the hash covers too (``""``: none).
+
+        By default the body is sent and hashed as it is. A workflow whose answer depends on
+        something of the row that is not its inputs, or whose body holds something that
+        does not change the answer, says so here (Runchat's per-row instances).
+
+        Args:
+            row: the row as the engine hands it (the inputs, and the fields of
+                :meth:`row_columns`).
+            inputs: the converted inputs (:meth:`convert_inputs`).
+        """
+        body = self.build_body(inputs)
+        return body, body, ""
+
+    def row_columns(self) -> dict[str, tuple[str, str]]:
+        """Fields each row carries besides its inputs: field -> (the setting that names
+        its column, the column). The engine checks the columns exist before any request
+        and hands each row these fields under their names. None by default."""
+        return {}
+
     def convert_inputs(self, inputs: Mapping[str, Any]) -> dict[str, JsonValue]:
         """Check and convert a row's inputs; only the declared inputs are kept.
 
@@ -235,17 +259,21 @@ class Workflow(ABC):
             RowInputError: the row cannot be sent (see :meth:`convert_inputs`).
         """
         converted = self.convert_inputs(inputs)
-        body = self.build_body(converted)
+        body, keyed, row_key = self.request_parts(inputs, converted)
         try:
             content = canonical_json(body)
+            keyed_content = content if keyed is body else canonical_json(keyed)
         except ValueError as exc:  # text that is not valid Unicode (a lone surrogate)
             raise self._unencodable(converted, exc) from None
         digest = hashlib.sha256()
         digest.update(f"{self.service}\0{self.workflow_id}\0".encode())
-        digest.update(content)
+        digest.update(keyed_content)
         if self.answer_version:
             # After a NUL byte, which canonical JSON never holds: no body can look like this.
             digest.update(b"\0" + self.answer_version.encode())
+        if row_key:
+            # Two NUL bytes: an answer version (JSON text) never starts with one.
+            digest.update(b"\0\0" + row_key.encode())
         return PreparedRun(
             request=HttpRequest("POST", self.run_path(), content), input_hash=digest.hexdigest()
         )

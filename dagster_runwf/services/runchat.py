@@ -7,29 +7,40 @@ because a key is missing.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import (
     AuthenticationError,
+    ConfigError,
     CreditsExhaustedError,
+    RowInputError,
     RunFailedError,
     ServerError,
     ServiceError,
     UnusableAnswerError,
 )
-from .base import OnMissing, Workflow, require_text
+from ..wording import setting
+from .base import OnMissing, Workflow, canonical_json, require_text
 from .citations import WARNINGS_KEY, clean_citations
 from .http import HttpRequest, HttpResponse
 from .outcome import Outcome
 from .rate import Rate
-from .runchat_schema import Parameter, RunchatSchema
+from .runchat_schema import Parameter, RunchatSchema, schema_fingerprint
 from .service_info import FreeCall, ServiceInfo
 from .unusable import describe_value
-from .values import JsonValue
+from .values import MISSING, JsonValue, UnsendableValue, to_json_value
 
-__all__ = ["SERVICE", "Parameter", "RunchatSchema", "RunchatWorkflow", "decode_metadata"]
+__all__ = [
+    "SERVICE",
+    "Parameter",
+    "RunchatSchema",
+    "RunchatWorkflow",
+    "decode_metadata",
+    "entity_key",
+]
 
 DISPLAY_NAME = "Runchat"
 
@@ -50,6 +61,15 @@ class RunchatWorkflow(Workflow):
             rather than as ``{"inputs": {...}}``.
         instance_id: continue this existing instance (``runchat_instance_id``) for every row;
             by default each run creates a new instance.
+        instance_id_column: continue the instance named in this column, row by row (an
+            empty cell: a new instance). The instance is part of the row's request, so of
+            its input hash: the same inputs in another conversation are another request.
+        continue_by: a key column (a customer id, a ticket id): each row continues the
+            instance of the latest answer recorded for its key (see :meth:`continuing`;
+            the Dagster step and ``runwf enrich`` keep these records beside the journal),
+            or starts one for a key seen first, so each entity keeps its own conversation
+            across runs. The row's input hash covers its key (not the instance id, which
+            is fixed by the key): see the docs' page on the journal.
         result_output: id or label of the output whose value is the row's text result;
             by default the first text-typed output.
         citations_output: id or label of an output listing the run's sources (URLs); by
@@ -66,45 +86,117 @@ class RunchatWorkflow(Workflow):
         *,
         webhook: bool = False,
         instance_id: str | None = None,
+        instance_id_column: str | None = None,
+        continue_by: str | None = None,
         result_output: str | None = None,
         citations_output: str | None = None,
         on_missing: OnMissing = "fail",
     ) -> None:
         super().__init__(runchat_id, inputs, on_missing=on_missing)
-        if instance_id is not None:
-            require_text(instance_id, "instance_id")
+        picks = {
+            "instance_id": instance_id,
+            "instance_id_column": instance_id_column,
+            "continue_by": continue_by,
+        }
+        chosen = [name for name, value in picks.items() if value is not None]
+        for name in chosen:
+            require_text(picks[name], name)
+        if len(chosen) > 1:
+            raise ConfigError(
+                f"{' and '.join(setting(name) for name in chosen)}: choose one way to pick "
+                "the instance a run continues"
+            )
         self.webhook = webhook
         self.instance_id = instance_id
+        self.instance_id_column = instance_id_column
+        self.continue_by = continue_by
         self.result_output = result_output
         self.citations_output = citations_output
+        self.schema_fingerprint: str | None = None
+        """The fingerprint of the flow's schema the answers come from (:meth:`with_schema`)."""
+        self._continuations: Mapping[str, str] = {}
 
     def fingerprint(self) -> dict[str, JsonValue]:
-        return {
+        found: dict[str, JsonValue] = {
             **super().fingerprint(),
             "webhook": self.webhook,
             "instance_id": self.instance_id,
             "result_output": self.result_output,
             "citations_output": self.citations_output,
         }
+        # Only when set, so the code versions of assets defined before stay as they were.
+        for name in ("instance_id_column", "continue_by"):
+            if getattr(self, name) is not None:
+                found[name] = getattr(self, name)
+        return found
 
     @property
     def answer_version(self) -> str:
-        """The output picks, when any: they choose the result and citations of an answer."""
-        if self.result_output is None and self.citations_output is None:
-            return ""
-        return json.dumps(
-            {"result_output": self.result_output, "citations_output": self.citations_output},
-            sort_keys=True,
-        )
+        """The output picks and the flow's schema fingerprint, when known: the picks choose
+        the result and citations of an answer, and answers of a flow whose inputs or outputs
+        changed on the service are never reused (see :meth:`with_schema`)."""
+        parts: dict[str, str | None] = {}
+        if self.result_output is not None or self.citations_output is not None:
+            parts = {"result_output": self.result_output, "citations_output": self.citations_output}
+        if self.schema_fingerprint is not None:
+            parts["flow_schema"] = self.schema_fingerprint
+        return json.dumps(parts, sort_keys=True) if parts else ""
+
+    def with_schema(self, schema: RunchatSchema) -> RunchatWorkflow:
+        """This workflow, its answers tied to the flow's ``schema`` (as the schema call
+        answers it now): the schema's fingerprint
+        (:func:`~dagster_runwf.services.runchat_schema.schema_fingerprint`) becomes part of
+        every row's input hash, so once the flow's inputs or outputs change on the service
+        no answer of the old flow is reused. The Dagster step and ``runwf enrich`` call it
+        with the schema their free pre-flight fetched."""
+        pinned = copy.copy(self)
+        pinned.schema_fingerprint = schema_fingerprint(schema)
+        return pinned
+
+    def continuing(self, instances: Mapping[str, str]) -> RunchatWorkflow:
+        """This workflow with ``continue_by``'s records: entity key (:func:`entity_key` of
+        the key column's cell) -> the instance id of its latest answer. A row whose key is
+        not there starts a new instance."""
+        continued = copy.copy(self)
+        continued._continuations = dict(instances)
+        return continued
+
+    def row_columns(self) -> dict[str, tuple[str, str]]:
+        if self.instance_id_column is not None:
+            return {INSTANCE_FIELD: ("instance_id_column", self.instance_id_column)}
+        if self.continue_by is not None:
+            return {ENTITY_FIELD: ("continue_by", self.continue_by)}
+        return {}
 
     def run_path(self) -> str:
         return self.workflow_id
 
     def build_body(self, inputs: dict[str, JsonValue]) -> JsonValue:
+        return self._body(inputs, self.instance_id)
+
+    def _body(self, inputs: dict[str, JsonValue], instance: str | None) -> dict[str, JsonValue]:
         body: dict[str, JsonValue] = dict(inputs) if self.webhook else {"inputs": inputs}
-        if self.instance_id is not None:
-            body["runchat_instance_id"] = self.instance_id
+        if instance is not None:
+            body["runchat_instance_id"] = instance
         return body
+
+    def request_parts(
+        self, row: Mapping[str, Any], inputs: dict[str, JsonValue]
+    ) -> tuple[JsonValue, JsonValue, str]:
+        """With ``instance_id_column`` the row's instance is in its body (and hash); with
+        ``continue_by`` the body continues the key's instance, and the hash covers the body
+        without it plus the key: the key's conversation, whichever instance id it has."""
+        if self.instance_id_column is not None:
+            body = self._body(
+                inputs, _row_instance(row.get(INSTANCE_FIELD), self.instance_id_column)
+            )
+            return body, body, ""
+        if self.continue_by is not None:
+            key = _row_entity(row.get(ENTITY_FIELD), self.continue_by)
+            body = self._body(inputs, self._continuations.get(key))
+            return body, self._body(inputs, None), key
+        body = self.build_body(inputs)
+        return body, body, ""
 
     def parse_success(self, payload: Any, response: HttpResponse) -> Outcome:
         if not isinstance(payload, dict):
@@ -177,6 +269,53 @@ class RunchatWorkflow(Workflow):
             return (), []
         value = outputs[pid]
         return clean_citations(value if isinstance(value, list) else [value])
+
+
+INSTANCE_FIELD = "@instance_id_column"
+"""The row field holding ``instance_id_column``'s cell (``@``: never a flow's input id)."""
+ENTITY_FIELD = "@continue_by"
+"""The row field holding ``continue_by``'s cell."""
+
+
+def entity_key(value: Any) -> str | None:
+    """A ``continue_by`` cell as the text its records are keyed by (its canonical JSON: the
+    number 7 and the text "7" are two keys); ``None`` for a missing cell or one with no
+    JSON form."""
+    try:
+        converted = to_json_value(value, "continue_by")
+    except UnsendableValue:
+        return None
+    if converted is MISSING:
+        return None
+    return canonical_json(converted).decode()
+
+
+def _row_entity(value: Any, column: str) -> str:
+    key = entity_key(value)
+    if key is None:
+        raise RowInputError(
+            f"{setting('continue_by', column)}: the row has no key ({describe_value(value)}); "
+            "each row needs one to continue its own instance",
+            service=DISPLAY_NAME,
+        )
+    return key
+
+
+def _row_instance(value: Any, column: str) -> str | None:
+    """The instance id in a row's ``instance_id_column`` cell; ``None`` (a new instance) for
+    an empty or missing one."""
+    if isinstance(value, str):
+        return value.strip() or None
+    try:
+        if to_json_value(value, column) is MISSING:
+            return None
+    except UnsendableValue:
+        pass
+    raise RowInputError(
+        f"{setting('instance_id_column', column)}: an instance id is text, the row has "
+        f"{describe_value(value)}",
+        service=DISPLAY_NAME,
+    )
 
 
 def _classify(status: int, code: str | None, detail: str) -> type[ServiceError] | None:
@@ -297,7 +436,14 @@ SERVICE = ServiceInfo(
         "by its label; an input whose id is also a column name is sent from that column "
         "without a mapping"
     ),
-    workflow_options=("webhook", "instance_id", "result_output", "citations_output"),
+    workflow_options=(
+        "webhook",
+        "instance_id",
+        "instance_id_column",
+        "continue_by",
+        "result_output",
+        "citations_output",
+    ),
     named_outputs=True,
     classify=_classify,
     schema=FreeCall("a flow's inputs and outputs", schema_request, parse_schema),

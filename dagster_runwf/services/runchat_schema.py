@@ -11,8 +11,11 @@ message speaks its own words.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -142,3 +145,67 @@ def check_output(workflow: str, schema: RunchatSchema, name: str, *, setting: st
             f"{setting} {name!r}: {workflow} ({schema.name}) has no such output; its outputs "
             f"are {describe_parameters(schema.outputs)}"
         )
+
+
+# -- a flow's fingerprint, and what changed ---------------------------------------------------
+
+
+def schema_parts(schema: RunchatSchema) -> dict[str, list[dict[str, str]]]:
+    """The parts of a schema that can change a run's answers: each input's and output's id,
+    label and type, sorted by id. Not the flow's name nor the descriptions, which are words
+    for people (renaming a flow changes no answer).
+
+    Plain JSON data: what a journal records of the flow, for :func:`describe_change`.
+    """
+
+    def params(items: Sequence[Parameter]) -> list[dict[str, str]]:
+        return [
+            {"id": p.id, "label": p.label, "type": p.type}
+            for p in sorted(items, key=lambda p: (p.id, p.label, p.type))
+        ]
+
+    return {"inputs": params(schema.inputs), "outputs": params(schema.outputs)}
+
+
+def schema_fingerprint(schema: RunchatSchema) -> str:
+    """A stable hash of :func:`schema_parts`: equal for two schemas that differ only in
+    name, descriptions or the order of their parameters."""
+    text = json.dumps(schema_parts(schema), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def describe_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str:
+    """What changed between two :func:`schema_parts`, for people: ``inputs added: x;
+    inputs removed: y; outputs changed: z (type string -> number)``; ``""`` when nothing
+    did (or ``old`` is ``None``: nothing recorded to compare with)."""
+    if old is None:
+        return ""
+    said = []
+    for part in ("inputs", "outputs"):
+        before = _by_id(old.get(part))
+        after = _by_id(new.get(part))
+        added = [pid for pid in after if pid not in before]
+        removed = [pid for pid in before if pid not in after]
+        changed = [
+            f"{pid} ({_difference(before[pid], after[pid])})"
+            for pid in after
+            if pid in before and before[pid] != after[pid]
+        ]
+        for what, ids in (("added", added), ("removed", removed), ("changed", changed)):
+            if ids:
+                said.append(f"{part} {what}: {', '.join(ids)}")
+    return "; ".join(said)
+
+
+def _by_id(params: Any) -> dict[str, dict[str, str]]:
+    if not isinstance(params, list):
+        return {}
+    return {str(p.get("id")): p for p in params if isinstance(p, dict)}
+
+
+def _difference(before: Mapping[str, str], after: Mapping[str, str]) -> str:
+    return ", ".join(
+        f"{field} {before.get(field)!r} -> {after.get(field)!r}"
+        for field in ("label", "type")
+        if before.get(field) != after.get(field)
+    )

@@ -30,6 +30,8 @@ STATS_KEYS = {
     "rate_limits",
     "window_s",
     "undefined_substitutions",
+    "instances_started",
+    "instances_continued",
     "bodies_by_sha256",
     "runs_by_sha256",
     "duplicate_runs",
@@ -512,6 +514,71 @@ def test_update_config_adds_a_workflow(
     emu.update_config(workflows={"wf_new": {"service": "aitutor", "template": "New {{q}}"}})
     r = run_at(client, emu, "wf_new", {"q": "thing"})
     assert r.status_code == 200 and r.json()["result"].startswith("New thing [")
+
+
+def test_a_patch_changes_a_runchat_flows_schema_between_runs(
+    make_emu: Callable[..., Emulator], client: httpx.Client
+) -> None:
+    emu = make_emu(rate_limit_enabled=False)
+    url = f"{emu.runchat_url}/translate/schema"
+    before = client.get(url, headers=AUTH).json()
+    assert [p["id"] for p in before["inputs"]] == ["text_n1", "language_n1"]
+    emu.update_config(
+        workflows={
+            "translate": {
+                "inputs": [{"id": "text_n1", "label": "Text", "required": True}],
+                "outputs": [{"id": "translation_n2", "type": "markdown", "template": "t"}],
+            }
+        }
+    )
+    after = client.get(url, headers=AUTH).json()
+    assert [p["id"] for p in after["inputs"]] == ["text_n1"]
+    assert [(p["id"], p["type"]) for p in after["outputs"]] == [("translation_n2", "markdown")]
+    refused = client.post(
+        f"{emu.runchat_url}/translate",
+        json={"inputs": {"text_n1": "x", "language_n1": "fr"}},
+        headers=AUTH,
+    )
+    assert refused.status_code == 400, "the removed input is no longer the flow's"
+
+
+def test_the_emulator_records_which_instance_each_run_continued(
+    make_emu: Callable[..., Emulator], client: httpx.Client
+) -> None:
+    emu = make_emu(rate_limit_enabled=False)
+
+    def run(text: str, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"inputs": {"text_n1": text}}
+        if instance is not None:
+            body["runchat_instance_id"] = instance
+        answer = client.post(f"{emu.runchat_url}/translate", json=body, headers=AUTH)
+        assert answer.status_code == 200
+        result: dict[str, Any] = answer.json()
+        return result
+
+    first = run("one")
+    started = first["runchat_instance_id"]
+    second = run("two", started)
+    assert second["runchat_instance_id"] == started
+    assert json.loads(second["metadata"])["instance_turn"] == 2
+    other = run("three")["runchat_instance_id"]
+    assert other != started
+    expected = [
+        ("one", started, False, 1),
+        ("two", started, True, 2),
+        ("three", other, False, 1),
+    ]
+    runs = emu.instances("translate")
+    assert [
+        (r["inputs"]["text_n1"], r["instance_id"], r["continued"], r["turn"]) for r in runs
+    ] == (expected)
+    over_http = client.get(f"{emu.admin_url}/instances", params={"flow": "translate"}).json()
+    assert over_http["runs"] == runs
+    assert emu.instances("demo") == []
+    stats = emu.stats()
+    assert (stats["instances_started"], stats["instances_continued"]) == (2, 1)
+    emu.reset()
+    assert emu.instances() == []
 
 
 # -- stream -------------------------------------------------------------------------------

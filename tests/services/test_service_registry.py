@@ -34,6 +34,7 @@ from dagster_runwf.services.runchat_schema import (
     check_inputs,
     check_output,
     resolve_inputs,
+    schema_fingerprint,
 )
 from dagster_runwf.services.service_info import ServiceInfo
 from dagster_runwf.services.values import JsonValue
@@ -246,9 +247,14 @@ def test_the_resources_pre_flight_uses_the_same_rules(
 def test_a_pre_flight_that_passes_says_what_it_found(emulator: Emulator) -> None:
     resource = RunchatResource(api_key=KEY, base_url=emulator.runchat_url)
     checked = resource.preflight(RunchatWorkflow("demo", ["query_nodeA"], result_output="Answer"))
+    fingerprint = schema_fingerprint(resource.flow_schema("demo"))
     assert checked == {
         "runwf/flow_name": "Demo flow",
         "runwf/unmapped_inputs": ["maxTokens_abc456", "prompt_xyz123"],
+        "runwf/flow_schema": fingerprint,
     }
     webhook = RunchatWorkflow("demo", ["anything"], webhook=True)
-    assert resource.preflight(webhook) == {"runwf/flow_name": "Demo flow"}
+    assert resource.preflight(webhook) == {
+        "runwf/flow_name": "Demo flow",
+        "runwf/flow_schema": fingerprint,
+    }

@@ -1,5 +1,7 @@
-"""The emulator's own API: statistics, the request log, reset and runtime configuration
-(``GET /stats``, ``GET /requests``, ``POST /reset``, ``GET|POST /config``).
+"""The emulator's own API: statistics, the request log, the Runchat instances each run
+started or continued, reset and runtime configuration (``GET /stats``, ``GET /requests``,
+``GET /instances``, ``POST /reset``, ``GET|POST /config``: a patch may change a flow's
+inputs and outputs, so its schema, between runs).
 
 The same operations serve :class:`~dagster_runwf.emulator.server.Emulator`'s methods
 directly, without an HTTP round trip. Keys never leave the process: the configuration is
@@ -29,6 +31,7 @@ class AdminAPI:
         """Serve the endpoints under ``prefix``."""
         router.add_get(f"{prefix}/stats", self.get_stats)
         router.add_get(f"{prefix}/requests", self.get_requests)
+        router.add_get(f"{prefix}/instances", self.get_instances)
         router.add_post(f"{prefix}/reset", self.post_reset)
         router.add_get(f"{prefix}/config", self.get_config)
         router.add_post(f"{prefix}/config", self.post_config)
@@ -44,6 +47,14 @@ class AdminAPI:
     ) -> list[dict[str, Any]]:
         """The request log, oldest first (``limit``: only the last N)."""
         return self._x.state.log.entries(limit, service)
+
+    def instances(self, flow: str | None = None) -> list[dict[str, Any]]:
+        """Runchat runs since the last reset, oldest first: each one's ``flow``,
+        ``instance_id``, whether it ``continued`` that instance (its request sent the id) or
+        started it, its ``turn`` in the instance and its ``inputs`` (``flow``: only that
+        flow's)."""
+        runs = self._x.state.instance_runs
+        return [dict(r) for r in runs if flow is None or r["flow"] == flow]
 
     def reset(self) -> None:
         """Clear stats, log, rate windows and spent credits; keep the configuration."""
@@ -87,6 +98,10 @@ class AdminAPI:
             "total": log.total,
             "dropped": log.dropped,
         }
+        return json_response(200, encode(payload))
+
+    async def get_instances(self, request: web.Request) -> web.StreamResponse:
+        payload = {"runs": self.instances(request.query.get("flow"))}
         return json_response(200, encode(payload))
 
     async def post_reset(self, request: web.Request) -> web.StreamResponse:

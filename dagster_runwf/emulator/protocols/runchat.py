@@ -12,7 +12,6 @@ slot. Credits are charged only for runs that produced a result.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -127,13 +126,15 @@ class RunchatAPI:
             return failed
         data = runchat_outputs(spec, inputs, webhook)
         x.count_run(ctx, spec, key)
-        if instance_id is None:
-            instance_id = str(uuid.UUID(int=st.id_rng.getrandbits(128), version=4))
+        instance_id, turn = st.run_instance(
+            spec.id, instance_id, inputs if webhook is None else webhook
+        )
         metadata = {
             "credits_used": spec.credits_per_run,
             "duration_ms": round((time.perf_counter() - t_start) * 1000.0, 3),
             "node_count": len(spec.inputs) + len(spec.outputs) + 1,
             "trigger": "webhook" if webhook is not None else "api",
+            "instance_turn": turn,
             "emulated": True,
         }
         payload = {
