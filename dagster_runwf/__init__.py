@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from .integration.graphs import enriched_graph
     from .integration.io_manager import ParquetIOManager
     from .integration.ops import enriched_op
+    from .integration.plan import enrichment_plan_check
     from .integration.resources import AITutorResource, RunchatResource
     from .integration.schedules import nightly_schedule
     from .integration.settings import EnrichmentSettings
@@ -81,6 +82,7 @@ _DAGSTER_NAMES = {
     "enriched_asset": "assets",
     "enriched_op": "ops",
     "enriched_graph": "graphs",
+    "enrichment_plan_check": "plan",
     "EnrichedAssetComponent": "component",
     "EnrichmentSettings": "settings",
     "nightly_schedule": "schedules",
@@ -116,6 +118,7 @@ __all__ = [
     "enriched_asset",
     "enriched_op",
     "enriched_graph",
+    "enrichment_plan_check",
     "EnrichedAssetComponent",
     "EnrichmentSettings",
     "nightly_schedule",
