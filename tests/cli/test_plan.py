@@ -91,6 +91,10 @@ def test_a_plan_pays_nothing_and_counts_what_the_run_then_sends(
     assert enrich(emu, tmp_path, "--retry-failed") == retry["send"]
     assert emu.stats()["runs_by_sha256"][emulator_sha("bad-11")] == 2
 
+    # Under --on-missing fail the missing input is a row error: rejected (unpaid).
+    strict = plan(emu, tmp_path, "--on-missing", "fail")
+    assert (strict["rejected"], strict["skipped"], strict["send"]) == (1, 0, 0)
+
 
 def test_a_plan_in_text_names_each_count(
     start_emulator: Callable[..., Emulator], tmp_path: Path
