@@ -32,7 +32,7 @@ from ..engine.options import EngineOptions
 from ..engine.ratelimit.store_url import check_store_url
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import call_free
-from ..engine.stats import Progress
+from ..engine.stats import Progress, about
 from ..errors import ConfigError, FanOutStopped, ServiceUnreachableError
 from ..services.base import Workflow
 from ..services.rate import Rate
@@ -209,8 +209,23 @@ class _EnrichCommand:
             print(json.dumps({**plan.as_dict(), **where}))
             return
         print(f"runwf enrich --plan: {rows.describe(args.input)} through {what}; nothing sent")
-        lines = [*plan.lines(), f"journal       {_local(journal.location_url)} (job {job_id})"]
+        lines = [
+            *plan.lines(),
+            f"time          {self._paced(plan.rows.send)}",
+            f"journal       {_local(journal.location_url)} (job {job_id})",
+        ]
         print("\n".join(f"  {line}" for line in lines))
+
+    def _paced(self, to_send: int) -> str:
+        """How long the key's rate makes sending ``to_send`` rows, as the run's first
+        line would say it."""
+        given: str | None = self.args.rate
+        if given is not None and given.strip().lower() == "unlimited":
+            return "no rate limit (--rate unlimited)"
+        rate = self.service.default_rate if given is None else Rate.parse(given)
+        if to_send <= rate.requests:
+            return f"not paced: the key allows {rate}"
+        return f"about {about(to_send / rate.per_second)} at {rate} (the key's rate)"
 
     def _unreachable(self, cause: ServiceUnreachableError) -> CommandError:
         """The service could not be reached: say which host, and which setting chose it."""

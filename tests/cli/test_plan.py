@@ -108,6 +108,9 @@ def test_a_plan_in_text_names_each_count(
     assert "2 rows identical to an earlier row" in done.stdout
     assert "1 with a missing input (--on-missing skip)" in done.stdout
     assert "credits       unknown" in done.stdout
+    assert "time          no rate limit (--rate unlimited)" in done.stdout
+    paced = runwf(*ECHO_COMMAND, "--plan", "--rate", "2/min", env=environment(emu), cwd=tmp_path)
+    assert "time          about 4 min at 2/min (the key's rate)" in paced.stdout, paced.stdout
     assert emu.stats()["total_requests"] == 0
     assert not (tmp_path / "out.parquet").exists()
     assert not (tmp_path / "out.parquet.journal").exists(), "a plan writes nothing"
