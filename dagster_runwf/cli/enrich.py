@@ -71,6 +71,7 @@ class _EnrichCommand:
         self.service = service_info(args.service)
         self.last_progress: Progress | None = None
         self.terminated = False
+        self.output_columns: dict[str, str] = {}
 
     def run(self) -> int:
         args = self.args
