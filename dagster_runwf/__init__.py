@@ -13,6 +13,7 @@ from .engine import (
     DamagedJournalFileWarning,
     EngineOptions,
     Enrichment,
+    EnrichmentPlan,
     Progress,
     RateLimiter,
     ResultsTableWriter,
@@ -25,6 +26,7 @@ from .engine import (
     enrich_async,
     fetch_balance,
     fetch_schema,
+    plan_enrichment,
     run_workflow_rows,
     run_workflow_rows_sync,
 )
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     from .integration.graphs import enriched_graph
     from .integration.io_manager import ParquetIOManager
     from .integration.ops import enriched_op
+    from .integration.plan import enrichment_plan_check
     from .integration.resources import AITutorResource, RunchatResource
     from .integration.schedules import nightly_schedule
     from .integration.settings import EnrichmentSettings
@@ -79,6 +82,7 @@ _DAGSTER_NAMES = {
     "enriched_asset": "assets",
     "enriched_op": "ops",
     "enriched_graph": "graphs",
+    "enrichment_plan_check": "plan",
     "EnrichedAssetComponent": "component",
     "EnrichmentSettings": "settings",
     "nightly_schedule": "schedules",
@@ -106,12 +110,15 @@ __all__ = [
     "Budget",
     "EngineOptions",
     "Enrichment",
+    "EnrichmentPlan",
+    "plan_enrichment",
     "ResultsTableWriter",
     "enrich",
     "enrich_async",
     "enriched_asset",
     "enriched_op",
     "enriched_graph",
+    "enrichment_plan_check",
     "EnrichedAssetComponent",
     "EnrichmentSettings",
     "nightly_schedule",

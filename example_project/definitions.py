@@ -1,6 +1,7 @@
 """The example's code location: ``dagster dev -m example_project.definitions``.
 
-Python assets (``assets.py``) and the YAML one (``defs/``), the services' resources
+Python assets (``assets.py``) and the YAML one (``defs/``), the AI Tutor asset's free
+``plan`` check, the services' resources
 (``resources.py``: real with keys, else the embedded emulator), Parquet through
 ``ParquetIOManager``, and one nightly schedule for the lot.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from dagster_runwf import ParquetIOManager, nightly_schedule
+from dagster_runwf import ParquetIOManager, enrichment_plan_check, nightly_schedule
 
 from . import settings
 from .assets import INDUSTRIES_KEY, companies, company_profiles, industry_summary
@@ -22,6 +23,9 @@ def build_definitions() -> dg.Definitions:
     from_yaml = dg.load_from_defs_folder(path_within_project=settings.PROJECT_DIR)
     in_python = dg.Definitions(
         assets=[companies, profiles, industry_summary],
+        # The free plan of the next materialization: execute it alone from the asset's
+        # Checks tab before paying; in the nightly run it plans the next night.
+        asset_checks=[enrichment_plan_check(profiles)],
         schedules=[
             # Each night: the companies that arrived the day before, both enrichments,
             # and the summary brought up to date.

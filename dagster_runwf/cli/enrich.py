@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -25,13 +26,14 @@ from ..engine.budget import Budget
 from ..engine.claims import check_claim_store
 from ..engine.client import DEFAULT_TIMEOUT
 from ..engine.enrich import Enrichment, enrich_async
+from ..engine.enrichment_plan import plan_enrichment
 from ..engine.flow_records import check_schema, read_instances, record_instances
 from ..engine.journal import RowJournal
 from ..engine.options import EngineOptions
 from ..engine.ratelimit.store_url import check_store_url
 from ..engine.retry import RetryPolicy
 from ..engine.service_calls import call_free
-from ..engine.stats import Progress
+from ..engine.stats import Progress, about
 from ..engine.storage import Storage
 from ..errors import ConfigError, FanOutStopped, ServiceUnreachableError
 from ..services.base import Workflow
@@ -53,7 +55,7 @@ from ._common import (
     show_engine_messages,
 )
 from .enrich_parser import JOURNAL_SUFFIX, build_parser
-from .inputs import derive_job_id, input_reference, read_table
+from .inputs import derive_job_id, input_reference, read_table, sample_output, sample_positions
 from .progress import ProgressDisplay, summary
 
 
@@ -72,6 +74,7 @@ class _EnrichCommand:
         self.service = service_info(args.service)
         self.last_progress: Progress | None = None
         self.terminated = False
+        self.output_columns: dict[str, str] = {}
 
     def run(self) -> int:
         args = self.args
@@ -79,6 +82,7 @@ class _EnrichCommand:
         url = base_url(self.service, args.base_url)
         mapping = parse_pairs(args.map, "--map", "VARIABLE=COLUMN")
         output_columns = parse_pairs(args.output_column, "--output-column", "NAME=LABEL")
+        self.output_columns = output_columns
         self._check_options(mapping, output_columns)
         budget = None if args.max_runs is None else Budget(max_runs=args.max_runs)
         if input_reference(args.input) == input_reference(args.output):
@@ -97,62 +101,30 @@ class _EnrichCommand:
             webhook=bool(args.webhook),
         )
         location = args.journal or args.output + JOURNAL_SUFFIX
-        try:
-            journal = RowJournal(
-                location,
-                job_id=job_id,
-                incremental=args.incremental,
-                retry_failed=args.retry_failed,
-            )
-        except OSError as exc:
-            raise CommandError(f"cannot open the journal at {location!r}: {exc}") from None
+        journal = _open_journal(location, job_id, args)
         what = f"{self.service.display_name} workflow {args.workflow}"
         records = Storage(location)
-        workflow = self._tied_to_records(workflow, schema, records)
+        # A plan records nothing: the next run still warns of a flow that changed.
+        workflow = self._tied_to_records(workflow, schema, records, record=not args.plan)
+        rows = _Rows(frame, args.sample)
+        if args.plan:
+            # Free: no request is sent, and the journal is read, not written (nor closed,
+            # which would merge and compact its files).
+            self._print_plan(rows, workflow, columns, journal, what, job_id)
+            return EXIT_OK
         with journal:
-            resumed = journal.finished_rows
             print(
-                f"runwf enrich: {len(frame)} rows of {args.input} through {what}"
-                + (f"; resuming job, {resumed} rows journaled earlier" if resumed else ""),
+                f"runwf enrich: {rows.describe(args.input)} through {what}"
+                + (
+                    f"; resuming job, {journal.finished_rows} rows journaled earlier"
+                    if journal.finished_rows
+                    else ""
+                ),
                 flush=True,
             )
-            display = ProgressDisplay("enrich", len(frame))
-            options = EngineOptions(
-                api_key=key,
-                base_url=url,
-                rate=args.rate,
-                concurrency=args.concurrency,
-                rate_limit_store=args.rate_limit_store,
-                claim_store=args.claims,
-                max_consecutive_failures=args.max_consecutive_failures or None,
-                retry=RetryPolicy(max_attempts=args.max_attempts),
-                timeout=_timeout(args.attempt_timeout),
-                attempt_timeout_s=args.attempt_timeout,
-                max_response_bytes=args.max_response_bytes,
-                progress_interval_s=display.interval_s,
+            enrichment = self._enrich_frame(
+                rows.frame, workflow, columns, journal, key, url, budget
             )
-
-            def run_engine() -> Coroutine[Any, Any, Enrichment]:
-                return enrich_async(
-                    frame,
-                    workflow,
-                    options,
-                    columns=columns,
-                    keep_columns=args.keep,
-                    output_columns=output_columns or None,
-                    prefix=args.prefix,
-                    destination=args.output,
-                    journal=journal,
-                    budget=budget,
-                    on_progress=self._on_progress(display),
-                )
-
-            try:
-                enrichment = self._run_engine(run_engine, display, len(frame), location)
-            except FanOutStopped as exc:
-                if isinstance(exc.cause, ServiceUnreachableError):
-                    raise self._unreachable(exc.cause) from None
-                raise
         if args.continue_by is not None:
             table = enrichment.to_arrow()
             record_instances(
@@ -160,13 +132,19 @@ class _EnrichCommand:
                 args.workflow,
                 args.continue_by,
                 zip(
-                    frame[args.continue_by],
+                    rows.frame[args.continue_by],
                     table.column(f"{args.prefix}status").to_pylist(),
                     table.column(f"{args.prefix}instance_id").to_pylist(),
                     strict=True,
                 ),
             )
         print(summary(enrichment.stats, what, enrichment.path, location, job_id))
+        if rows.positions is not None:
+            print(
+                f"  sample    {len(rows.positions)} of {rows.total} rows, journaled: run the "
+                "command without --sample\n            for the whole table (they are reused, "
+                "not paid again)"
+            )
         if args.fail_on_row_errors and enrichment.stats.failed:
             raise CommandError(
                 f"{enrichment.stats.failed} of {enrichment.stats.rows} rows failed "
@@ -174,6 +152,102 @@ class _EnrichCommand:
                 EXIT_ROW_ERRORS,
             )
         return EXIT_OK
+
+    def _enrich_frame(
+        self,
+        frame: pd.DataFrame,
+        workflow: Workflow,
+        columns: dict[str, str],
+        journal: RowJournal,
+        key: str,
+        url: str | None,
+        budget: Budget | None,
+    ) -> Enrichment:
+        """Run the engine over ``frame`` with the journal, writing the output."""
+        args = self.args
+        display = ProgressDisplay("enrich", len(frame))
+        options = EngineOptions(
+            api_key=key,
+            base_url=url,
+            rate=args.rate,
+            concurrency=args.concurrency,
+            rate_limit_store=args.rate_limit_store,
+            claim_store=args.claims,
+            max_consecutive_failures=args.max_consecutive_failures or None,
+            retry=RetryPolicy(max_attempts=args.max_attempts),
+            timeout=_timeout(args.attempt_timeout),
+            attempt_timeout_s=args.attempt_timeout,
+            max_response_bytes=args.max_response_bytes,
+            progress_interval_s=display.interval_s,
+        )
+
+        def run_engine() -> Coroutine[Any, Any, Enrichment]:
+            return enrich_async(
+                frame,
+                workflow,
+                options,
+                columns=columns,
+                keep_columns=args.keep,
+                output_columns=self.output_columns or None,
+                prefix=args.prefix,
+                destination=sample_output(args.output) if args.sample else args.output,
+                journal=journal,
+                budget=budget,
+                on_progress=self._on_progress(display),
+            )
+
+        try:
+            return self._run_engine(run_engine, display, len(frame), journal.location_url)
+        except FanOutStopped as exc:
+            if isinstance(exc.cause, ServiceUnreachableError):
+                raise self._unreachable(exc.cause) from None
+            raise
+
+    def _print_plan(
+        self,
+        rows: _Rows,
+        workflow: Workflow,
+        columns: dict[str, str],
+        journal: RowJournal,
+        what: str,
+        job_id: str,
+    ) -> None:
+        """Print what the run would do (``--plan``), having sent nothing."""
+        args = self.args
+        same_workflow = f"cli-{self.service.name}-{args.workflow}-"
+        plan = plan_enrichment(
+            rows.frame,
+            workflow,
+            columns=columns,
+            journal=journal,
+            history_jobs=lambda job: job == job_id or job.startswith(same_workflow),
+        )
+        if args.json:
+            where = {
+                "journal": _local(journal.location_url),
+                "job_id": job_id,
+                "sample": rows.positions,
+            }
+            print(json.dumps({**plan.as_dict(), **where}))
+            return
+        print(f"runwf enrich --plan: {rows.describe(args.input)} through {what}; nothing sent")
+        lines = [
+            *plan.lines(),
+            f"time          {self._paced(plan.rows.send)}",
+            f"journal       {_local(journal.location_url)} (job {job_id})",
+        ]
+        print("\n".join(f"  {line}" for line in lines))
+
+    def _paced(self, to_send: int) -> str:
+        """How long the key's rate makes sending ``to_send`` rows, as the run's first
+        line would say it."""
+        given: str | None = self.args.rate
+        if given is not None and given.strip().lower() == "unlimited":
+            return "no rate limit (--rate unlimited)"
+        rate = self.service.default_rate if given is None else Rate.parse(given)
+        if to_send <= rate.requests:
+            return f"not paced: the key allows {rate}"
+        return f"about {about(to_send / rate.per_second)} at {rate} (the key's rate)"
 
     def _unreachable(self, cause: ServiceUnreachableError) -> CommandError:
         """The service could not be reached: say which host, and which setting chose it."""
@@ -211,6 +285,8 @@ class _EnrichCommand:
                 f"{info.display_name} {info.workflow_term}s need --map NAME=COLUMN for each of "
                 f"their {info.workflow.inputs_setting}"
             )
+        if args.json and not args.plan:
+            raise ConfigError("--json goes with --plan (the plan as JSON); add --plan")
         if args.webhook and not mapping:
             raise ConfigError("--webhook needs --map FIELD=COLUMN for each field of the body")
         if args.rate is not None and args.rate.strip().lower() != "unlimited":
@@ -240,7 +316,12 @@ class _EnrichCommand:
                 raise ConfigError(f"{flag} {column}: {where} {column!r}; its columns are {present}")
 
     def _tied_to_records(
-        self, workflow: Workflow, schema: RunchatSchema | None, records: Storage
+        self,
+        workflow: Workflow,
+        schema: RunchatSchema | None,
+        records: Storage,
+        *,
+        record: bool,
     ) -> Workflow:
         """The workflow tied to the flow's schema as it is now (a warning when it changed
         since the journal's last run) and, with --continue-by, to the instances recorded."""
@@ -249,7 +330,7 @@ class _EnrichCommand:
         args = self.args
         workflow = workflow.with_schema(schema)
         try:
-            change = check_schema(records, args.workflow, schema)
+            change = check_schema(records, args.workflow, schema, record=record)
             instances = (
                 {}
                 if args.continue_by is None
@@ -362,6 +443,42 @@ class _EnrichCommand:
             f"{how}{counted}; finished rows are kept in the journal {location}: run the same "
             "command again to resume"
         )
+
+
+def _local(path: str) -> str:
+    """A local path made absolute, so the user can find it from anywhere."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _open_journal(location: str, job_id: str, args: argparse.Namespace) -> RowJournal:
+    try:
+        return RowJournal(
+            location,
+            job_id=job_id,
+            incremental=args.incremental,
+            retry_failed=args.retry_failed,
+        )
+    except OSError as exc:
+        raise CommandError(f"cannot open the journal at {location!r}: {exc}") from None
+
+
+class _Rows:
+    """The rows a command enriches: the whole table, or with ``--sample N`` N rows spread
+    evenly over it (:func:`sample_positions`)."""
+
+    def __init__(self, table: pd.DataFrame, sample: int | None) -> None:
+        self.total = len(table)
+        self.positions = None if sample is None else sample_positions(self.total, sample)
+        self.frame = table if self.positions is None else table.iloc[self.positions]
+
+    def describe(self, source: str) -> str:
+        """E.g. ``240 rows of in.csv`` or ``3 of 240 rows of in.csv (rows 0, 120, 239)``."""
+        if self.positions is None:
+            return f"{self.total} rows of {source}"
+        shown = ", ".join(map(str, self.positions[:10])) + (
+            ", ..." if len(self.positions) > 10 else ""
+        )
+        return f"a sample of {len(self.positions)} of {self.total} rows of {source} (rows {shown})"
 
 
 def _timeout(attempt_timeout_s: float | None) -> httpx.Timeout:

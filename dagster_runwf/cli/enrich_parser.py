@@ -65,6 +65,12 @@ examples:
   runwf enrich companies.csv profiles.parquet --service aitutor \\
       --workflow wf_company_profile --map company=name --map country=country
 
+  # before paying: what would be sent or reused, and what it costs (free)
+  runwf enrich companies.csv profiles.parquet ... --plan
+  # try 5 rows spread over the table first (profiles.sample.parquet); the full
+  # run then reuses them
+  runwf enrich companies.csv profiles.parquet ... --sample 5
+
   export RUNCHAT_API_KEY=...
   runwf schema --workflow abc123          # what the flow takes and gives
   runwf enrich questions.parquet answers.parquet --service runchat \\
@@ -242,6 +248,26 @@ def build_parser() -> Parser:
         help="where concurrent commands of one job claim rows, so none pays for a row "
         "another is paying for: 'auto' (a file in a local journal's folder; default), "
         "'redis://host:6379/0' (every host), or 'off'",
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="send nothing: print how many rows would be sent, reused from the journal, "
+        "deduplicated, retried (--retry-failed), skipped and rejected, and the credits the "
+        "journal's history expects; then exit 0",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --plan: print the plan as one JSON object",
+    )
+    parser.add_argument(
+        "--sample",
+        type=_at_least_one,
+        metavar="N",
+        help="enrich only N rows spread evenly over INPUT (the first and the last among "
+        "them) and write them to OUTPUT with .sample before its extension; they are "
+        "journaled, so the full run reuses them",
     )
     parser.add_argument(
         "--fail-on-row-errors",

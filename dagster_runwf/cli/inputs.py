@@ -90,3 +90,25 @@ def read_table(location: str) -> pd.DataFrame:
     except (OSError, ValueError, pa.ArrowException) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CommandError(f"cannot read {location!r} as {kind}: {reason}") from None
+
+
+def sample_positions(total: int, size: int) -> list[int]:
+    """``size`` row positions spread evenly over ``total`` rows, the first and the last
+    included (all rows when ``size >= total``), so a sample meets the whole table's range
+    of inputs, not only its first rows."""
+    if size >= total:
+        return list(range(total))
+    if size == 1:
+        return [0]
+    step = (total - 1) / (size - 1)
+    return [round(i * step) for i in range(size)]
+
+
+def sample_output(output: str) -> str:
+    """Where ``--sample`` writes its rows: OUTPUT with ``.sample`` before its extension
+    (``profiles.parquet`` -> ``profiles.sample.parquet``), so OUTPUT only ever holds the
+    whole table."""
+    for suffix in _PARQUET_SUFFIXES:
+        if output.lower().endswith(suffix):
+            return output[: -len(suffix)] + ".sample" + output[-len(suffix) :]
+    return output + ".sample.parquet"

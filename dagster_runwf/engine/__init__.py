@@ -7,8 +7,11 @@ deduplication of identical rows, the durable row journal, budgets and progress r
 from .budget import Budget
 from .client import DEFAULT_TIMEOUT, HttpBackend, check_base_url
 from .enrich import Enrichment, column_mapping, enrich, enrich_async
+from .enrichment_plan import EnrichmentPlan, plan_enrichment
 from .fanout import WorkflowRun, run_workflow_rows, run_workflow_rows_sync
+from .fanout.plan import RowPlan
 from .journal import DamagedJournalFileWarning, RowJournal
+from .journal.history import CreditHistory
 from .options import EngineOptions, key_fingerprint
 from .ratelimit import RateLimiter
 from .results import Journal, RowResult, RowSource, RowStatus
@@ -23,6 +26,10 @@ __all__ = [
     "Budget",
     "EngineOptions",
     "Enrichment",
+    "EnrichmentPlan",
+    "CreditHistory",
+    "RowPlan",
+    "plan_enrichment",
     "RESULT_FIELDS",
     "ResultsTableWriter",
     "Storage",

@@ -104,7 +104,8 @@ def row_fields(workflow: Workflow) -> dict[str, str]:
     return {field: column for field, (_, column) in workflow.row_columns().items()}
 
 
-def _rows(frame: pd.DataFrame, mapping: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+def table_rows(frame: pd.DataFrame, mapping: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    """``frame``'s rows as the engine takes them: each workflow input -> its cell."""
     names = list(mapping)
     selected = frame[[mapping[n] for n in names]]
     for values in selected.itertuples(index=False, name=None):
@@ -122,7 +123,7 @@ class _SizedRows:
         return len(self._frame)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return _rows(self._frame, self._mapping)
+        return table_rows(self._frame, self._mapping)
 
 
 async def enrich_async(

@@ -86,8 +86,11 @@ class SchemaChange:
         )
 
 
-def check_schema(storage: Storage, flow: str, schema: RunchatSchema) -> SchemaChange:
-    """Compare ``schema`` with the one recorded for ``flow`` and record it as the last."""
+def check_schema(
+    storage: Storage, flow: str, schema: RunchatSchema, *, record: bool = True
+) -> SchemaChange:
+    """Compare ``schema`` with the one recorded for ``flow`` and, unless ``record`` is false
+    (a plan), record it as the last."""
     path = storage.path(FOLDER, _name(flow), "schema.json")
     parts = schema_parts(schema)
     fingerprint = schema_fingerprint(schema)
@@ -100,9 +103,9 @@ def check_schema(storage: Storage, flow: str, schema: RunchatSchema) -> SchemaCh
         previous if isinstance(previous, str) else None,
         describe_change(old_parts if isinstance(old_parts, dict) else None, parts),
     )
-    if previous != fingerprint:
-        record = {"flow": flow, "fingerprint": fingerprint, "parts": parts, "at": time.time()}
-        storage.write_bytes(path, json.dumps(record, sort_keys=True).encode())
+    if record and previous != fingerprint:
+        last = {"flow": flow, "fingerprint": fingerprint, "parts": parts, "at": time.time()}
+        storage.write_bytes(path, json.dumps(last, sort_keys=True).encode())
     return change
 
 

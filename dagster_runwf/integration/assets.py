@@ -15,6 +15,7 @@ import dagster as dg
 from ..services.base import Workflow
 from ..wording import in_force
 from .chunks import chunk_steps
+from .plan import remember
 from .settings import EnrichmentSettings
 from .spec import EnrichmentSpec, checked_arguments, identifier
 from .spelling import DAGSTER, YAML
@@ -99,7 +100,8 @@ def enriched_asset(
 
     Returns:
         the asset definition, with its two checks (``failure_rate``, ``every_row_answered``);
-        with ``settings.chunk_size``, a graph-backed asset (see :mod:`.chunks`).
+        with ``settings.chunk_size``, a graph-backed asset (see :mod:`.chunks`). Its free
+        plan is a check of its own: :func:`~dagster_runwf.enrichment_plan_check`.
     """
     settings = checked_arguments(workflow, settings)
     source_key = _asset_key(source)
@@ -141,7 +143,7 @@ def enriched_asset(
             as_asset=True,
         )
         build_graph: AssetDecorator = dg.graph_asset(**asset_arguments)
-        return build_graph(chunked)
+        return remember(build_graph(chunked), spec)
 
     # `Any`: the IO manager loads the source as it stores it (pandas, polars or pyarrow).
     def enriched(context: dg.AssetExecutionContext, rows: Any) -> Iterator[Any]:
@@ -167,7 +169,7 @@ def enriched_asset(
         io_manager_key=io_manager_key,
         **asset_arguments,
     )
-    return build(enriched)
+    return remember(build(enriched), spec)
 
 
 def _asset_key(source: SourceAsset) -> dg.AssetKey:

@@ -65,6 +65,7 @@ from ..services.registry import (
 from ..wording import spelled
 from .assets import enriched_asset
 from .io_manager import ParquetIOManager
+from .plan import enrichment_plan_check
 from .resources import WorkflowServiceResource, resource_class
 from .scaffold import EnrichedAssetScaffolder
 from .schedules import nightly_schedule
@@ -296,6 +297,13 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
             "(each new source partition as soon as it lands).",
         ),
     ] = None
+    plan_check: bool = Field(
+        default=False,
+        description="Define the asset's 'plan' check too: executed alone (the asset's "
+        "Checks tab), it says what materializing would send, reuse, deduplicate, retry, "
+        "skip and reject, and the credits expected, without paying (see "
+        "enrichment_plan_check).",
+    )
     max_retries: int = Field(
         default=0,
         ge=0,
@@ -433,8 +441,9 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         return key, manager
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        """The asset (with its checks), its Parquet IO manager (see ``io_manager_key``),
-        and the service's resource and schedule when configured."""
+        """The asset (with its checks; its ``plan`` check with ``plan_check``), its Parquet
+        IO manager (see ``io_manager_key``), and the service's resource and schedule when
+        configured."""
         asset = self.build_asset()
         schedules: list[Any] = []
         if self.schedule is not None:
@@ -459,7 +468,10 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         if io_manager is not None:
             key, manager = io_manager
             resources[key] = manager
-        return dg.Definitions(assets=[asset], schedules=schedules, resources=resources)
+        checks = [enrichment_plan_check(asset)] if self.plan_check else []
+        return dg.Definitions(
+            assets=[asset], asset_checks=checks, schedules=schedules, resources=resources
+        )
 
 
 @functools.cache

@@ -186,6 +186,26 @@ def test_the_yaml_asset_materializes_on_the_emulator(
     assert sum(yaml_env.stats()["runs_by_workflow"].values()) == 5
 
 
+def test_plan_check_defines_the_free_plan_of_the_yaml_asset(
+    load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator
+) -> None:
+    assert not load_yaml(AITUTOR_YAML).asset_checks, "no plan check unless asked for"
+    defs = load_yaml(AITUTOR_YAML + "  plan_check: true\n")
+    (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    (check,) = list(defs.asset_checks or [])
+    assert isinstance(check, dg.AssetsDefinition)  # a check-only definition
+    result = dg.materialize(
+        [notes, asset, check],
+        resources=defs.resources,
+        partition_key="2026-11-20",
+        selection=dg.AssetSelection.assets(notes) | dg.AssetSelection.checks(check),
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "plan" and evaluation.passed
+    assert evaluation.metadata["runwf/plan/send"].value == 5
+    assert yaml_env.stats()["runs_by_workflow"] == {}, "the plan paid for nothing"
+
+
 def test_the_yaml_asset_is_stored_as_parquet_in_parquet_dir(
     load_yaml: Callable[[str], dg.Definitions], yaml_env: Emulator, tmp_path: Path
 ) -> None:

@@ -159,6 +159,7 @@ def test_every_example_asset_materializes_on_the_emulator(example_env: Emulator)
         assert checks == {
             ("company_profiles", "failure_rate"): True,  # 2 of 60 is within 5%
             ("company_profiles", "every_row_answered"): True,
+            ("company_profiles", "plan"): True,
             ("company_industries", "failure_rate"): True,
             ("company_industries", "every_row_answered"): True,
         }
@@ -169,7 +170,10 @@ def test_every_example_asset_materializes_on_the_emulator(example_env: Emulator)
         runs = example_env.stats()["runs_by_workflow"]
         assert runs == {settings.aitutor_workflow_id(): 60, settings.runchat_flow_id(): 60}
 
-        # The next night's run of the same day pays only for the rows that failed.
+        # The next night's run of the same day pays only for the rows that failed, as the
+        # plan check (run after the materialization) said it would.
+        (plan,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "plan"]
+        assert plan.metadata["runwf/plan/send"].value == stealth
         again = job.execute_in_process(partition_key=DAY, instance=instance)
         assert _metadata(again, "company_profiles")["runwf/sent"] == stealth
         assert _metadata(again, "company_industries")["runwf/sent"] == 0

@@ -15,7 +15,7 @@ import hashlib
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..storage import Storage
 from .compaction import Retention, compact
 from .files import WriterFiles, job_folder_name
 from .generations import current_generation, generation_job_id, mark_landed
+from .history import CreditHistory, credit_history
 from .loading import RowLoader, read_new_job_files
 from .merging import TieredMerges
 from .schema import encode
@@ -189,6 +190,18 @@ class RowJournal:
         With ``retry_failed``, this job's failed rows are not answered: they are sent again.
         """
         return self._rows.lookup(input_hash, failed=not self.retry_failed)
+
+    def failed_before(self, input_hash: str) -> bool:
+        """Whether this job recorded these inputs as failed (with ``retry_failed``, such a
+        row is sent again: :meth:`lookup` passes over it)."""
+        found = self._rows.lookup(input_hash, failed=True)
+        return found is not None and found.status == "failed"
+
+    def credit_history(self, counts: Callable[[str], bool] | None = None) -> CreditHistory:
+        """The credits the service reported for the paid runs recorded at this location
+        under this journal's version, in the jobs for which ``counts(job_id)`` is true (all
+        by default): what a plan expects a run to cost. Reads every file there."""
+        return credit_history(self.storage, self.version, counts or (lambda job_id: True))
 
     def record(self, results: Sequence[RowResult]) -> None:
         """Write finished rows as one new file; returns once the file is durable."""
