@@ -5,6 +5,7 @@ continues its own instance from night to night. Real subprocesses, the emulator 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,11 @@ def test_a_flow_whose_schema_changed_is_paid_again_with_a_warning(
             }
         }
     )
+    # A plan sees the edit (every row to send) but records nothing: the run still warns.
+    planned = enrich(flows, tmp_path, "profile", rows, "--plan", "--json")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["send"] == 6
+    assert paid(flows, "profile") == 6
     changed = enrich(flows, tmp_path, "profile", rows)
     assert changed.returncode == 0, changed.stderr
     assert paid(flows, "profile") == 12, "every row of the edited flow is paid again"
