@@ -107,7 +107,10 @@ def step_plan(step: EnrichmentStep, rows: pd.DataFrame) -> EnrichmentPlan:
     """What ``step``'s asset would do with ``rows``, from the journal job(s) it would
     resume, with no paid run."""
     spec, declared = step.spec, step.spec.settings
-    resolved = step.resolve(rows)
+    # The workflow as the step would run it (tied to a Runchat flow's schema as it is now),
+    # the journal's records of the flow left as they are.
+    resolved = step.resolve(rows, record=False)
+    workflow = resolved.workflow or spec.workflow
     size = declared.chunk_size or max(len(rows), 1)
     parts: list[RowPlan] = []
     with spelled(spec.spelling):
@@ -117,7 +120,7 @@ def step_plan(step: EnrichmentStep, rows: pd.DataFrame) -> EnrichmentPlan:
             chunk_rows = rows.iloc[start : start + size].reset_index(drop=True)
             parts.append(
                 plan_enrichment(
-                    chunk_rows, spec.workflow, columns=resolved.mapping, journal=journal
+                    chunk_rows, workflow, columns=resolved.mapping, journal=journal
                 ).rows
             )
     return EnrichmentPlan(_total(parts), _history(step))

@@ -99,9 +99,12 @@ class EnrichmentStep:
         except RunwfError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
 
-    def resolve(self, rows: pd.DataFrame, *, preflight: bool = True) -> StepSettings:
+    def resolve(
+        self, rows: pd.DataFrame, *, preflight: bool = True, record: bool = True
+    ) -> StepSettings:
         """Check the mapping and, with ``preflight``, the key; the engine's settings (which
-        hold the key: never pass them between steps).
+        hold the key: never pass them between steps). ``record=False`` (a plan) leaves the
+        journal's records of a Runchat flow as they are.
 
         Raises:
             dagster.Failure: a setting is wrong or the pre-flight failed (not retried), with
@@ -119,7 +122,7 @@ class EnrichmentStep:
                     else Preflight(spec.workflow, {})
                 )
                 options = service.engine_options()
-                workflow = self._tied_to_records(found) if preflight else found.workflow
+                workflow = self._tied_to_records(found, record) if preflight else found.workflow
         except TransientError as exc:
             # A 429 or 5xx on the free pre-flight call: worth the step's retry policy.
             raise _before_any_row(exc, rows, allow_retries=True) from None
@@ -150,7 +153,7 @@ class EnrichmentStep:
         )
         return base.rstrip("/")
 
-    def _tied_to_records(self, found: Preflight) -> Workflow:
+    def _tied_to_records(self, found: Preflight, record: bool) -> Workflow:
         """The workflow after the pre-flight: a changed flow schema warned about (the log,
         and ``runwf/flow_schema_change`` in ``found.checked``), and ``continue_by``'s
         records read."""
@@ -159,7 +162,7 @@ class EnrichmentStep:
             return workflow
         records = self.records()
         if found.schema is not None:
-            change = check_schema(records, workflow.workflow_id, found.schema)
+            change = check_schema(records, workflow.workflow_id, found.schema, record=record)
             if change.changed:
                 message = change.warning(workflow.info.describe(workflow.workflow_id))
                 self.context.log.warning(message)

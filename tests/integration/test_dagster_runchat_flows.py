@@ -14,7 +14,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from dagster_runwf import EnrichmentSettings, RunchatResource, RunchatWorkflow, enriched_asset
+from dagster_runwf import (
+    EnrichmentSettings,
+    RunchatResource,
+    RunchatWorkflow,
+    enriched_asset,
+    enrichment_plan_check,
+)
 from dagster_runwf.emulator import Emulator
 
 from ..conftest import KEY
@@ -72,6 +78,25 @@ def materialize(
     )
 
 
+def planned_sends(
+    emu: Emulator, instance: dg.DagsterInstance, source: Tonight, asset: dg.AssetsDefinition
+) -> int:
+    """The rows the asset's plan check (executed alone, free) says a materialization sends."""
+    check = enrichment_plan_check(asset)
+    resource = RunchatResource(api_key=KEY, base_url=emu.runchat_url, rate="unlimited")
+    customers = source.asset()
+    result = dg.materialize(
+        [customers, asset, check],
+        resources={"runchat": resource},
+        instance=instance,
+        selection=dg.AssetSelection.assets(customers) | dg.AssetSelection.checks(check),
+    )
+    [evaluation] = result.get_asset_check_evaluations()
+    sends = evaluation.metadata["runwf/plan/send"].value
+    assert isinstance(sends, int)
+    return sends
+
+
 def metadata_of(result: dg.ExecuteInProcessResult, asset: dg.AssetsDefinition) -> dict[str, Any]:
     (event,) = result.asset_materializations_for_node(asset.node_def.name.split(".")[0])
     return {k: v.value for k, v in event.metadata.items()}
@@ -108,6 +133,7 @@ def test_an_edited_flow_is_paid_again_with_a_warning(
     assert metadata_of(same, asset)["runwf/flow_schema"] == fingerprint
     assert "runwf/flow_schema_change" not in metadata_of(same, asset)
     assert not warnings_of(instance, same)
+    assert planned_sends(flows, instance, source, asset) == 0
 
     flows.update_config(
         workflows={
@@ -119,6 +145,10 @@ def test_an_edited_flow_is_paid_again_with_a_warning(
             }
         }
     )
+    # The plan ties the rows to the flow as it is now, pays nothing and records nothing
+    # (the materialization after it still warns).
+    assert planned_sends(flows, instance, source, asset) == 6
+    assert paid(flows, "profile") == 6
     edited = materialize(flows, instance, source, asset)
     assert paid(flows, "profile") == 12, "every row of the edited flow is paid again"
     metadata = metadata_of(edited, asset)
