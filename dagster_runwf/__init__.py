@@ -56,6 +56,7 @@ from .errors import (
 from .services import (
     AITutorWorkflow,
     Outcome,
+    OutputSchema,
     Rate,
     RunchatSchema,
     RunchatWorkflow,
@@ -123,6 +124,7 @@ __all__ = [
     "ClaimStoreError",
     "JournalError",
     "Outcome",
+    "OutputSchema",
     "ParquetIOManager",
     "Progress",
     "Rate",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import pyarrow as pa
 
 from ..engine.budget import Budget
 from ..engine.claims import check_claim_store
@@ -35,7 +37,8 @@ from ..errors import ConfigError, FanOutStopped, ServiceUnreachableError
 from ..services.base import Workflow
 from ..services.rate import Rate
 from ..services.registry import check_settings, service_info
-from ..services.runchat_schema import check_output, resolve_inputs
+from ..services.runchat_schema import check_output, output_types, resolve_inputs
+from ..services.typed_answer import OutputSchema
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -69,6 +72,7 @@ class _EnrichCommand:
         self.service = service_info(args.service)
         self.last_progress: Progress | None = None
         self.terminated = False
+        self.output_types: dict[str, pa.DataType] = {}
 
     def run(self) -> int:
         args = self.args
@@ -77,12 +81,15 @@ class _EnrichCommand:
         mapping = parse_pairs(args.map, "--map", "VARIABLE=COLUMN")
         output_columns = parse_pairs(args.output_column, "--output-column", "NAME=LABEL")
         self._check_options(mapping, output_columns)
+        output_schema = read_output_schema(args.output_schema)
         budget = None if args.max_runs is None else Budget(max_runs=args.max_runs)
         if input_reference(args.input) == input_reference(args.output):
             raise ConfigError("OUTPUT is the INPUT file; write the results to another file")
         frame = read_table(args.input)
         self._check_columns(frame, mapping)
-        workflow, columns = self._workflow(key, url, mapping, output_columns, list(frame.columns))
+        workflow, columns = self._workflow(
+            key, url, mapping, output_columns, list(frame.columns), output_schema
+        )
         job_id = args.job_id or derive_job_id(
             input_ref=input_reference(args.input),
             service=self.service.name,
@@ -133,6 +140,7 @@ class _EnrichCommand:
                     columns=columns,
                     keep_columns=args.keep,
                     output_columns=output_columns or None,
+                    output_types=self.output_types,
                     prefix=args.prefix,
                     destination=args.output,
                     journal=journal,
@@ -218,6 +226,7 @@ class _EnrichCommand:
         mapping: dict[str, str],
         output_columns: Mapping[str, str],
         table_columns: list[str],
+        output_schema: OutputSchema | None,
     ) -> tuple[Workflow, dict[str, str]]:
         args = self.args
         info = self.service
@@ -233,6 +242,8 @@ class _EnrichCommand:
             ):
                 if name is not None:
                     check_output(flow, schema, name, setting=option)
+            # Lifted outputs are typed as the flow's schema types them (number -> float64...).
+            self.output_types = output_types(schema, output_columns)
             if not args.webhook:
                 hint = f" (see 'runwf schema --workflow {args.workflow}')"
                 columns = resolve_inputs(
@@ -242,6 +253,7 @@ class _EnrichCommand:
             args.workflow,
             list(columns),
             on_missing=args.on_missing,
+            output_schema=output_schema,
             webhook=args.webhook,
             result_output=args.result_output,
             citations_output=args.citations_output,
@@ -306,6 +318,28 @@ class _EnrichCommand:
             f"{how}{counted}; finished rows are kept in the journal {location}: run the same "
             "command again to resume"
         )
+
+
+def read_output_schema(path: str | None) -> OutputSchema | None:
+    """The ``--output-schema`` file's schema (``None`` without the flag).
+
+    Raises:
+        ConfigError: the file cannot be read, is not JSON, or is not an object schema of
+            supported types; the message names the flag and the file.
+    """
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"--output-schema {path}: cannot read the file: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--output-schema {path}: not a JSON file: {exc}") from None
+    try:
+        return OutputSchema.from_json_schema(document)
+    except ConfigError as exc:
+        raise ConfigError(f"--output-schema {path}: {exc}") from None
 
 
 def _timeout(attempt_timeout_s: float | None) -> httpx.Timeout:

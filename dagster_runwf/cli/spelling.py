@@ -17,6 +17,7 @@ CLI = Spelling(
         "claim_store": "--claims",
         "rate_limit_store": "--rate-limit-store",
         "keep_columns": "--keep",
+        "output_schema": "--output-schema",
         # --attempt-timeout sets the read timeout too (it is never shorter than the deadline).
         "attempt_timeout_s": "--attempt-timeout",
         "read_timeout": "--attempt-timeout",

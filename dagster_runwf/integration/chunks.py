@@ -15,6 +15,7 @@ key.
 
 # No `from __future__ import annotations`: Dagster reads the op functions' annotations.
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,8 @@ class Chunk:
     start: int
     table_rows: int
     rows: pd.DataFrame
+    output_types: dict[str, pa.DataType] | None = None
+    """The lifted outputs' types the split step's pre-flight read (chunks have none)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class SplitSummary:
     mapping: dict[str, str]
     checked: dict[str, Any]
     journal: str
+    output_types: dict[str, pa.DataType] | None = None
 
 
 def chunk_budget(budget: Budget | None, rows: int, table_rows: int) -> Budget | None:
@@ -137,11 +141,13 @@ def chunk_steps(
         step.check_table(rows)
         resolved = step.resolve(rows)
         location = step.journal_location()
-        yield dg.Output(SplitSummary(resolved.mapping, resolved.checked, location), "summary")
+        types = resolved.output_types
+        summary = SplitSummary(resolved.mapping, resolved.checked, location, types)
+        yield dg.Output(summary, "summary")
         starts = range(0, len(rows), chunk_size) if len(rows) else range(1)
         context.log.info(f"{len(rows)} rows in {len(starts)} chunks of up to {chunk_size}")
         for number, start in enumerate(starts):
-            chunk = Chunk(number, start, len(rows), rows.iloc[start : start + chunk_size])
+            chunk = Chunk(number, start, len(rows), rows.iloc[start : start + chunk_size], types)
             yield dg.DynamicOutput(chunk, mapping_key=f"chunk_{number:05d}", output_name="chunks")
 
     @dg.op(
@@ -157,6 +163,7 @@ def chunk_steps(
         rows = chunk.rows.reset_index(drop=True)
         step = step_of(context)
         resolved = step.resolve(rows, preflight=False)
+        resolved = dataclasses.replace(resolved, output_types=dict(chunk.output_types or {}))
         journal = step.journal(chunk=f"chunk-{chunk.number:05d}")
         done = step.enrich(
             rows,
@@ -166,7 +173,10 @@ def chunk_steps(
             budget=chunk_budget(settings.budget, len(rows), chunk.table_rows),
             first_row=chunk.start,
         )
-        names = [f.name for f in result_fields(settings.prefix, settings.output_columns)]
+        fields = result_fields(
+            settings.prefix, settings.output_columns, output_schema=spec.workflow.output_schema
+        )
+        names = [f.name for f in fields]
         results = done.to_arrow().select(names).replace_schema_metadata(None)
         generation = journal.generation or 1
         return ChunkResult(
@@ -196,6 +206,8 @@ def chunk_steps(
             keep_columns=settings.keep_columns,
             prefix=settings.prefix,
             output_columns=settings.output_columns,
+            output_schema=spec.workflow.output_schema,
+            output_types=summary.output_types,
         )
         elapsed = max(p.finished_at for p in ordered) - min(p.started_at for p in ordered)
         stats = RunStats.combined((part.stats for part in ordered), elapsed_s=elapsed)

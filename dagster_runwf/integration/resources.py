@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 import httpx
+import pyarrow as pa
 from pydantic import Field
 
 from ..engine.client import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, check_base_url
@@ -29,7 +30,8 @@ from ..services.base import OnMissing, Workflow
 from ..services.rate import Rate
 from ..services.registry import service_info
 from ..services.runchat import RunchatWorkflow
-from ..services.runchat_schema import RunchatSchema, check_inputs, check_output
+from ..services.runchat_schema import RunchatSchema, check_inputs, check_output, output_types
+from ..services.typed_answer import OutputSchemaLike
 from ..wording import setting
 
 
@@ -175,6 +177,13 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
         """
         return {}
 
+    def output_types(
+        self, workflow: Workflow, output_columns: Mapping[str, str]
+    ) -> dict[str, pa.DataType]:
+        """Each lifted output column's type as the service declares it (a free call);
+        ``{}`` (text) for a service whose outputs have no declared types."""
+        return {}
+
 
 class AITutorResource(WorkflowServiceResource):
     """The AI Tutor API (MyApps): template workflows run by id.
@@ -185,10 +194,17 @@ class AITutorResource(WorkflowServiceResource):
     """
 
     def workflow(
-        self, workflow_id: str, variables: Sequence[str], *, on_missing: OnMissing = "fail"
+        self,
+        workflow_id: str,
+        variables: Sequence[str],
+        *,
+        on_missing: OnMissing = "fail",
+        output_schema: OutputSchemaLike | None = None,
     ) -> AITutorWorkflow:
         """The workflow ``workflow_id`` with its template ``variables``."""
-        return AITutorWorkflow(workflow_id, variables, on_missing=on_missing)
+        return AITutorWorkflow(
+            workflow_id, variables, on_missing=on_missing, output_schema=output_schema
+        )
 
     def balance(self) -> float:
         """The key's remaining credits (``GET /balance``; free)."""
@@ -222,6 +238,7 @@ class RunchatResource(WorkflowServiceResource):
         result_output: str | None = None,
         citations_output: str | None = None,
         on_missing: OnMissing = "fail",
+        output_schema: OutputSchemaLike | None = None,
     ) -> RunchatWorkflow:
         """The flow ``runchat_id`` with the input ids every row provides."""
         return RunchatWorkflow(
@@ -230,6 +247,7 @@ class RunchatResource(WorkflowServiceResource):
             result_output=result_output,
             citations_output=citations_output,
             on_missing=on_missing,
+            output_schema=output_schema,
         )
 
     def flow_schema(self, runchat_id: str) -> RunchatSchema:
@@ -256,6 +274,15 @@ class RunchatResource(WorkflowServiceResource):
         check_inputs(flow, schema, workflow.input_names)
         unmapped = sorted({p.id for p in schema.inputs} - set(workflow.input_names))
         return {"runwf/flow_name": schema.name, "runwf/unmapped_inputs": unmapped}
+
+    def output_types(
+        self, workflow: Workflow, output_columns: Mapping[str, str]
+    ) -> dict[str, pa.DataType]:
+        """The lifted outputs' types from the flow's schema: ``number`` -> float64,
+        ``boolean`` -> bool, ``array`` -> ``list<string>``, others text."""
+        if not isinstance(workflow, RunchatWorkflow):
+            return {}
+        return output_types(self.flow_schema(workflow.workflow_id), output_columns)
 
 
 RESOURCE_CLASSES: Mapping[str, type[WorkflowServiceResource]] = MappingProxyType(

@@ -33,7 +33,7 @@ from ..engine.journal import RowJournal, mark_landed
 from ..engine.options import EngineOptions
 from ..engine.stats import Progress, RunStats
 from ..engine.storage import Storage
-from ..engine.table import ResultsTableWriter, result_fields
+from ..engine.table import ResultsTableWriter, result_fields, typed_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
 from ..wording import spelled
 from .checks import every_row_result, failure_rate_result
@@ -56,6 +56,9 @@ class StepSettings:
     mapping: dict[str, str]
     engine: EngineOptions
     checked: dict[str, Any] = field(default_factory=dict)
+    output_types: dict[str, pa.DataType] = field(default_factory=dict)
+    """Lifted output column -> its type, from the service (a Runchat flow's schema, read
+    with the pre-flight); a column not named is text."""
 
 
 class EnrichmentStep:
@@ -108,6 +111,11 @@ class EnrichmentStep:
                 mapping = column_mapping(rows, spec.workflow, declared.columns)
                 wanted = preflight and declared.preflight
                 checked = service.preflight(spec.workflow) if wanted else {}
+                types = (
+                    service.output_types(spec.workflow, declared.output_columns)
+                    if wanted and declared.output_columns
+                    else {}
+                )
                 options = service.engine_options()
         except TransientError as exc:
             # A 429 or 5xx on the free pre-flight call: worth the step's retry policy.
@@ -123,7 +131,7 @@ class EnrichmentStep:
             rate_limit_store=_rate_limit_store(context, service.rate_limit_store),
             progress_interval_s=declared.progress_interval_s,
         )
-        return StepSettings(dict(mapping), options, checked)
+        return StepSettings(dict(mapping), options, checked, types)
 
     def check_table(self, rows: pd.DataFrame) -> None:
         """Check that the results table can be built from ``rows`` (names, and columns
@@ -139,6 +147,7 @@ class EnrichmentStep:
                 keep_columns=declared.keep_columns,
                 prefix=declared.prefix,
                 output_columns=declared.output_columns,
+                output_schema=self.spec.workflow.output_schema,
             )
         except RunwfError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
@@ -220,6 +229,7 @@ class EnrichmentStep:
                             columns=settings.mapping,
                             keep_columns=keep_columns,
                             output_columns=declared.output_columns,
+                            output_types=settings.output_types,
                             prefix=declared.prefix,
                             journal=journal,
                             budget=budget,
@@ -261,7 +271,10 @@ class EnrichmentStep:
         spec, declared = self.spec, self.spec.settings
         assert spec.source_key is not None, "an asset's step"
         kept = list(rows.columns) if declared.keep_columns is None else list(declared.keep_columns)
-        result_names = [f.name for f in result_fields(declared.prefix, declared.output_columns)]
+        fields = result_fields(
+            declared.prefix, declared.output_columns, output_schema=spec.workflow.output_schema
+        )
+        result_names = [f.name for f in fields]
         lineage = column_lineage(spec.source_key, kept, list(mapping.values()), result_names)
         checks = [
             failure_rate_result(
@@ -289,9 +302,26 @@ class EnrichmentStep:
         ``table`` is consumed as in :meth:`materialization`.
         """
         metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra})
+        declared = self.spec.settings.prefix, self.spec.workflow.output_schema
         value = in_kind(table, kind)
         del table
+        if kind is FrameKind.PANDAS:
+            value = _nullable_typed_columns(value, typed_fields(*declared))
         return dg.Output(value, metadata=metadata)
+
+
+def _nullable_typed_columns(frame: pd.DataFrame, fields: Sequence[pa.Field]) -> pd.DataFrame:
+    """``frame`` with its integer and boolean typed columns (an output schema's) in pandas'
+    nullable dtypes (``Int64``, ``boolean``): as NumPy dtypes, a null would turn the integers
+    into floats and the booleans into objects, so the stored type would depend on whether
+    some answer did not fit (and partitions would disagree)."""
+    for f in fields:
+        if pa.types.is_integer(f.type):  # int8 -> Int8, uint16 -> UInt16...
+            nullable = str(f.type).replace("uint", "UInt").replace("int", "Int")
+            frame[f.name] = frame[f.name].astype(nullable)
+        elif pa.types.is_boolean(f.type):
+            frame[f.name] = frame[f.name].astype(pd.BooleanDtype())
+    return frame
 
 
 def _rate_limit_store(context: StepContext, setting: str) -> str | None:
