@@ -58,6 +58,7 @@ from .errors import (
 from .services import (
     AITutorWorkflow,
     Outcome,
+    OutputSchema,
     Rate,
     RunchatSchema,
     RunchatWorkflow,
@@ -130,6 +131,7 @@ __all__ = [
     "ClaimStoreError",
     "JournalError",
     "Outcome",
+    "OutputSchema",
     "ParquetIOManager",
     "Progress",
     "Rate",

@@ -6,6 +6,7 @@ YAML: ``defs/company_industries/defs.yaml``.)"""
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 
 from dagster_runwf import AITutorWorkflow, EnrichmentSettings, enriched_asset
 
@@ -34,12 +35,20 @@ def companies(context: dg.AssetExecutionContext) -> pd.DataFrame:
     return day
 
 
+PROFILE_FACTS = {"headcount": pa.int64(), "hq": pa.string()}
+"""The facts the summary workflow answers as JSON after its paragraph: typed columns
+``wf_headcount`` and ``wf_hq`` (and ``wf_parse_error`` for an answer that does not fit)."""
+
+
 def company_profiles(journal_dir: str) -> dg.AssetsDefinition:
-    """A one-paragraph summary of each company, with the pages it cites (AI Tutor)."""
+    """A one-paragraph summary of each company, with the pages it cites and its headcount
+    and headquarters as typed columns (AI Tutor)."""
     return enriched_asset(
         source=companies,
         workflow=AITutorWorkflow(
-            settings.aitutor_workflow_id(), ["company", "domain", "industry", "country"]
+            settings.aitutor_workflow_id(),
+            ["company", "domain", "industry", "country", "employees", "city"],
+            output_schema=PROFILE_FACTS,
         ),
         settings=EnrichmentSettings(
             columns={"company": "name"},
@@ -50,8 +59,8 @@ def company_profiles(journal_dir: str) -> dg.AssetsDefinition:
         name="company_profiles",
         partitions_def=settings.DAILY,
         group_name=GROUP,
-        description="A summary of each company with web citations, written by an AI Tutor "
-        "workflow (one run per company).",
+        description="A summary of each company with web citations, and its headcount and "
+        "headquarters as typed columns, written by an AI Tutor workflow (one run per company).",
     )
 
 
@@ -63,6 +72,7 @@ SUMMARY_COLUMNS = [
     "failed",
     "failure_rate",
     "citations",
+    "headcount",
     "classified",
 ]
 
@@ -80,7 +90,8 @@ def industry_summary(
     context: dg.AssetExecutionContext, profiles: pd.DataFrame, industries: pd.DataFrame
 ) -> pd.DataFrame:
     """Per industry and country: companies, how many got a summary or failed (and the
-    failure rate), citations collected, and how many the Runchat flow classified."""
+    failure rate), citations collected, the headcount the summaries reported (the typed
+    column ``wf_headcount``), and how many the Runchat flow classified."""
     if profiles.empty:
         nothing_yet: pd.DataFrame = pd.DataFrame(columns=SUMMARY_COLUMNS)
         return nothing_yet
@@ -101,11 +112,14 @@ def industry_summary(
             profiled=("profiled", "sum"),
             failed=("failed", "sum"),
             citations=("citations", "sum"),
+            headcount=("wf_headcount", "sum"),
             classified=("classified", "sum"),
         )
         .sort_values(["companies", "industry", "country"], ascending=[False, True, True])
         .reset_index(drop=True)
     )
+    # Null for the companies whose summary failed (or did not fit): summed over the rest.
+    summary["headcount"] = summary["headcount"].astype("int64")
     summary["failure_rate"] = (summary["failed"] / summary["companies"]).round(4)
     summary = summary[SUMMARY_COLUMNS]
     total, failed = int(summary["companies"].sum()), int(summary["failed"].sum())

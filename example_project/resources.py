@@ -45,16 +45,20 @@ def emulated_workflows() -> list[dict[str, Any]]:
     """Stand-ins for the example's two workflows, with the ids the assets use.
 
     Their answers are templates filled from the inputs (the emulator runs no model), which
-    is enough to see the data flow: a summary with citations per company, an industry
-    per company, and companies in stealth failing as a real workflow might.
+    is enough to see the data flow: a summary with citations and its facts as JSON per
+    company, an industry per company, and companies in stealth failing as a real workflow
+    might.
     """
     return [
         {
             "id": settings.aitutor_workflow_id(),
             "service": "aitutor",
             "name": "Company summary",
-            "variables": ["company", "domain", "industry", "country"],
-            "template": "{{company}} ({{domain}}) is a {{industry}} company from {{country}}.",
+            "variables": ["company", "domain", "industry", "country", "employees", "city"],
+            # A summary, then the facts as JSON in a fenced block, as a model would write
+            # them; the asset's output_schema types them into wf_headcount and wf_hq.
+            "template": "{{company}} ({{domain}}) is a {{industry}} company from {{country}}."
+            '\n```json\n{"headcount": {{employees}}, "hq": "{{city}}"}\n```',
             "citations": ["https://{{domain}}/about", "https://{{domain}}/press"],
             "latency": {"min_s": 0.05, "max_s": 0.4},
             "fail_when": "Stealth",

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import pyarrow as pa
 
 from ..engine.budget import Budget
 from ..engine.claims import check_claim_store
@@ -40,7 +41,8 @@ from ..services.base import Workflow
 from ..services.rate import Rate
 from ..services.registry import check_settings, service_info
 from ..services.runchat import RunchatWorkflow
-from ..services.runchat_schema import RunchatSchema, check_output, resolve_inputs
+from ..services.runchat_schema import RunchatSchema, check_output, output_types, resolve_inputs
+from ..services.typed_answer import OutputSchema
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -75,6 +77,7 @@ class _EnrichCommand:
         self.last_progress: Progress | None = None
         self.terminated = False
         self.output_columns: dict[str, str] = {}
+        self.output_types: dict[str, pa.DataType] = {}
 
     def run(self) -> int:
         args = self.args
@@ -84,13 +87,14 @@ class _EnrichCommand:
         output_columns = parse_pairs(args.output_column, "--output-column", "NAME=LABEL")
         self.output_columns = output_columns
         self._check_options(mapping, output_columns)
+        output_schema = read_output_schema(args.output_schema)
         budget = None if args.max_runs is None else Budget(max_runs=args.max_runs)
         if input_reference(args.input) == input_reference(args.output):
             raise ConfigError("OUTPUT is the INPUT file; write the results to another file")
         frame = read_table(args.input)
         self._check_columns(frame, mapping)
         workflow, columns, schema = self._workflow(
-            key, url, mapping, output_columns, list(frame.columns)
+            key, url, mapping, output_columns, list(frame.columns), output_schema
         )
         job_id = args.job_id or derive_job_id(
             input_ref=input_reference(args.input),
@@ -189,6 +193,7 @@ class _EnrichCommand:
                 columns=columns,
                 keep_columns=args.keep,
                 output_columns=self.output_columns or None,
+                output_types=self.output_types,
                 prefix=args.prefix,
                 destination=sample_output(args.output) if args.sample else args.output,
                 journal=journal,
@@ -352,6 +357,7 @@ class _EnrichCommand:
         mapping: dict[str, str],
         output_columns: Mapping[str, str],
         table_columns: list[str],
+        output_schema: OutputSchema | None,
     ) -> tuple[Workflow, dict[str, str], RunchatSchema | None]:
         args = self.args
         info = self.service
@@ -368,6 +374,8 @@ class _EnrichCommand:
             ):
                 if name is not None:
                     check_output(flow, schema, name, setting=option)
+            # Lifted outputs are typed as the flow's schema types them (number -> float64...).
+            self.output_types = output_types(schema, output_columns)
             if not args.webhook:
                 hint = f" (see 'runwf schema --workflow {args.workflow}')"
                 columns = resolve_inputs(
@@ -377,6 +385,7 @@ class _EnrichCommand:
             args.workflow,
             list(columns),
             on_missing=args.on_missing,
+            output_schema=output_schema,
             webhook=args.webhook,
             result_output=args.result_output,
             citations_output=args.citations_output,
@@ -479,6 +488,28 @@ class _Rows:
             ", ..." if len(self.positions) > 10 else ""
         )
         return f"a sample of {len(self.positions)} of {self.total} rows of {source} (rows {shown})"
+
+
+def read_output_schema(path: str | None) -> OutputSchema | None:
+    """The ``--output-schema`` file's schema (``None`` without the flag).
+
+    Raises:
+        ConfigError: the file cannot be read, is not JSON, or is not an object schema of
+            supported types; the message names the flag and the file.
+    """
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"--output-schema {path}: cannot read the file: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--output-schema {path}: not a JSON file: {exc}") from None
+    try:
+        return OutputSchema.from_json_schema(document)
+    except ConfigError as exc:
+        raise ConfigError(f"--output-schema {path}: {exc}") from None
 
 
 def _timeout(attempt_timeout_s: float | None) -> httpx.Timeout:

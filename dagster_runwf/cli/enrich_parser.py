@@ -116,6 +116,14 @@ def build_parser() -> Parser:
         "column NAME (repeat)",
     )
     parser.add_argument(
+        "--output-schema",
+        metavar="FILE",
+        help="a JSON Schema file (an object with 'properties' of type string, number, "
+        "integer, boolean or array with 'items'): the JSON object in each answer becomes "
+        "one typed column per property (wf_<name>) and wf_parse_error says why an answer "
+        "did not fit; the raw answer stays in wf_result",
+    )
+    parser.add_argument(
         "--prefix",
         default="wf_",
         help="prefix of the result columns (default wf_: wf_status, wf_result, ...)",

@@ -19,6 +19,7 @@ CLI = Spelling(
         "keep_columns": "--keep",
         "instance_id_column": "--instance-id-column",
         "continue_by": "--continue-by",
+        "output_schema": "--output-schema",
         # --attempt-timeout sets the read timeout too (it is never shorter than the deadline).
         "attempt_timeout_s": "--attempt-timeout",
         "read_timeout": "--attempt-timeout",

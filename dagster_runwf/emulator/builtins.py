@@ -4,7 +4,10 @@ They mirror the services' own documentation so its examples work unchanged again
 emulator (only the base URL swapped): AI Tutor's ``wf_abc123`` takes a ``story``, and the
 Runchat flow ``demo`` takes the parameters of the Run endpoint's examples, or a webhook
 body. The others give the demo and the tests something realistic: several variables,
-citations derived from the inputs, a required Runchat input, an unpublished workflow.
+citations derived from the inputs, a required Runchat input, an unpublished workflow,
+answers that are JSON (AI Tutor's ``wf_lead_score``, wrapped in a fence and a sentence as
+models do) and a flow with typed outputs (Runchat's ``lead-scorer``: a number, a boolean,
+an array and an object).
 """
 
 from __future__ import annotations
@@ -94,6 +97,46 @@ def builtin_workflows() -> list[WorkflowSpec]:
                     "string",
                     "The translated text.",
                     template="[{{language_n1}}] {{text_n1}} [{{hash}}]",
+                ),
+            ],
+            latency=LatencySpec(0.0, 0.0),
+        ),
+        WorkflowSpec(
+            id="wf_lead_score",
+            service="aitutor",
+            name="Lead scorer (JSON answer)",
+            variables=["company", "score", "tag"],
+            template=(
+                "Here is my assessment:\n```json\n"
+                '{"label": "{{company}}", "score": {{score}}, "tags": ["{{tag}}", "b2b"]}'
+                "\n```\nLet me know if you need more."
+            ),
+        ),
+        WorkflowSpec(
+            id="lead-scorer",
+            service="runchat",
+            name="Lead scorer (typed outputs)",
+            inputs=[
+                ParamSpec("company_n1", "Company", "string", "The company.", required=True),
+                ParamSpec("score_n1", "Score", "number", "A score to echo."),
+            ],
+            outputs=[
+                ParamSpec(
+                    "summary_n2",
+                    "Summary",
+                    "string",
+                    "A sentence.",
+                    template="{{company_n1}} scores {{score_n1}} [{{hash}}]",
+                ),
+                ParamSpec("score_n2", "Score", "number", "The score.", template="{{score_n1}}"),
+                ParamSpec("hot_n2", "Hot", "boolean", "A hot lead?", template="true"),
+                ParamSpec("tags_n2", "Tags", "array", "Tags.", template=["{{company_n1}}", "b2b"]),
+                ParamSpec(
+                    "details_n2",
+                    "Details",
+                    "object",
+                    "More.",
+                    template='{"company": "{{company_n1}}"}',
                 ),
             ],
             latency=LatencySpec(0.0, 0.0),

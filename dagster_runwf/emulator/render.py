@@ -172,7 +172,27 @@ def _output(param: ParamSpec, values: Mapping[str, str]) -> dict[str, Any]:
     if isinstance(param.template, list):
         data: list[Any] = [_render_runchat(t, values) for t in param.template]
     else:
-        data = [_render_runchat(param.template, values)]
+        data = [_typed_data(_render_runchat(param.template, values), param.type)]
     out = param.schema()
     out["data"] = data
     return out
+
+
+def _typed_data(text: str, param_type: str) -> Any:
+    """A rendered one-item output as Runchat sends a value of its type: a ``number`` as a
+    JSON number, a ``boolean`` as ``true``/``false``, an ``object`` as the object the text
+    spells; text that is no such value (and every other type) stays text."""
+    if param_type == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if number.is_integer() and "." not in text else number
+    if param_type == "boolean" and text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
+    if param_type == "object":
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text

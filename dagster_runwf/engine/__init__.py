@@ -19,7 +19,7 @@ from .retry import RetryPolicy
 from .service_calls import fetch_balance, fetch_schema
 from .stats import LatencyHistogram, Progress, RunStats
 from .storage import Storage
-from .table import RESULT_FIELDS, ResultsTableWriter, result_fields
+from .table import RESULT_FIELDS, ResultsTableWriter, result_fields, typed_fields
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -37,6 +37,7 @@ __all__ = [
     "enrich",
     "enrich_async",
     "result_fields",
+    "typed_fields",
     "HttpBackend",
     "Journal",
     "LatencyHistogram",

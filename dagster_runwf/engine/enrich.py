@@ -134,6 +134,7 @@ async def enrich_async(
     columns: Mapping[str, str] | None = None,
     keep_columns: Sequence[str] | None = None,
     output_columns: Mapping[str, str] | None = None,
+    output_types: Mapping[str, pa.DataType] | None = None,
     prefix: str = DEFAULT_PREFIX,
     destination: str | os.PathLike[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
@@ -159,6 +160,8 @@ async def enrich_async(
         keep_columns=keep_columns,
         prefix=prefix,
         output_columns=output_columns,
+        output_schema=workflow.output_schema,
+        output_types=output_types,
         destination=destination,
         storage_options=storage_options,
         row_group_size=row_group_size,
@@ -184,6 +187,7 @@ def enrich(
     columns: Mapping[str, str] | None = None,
     keep_columns: Sequence[str] | None = None,
     output_columns: Mapping[str, str] | None = None,
+    output_types: Mapping[str, pa.DataType] | None = None,
     prefix: str = DEFAULT_PREFIX,
     destination: str | os.PathLike[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
@@ -208,6 +212,8 @@ def enrich(
             column (inputs not listed use the column of the same name).
         keep_columns: input columns to carry into the results; ``None`` for all.
         output_columns: new column -> output label (or id) to lift from ``wf_outputs``.
+        output_types: lifted column -> its Arrow type (default text; e.g. from a Runchat
+            flow's schema: :func:`~dagster_runwf.services.runchat_schema.output_types`).
         prefix: prefix of the result columns (default ``"wf_"``).
         destination: a local path or fsspec URL for the Parquet file, written atomically
             and streamed in row groups; ``None`` to keep the table in memory.
@@ -241,6 +247,7 @@ def enrich(
                 columns=columns,
                 keep_columns=keep_columns,
                 output_columns=output_columns,
+                output_types=output_types,
                 prefix=prefix,
                 destination=destination,
                 storage_options=storage_options,

@@ -7,7 +7,9 @@ column's name, Arrow type, nullability and encoding once:
   and the finish time it requires), and keeps outputs by id beside their labels, so that
   :func:`result_from_row` gives the outcome back whole;
 - the results table (:mod:`.table`) prefixes the names (``wf_``), shows outputs by label,
-  and may lift chosen outputs into columns of their own (:func:`lifted_output`).
+  may lift chosen outputs into columns of their own (:func:`lifted_output`), and with an
+  output schema adds one typed column per field and the parse error (:func:`typed_columns`),
+  derived from the answer each time the table is built (the journal keeps the answer only).
 
 Each file lists its columns in its own order (the order of files already written).
 """
@@ -23,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..services.outcome import Outcome
+from ..services.typed_answer import OutputSchema, TypedAnswer, convert
 from .results import RowResult, RowSource
 
 Encoder = Callable[[Sequence[RowResult]], list[Any]]
@@ -109,21 +112,85 @@ FINISHED_AT = ResultColumn(
 REUSED = ResultColumn("reused", pa.bool_(), False, lambda results: [r.reused for r in results])
 
 
-def lifted_output(column: str, wanted: str) -> ResultColumn:
-    """A column named ``column`` holding one output, chosen by label or id, as text (JSON for
-    anything but a string); null when the row has no such output."""
+def lifted_output(column: str, wanted: str, arrow: pa.DataType = TEXT) -> ResultColumn:
+    """A column named ``column`` holding one output, chosen by label or id; null when the
+    row has no such output.
 
-    def value(outcome: Outcome) -> str | None:
+    As text (the default; JSON for anything but a string), or as ``arrow`` when the output's
+    type is known (a Runchat flow's schema: :func:`~..services.runchat_schema.arrow_type_of`);
+    a value that does not fit that type is null.
+    """
+
+    def value(outcome: Outcome) -> Any:
         output_id = outcome.output_labels.get(wanted, wanted)
         if output_id not in outcome.outputs:
             return None
         found = outcome.outputs[output_id]
+        if arrow != TEXT:
+            return _typed(found, arrow)
         if found is None or isinstance(found, str):
             return found
         # Not compact like _json: lifted columns have always been written this way.
         return json.dumps(found, ensure_ascii=False, default=str)
 
-    return ResultColumn(column, TEXT, True, _of_outcome(value))
+    return ResultColumn(column, arrow, True, _of_outcome(value))
+
+
+def _typed(found: Any, arrow: pa.DataType) -> Any:
+    """An output's value as ``arrow`` (a list's items that are not text as JSON text, in a
+    ``list<string>``), or null when it does not fit."""
+    if found is None:
+        return None
+    if pa.types.is_list(arrow):
+        items = found if isinstance(found, list) else [found]
+        if pa.types.is_string(arrow.value_type):
+            return [
+                i if i is None or isinstance(i, str) else json.dumps(i, ensure_ascii=False)
+                for i in items
+            ]
+        found = items
+    try:
+        return convert(found, arrow)
+    except ValueError:
+        return None
+
+
+PARSE_ERROR = "parse_error"
+"""The (unprefixed) name of the column saying why an answer did not fit the output schema."""
+
+
+class _ParsedBatch:
+    """Each answer of a batch read against an output schema once, whichever typed column
+    asks first (every column of a batch is encoded from the same sequence of results)."""
+
+    def __init__(self, schema: OutputSchema) -> None:
+        self._schema = schema
+        self._results: Sequence[RowResult] | None = None
+        self._parsed: list[TypedAnswer] = []
+
+    def __call__(self, results: Sequence[RowResult]) -> list[TypedAnswer]:
+        if results is not self._results:
+            self._parsed = [
+                self._schema.parse(None if r.outcome is None else r.outcome.result) for r in results
+            ]
+            self._results = results
+        return self._parsed
+
+
+def typed_columns(schema: OutputSchema) -> list[ResultColumn]:
+    """One column per field of ``schema`` (named by the field, of its Arrow type; null when
+    the answer does not fit or the row failed), then :data:`PARSE_ERROR` (null when the
+    answer fit, and for rows without an answer)."""
+    parsed = _ParsedBatch(schema)
+
+    def field_values(name: str) -> Encoder:
+        return lambda results: [typed.values[name] for typed in parsed(results)]
+
+    columns = [ResultColumn(f.name, f.type, True, field_values(f.name)) for f in schema.fields]
+    errors = ResultColumn(
+        PARSE_ERROR, TEXT, True, lambda results: [typed.error for typed in parsed(results)]
+    )
+    return [*columns, errors]
 
 
 def result_from_row(

@@ -20,7 +20,14 @@ Columns, with the default prefix ``wf_`` (see :data:`RESULT_FIELDS` for the type
                     journal, or an identical row of the table)
 ==================  ===================================================================
 
-Chosen outputs can also be lifted into their own string columns (``output_columns``).
+With an output schema (the workflow's ``output_schema``), the answer's JSON fields follow,
+one typed column each (``wf_score``, ``wf_tags``...; null when the answer did not fit or the
+row failed), then ``wf_parse_error``: why the answer did not fit the schema (null when it
+did, and for failed rows). The row's ``wf_status`` stays ``succeeded`` (the run was paid)
+and ``wf_result`` keeps the raw answer. See :func:`typed_fields`.
+
+Chosen outputs can also be lifted into their own columns (``output_columns``): as text, or
+typed when their types are given (``output_types``: a Runchat flow's schema).
 
 The schema is explicit, so an all-empty column keeps its type from run to run, and the
 table is built in input order from results that arrive in any order, one row group at a
@@ -42,6 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError
+from ..services.typed_answer import OutputSchema, OutputSchemaLike
 from ..wording import setting
 from .result_columns import (
     ATTEMPTS,
@@ -55,11 +63,13 @@ from .result_columns import (
     LATENCY_S,
     METADATA,
     OUTPUTS_BY_LABEL,
+    PARSE_ERROR,
     RESULT,
     REUSED,
     STATUS,
     ResultColumn,
     lifted_output,
+    typed_columns,
 )
 from .results import RowResult
 from .storage import Storage
@@ -94,16 +104,44 @@ _CONVERT_ROWS = 4_096
 
 
 def result_fields(
-    prefix: str = DEFAULT_PREFIX, output_columns: Mapping[str, str] | None = None
+    prefix: str = DEFAULT_PREFIX,
+    output_columns: Mapping[str, str] | None = None,
+    *,
+    output_schema: OutputSchemaLike | None = None,
+    output_types: Mapping[str, pa.DataType] | None = None,
 ) -> list[pa.Field]:
-    """The result columns' Arrow fields (lifted outputs last, as nullable strings)."""
+    """The result columns' Arrow fields: the fixed ones, the output schema's typed ones
+    (:func:`typed_fields`), then lifted outputs (strings, or the type ``output_types``
+    gives a column)."""
     fields = [column.field(prefix) for column in RESULTS_TABLE_COLUMNS]
-    return fields + [column.field() for column in _lifted(output_columns or {})]
+    fields += typed_fields(prefix, output_schema)
+    return fields + [column.field() for column in _lifted(output_columns or {}, output_types)]
 
 
-def _lifted(output_columns: Mapping[str, str]) -> list[ResultColumn]:
-    """The columns of ``output_columns`` (new column -> output label or id)."""
-    return [lifted_output(column, wanted) for column, wanted in output_columns.items()]
+def typed_fields(prefix: str, output_schema: OutputSchemaLike | None) -> list[pa.Field]:
+    """The typed columns an output schema adds to the results table, prefixed: one per
+    field, of its Arrow type (always nullable), then ``<prefix>parse_error`` (text); none
+    without a schema.
+
+    For a writer of the table that must declare its schema (an IO manager, a reader of
+    several files) beside :func:`result_fields`' fixed columns. ``output_schema`` may be an
+    :class:`OutputSchema` or anything :meth:`OutputSchema.of` reads, such as its
+    :meth:`~OutputSchema.describe` (plain JSON, for definition metadata)."""
+    if output_schema is None:
+        return []
+    return [column.field(prefix) for column in typed_columns(OutputSchema.of(output_schema))]
+
+
+def _lifted(
+    output_columns: Mapping[str, str], output_types: Mapping[str, pa.DataType] | None = None
+) -> list[ResultColumn]:
+    """The columns of ``output_columns`` (new column -> output label or id), each typed as
+    ``output_types`` says, else text."""
+    types = output_types or {}
+    return [
+        lifted_output(column, wanted, types.get(column, pa.string()))
+        for column, wanted in output_columns.items()
+    ]
 
 
 class ResultsTableWriter:
@@ -114,6 +152,8 @@ class ResultsTableWriter:
         keep_columns: input columns to carry into the output; ``None`` for all of them.
         prefix: prefix of the result columns.
         output_columns: new column -> output label (or id) to lift into its own column.
+        output_schema: the fields of the answer's JSON to add as typed columns.
+        output_types: lifted column -> its Arrow type (default: text).
         destination: a local path or fsspec URL for the Parquet file; ``None`` to build the
             table in memory (see :meth:`finish`).
         storage_options: fsspec options for a URL destination.
@@ -130,6 +170,8 @@ class ResultsTableWriter:
         keep_columns: Sequence[str] | None = None,
         prefix: str = DEFAULT_PREFIX,
         output_columns: Mapping[str, str] | None = None,
+        output_schema: OutputSchema | None = None,
+        output_types: Mapping[str, pa.DataType] | None = None,
         destination: str | os.PathLike[str] | None = None,
         storage_options: Mapping[str, Any] | None = None,
         row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
@@ -147,9 +189,18 @@ class ResultsTableWriter:
                 f"{list(frame.columns)}"
             )
         self._outputs = dict(output_columns or {})
-        # The result columns, then the lifted outputs: how results become Arrow.
-        self._columns = [*RESULTS_TABLE_COLUMNS, *_lifted(self._outputs)]
-        fields = result_fields(prefix, self._outputs)
+        typed = [] if output_schema is None else typed_columns(output_schema)
+        # The result columns, the typed fields, then the lifted outputs: how results become
+        # Arrow.
+        self._columns = [
+            *RESULTS_TABLE_COLUMNS,
+            *typed,
+            *_lifted(self._outputs, output_types),
+        ]
+        fields = result_fields(
+            prefix, self._outputs, output_schema=output_schema, output_types=output_types
+        )
+        _check_typed_names(prefix, output_schema)
         clash = sorted({f.name for f in fields} & {str(c) for c in kept})
         if clash:
             raise ConfigError(
@@ -271,6 +322,8 @@ def join_results(
     keep_columns: Sequence[str] | None = None,
     prefix: str = DEFAULT_PREFIX,
     output_columns: Mapping[str, str] | None = None,
+    output_schema: OutputSchema | None = None,
+    output_types: Mapping[str, pa.DataType] | None = None,
 ) -> pa.Table:
     """The results table of ``frame`` from result columns computed elsewhere (e.g. chunk by
     chunk, in input order): the same schema and rows as :class:`ResultsTableWriter` builds.
@@ -279,15 +332,36 @@ def join_results(
         ValueError: ``result_columns`` does not have one row per row of ``frame``.
     """
     writer = ResultsTableWriter(
-        frame, keep_columns=keep_columns, prefix=prefix, output_columns=output_columns
+        frame,
+        keep_columns=keep_columns,
+        prefix=prefix,
+        output_columns=output_columns,
+        output_schema=output_schema,
+        output_types=output_types,
     )
     if result_columns.num_rows != len(frame):
         raise ValueError(f"{result_columns.num_rows} result rows for {len(frame)} input rows")
-    fields = result_fields(prefix, output_columns)
+    fields = result_fields(
+        prefix, output_columns, output_schema=output_schema, output_types=output_types
+    )
     arrays = writer.input_arrays(0, len(frame)) + [
         result_columns.column(f.name).cast(f.type) for f in fields
     ]
     return pa.Table.from_arrays(arrays, schema=writer.schema)
+
+
+def _check_typed_names(prefix: str, output_schema: OutputSchema | None) -> None:
+    """A clear error for an output schema field named like a result column (``status``)."""
+    if output_schema is None:
+        return
+    taken = {column.field(prefix).name for column in RESULTS_TABLE_COLUMNS}
+    taken.add(prefix + PARSE_ERROR)
+    clash = sorted(prefix + f.name for f in output_schema.fields if prefix + f.name in taken)
+    if clash:
+        raise ConfigError(
+            f"{setting('output_schema')} names field(s) whose column(s) {clash} are already "
+            "result columns; rename the field(s) or choose another prefix"
+        )
 
 
 class _Aborted(Exception):

@@ -49,6 +49,8 @@ class Chunk:
     workflow: Workflow | None = None
     """The workflow as the split step's pre-flight tied it (a Runchat flow's schema,
     ``continue_by``'s records); ``None``: the spec's."""
+    output_types: dict[str, pa.DataType] | None = None
+    """The lifted outputs' types the split step's pre-flight read (chunks have none)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class SplitSummary:
     workflow: Workflow | None = None
     records: str | None = None
     """Where the split step read the flow's records (``continue_by``'s instances)."""
+    output_types: dict[str, pa.DataType] | None = None
 
 
 def chunk_budget(budget: Budget | None, rows: int, table_rows: int) -> Budget | None:
@@ -145,15 +148,21 @@ def chunk_steps(
         step.check_table(rows)
         resolved = step.resolve(rows)
         location = step.journal_location()
+        types = resolved.output_types
         summary = SplitSummary(
-            resolved.mapping, resolved.checked, location, resolved.workflow, step.records().url
+            resolved.mapping,
+            resolved.checked,
+            location,
+            resolved.workflow,
+            step.records().url,
+            types,
         )
         yield dg.Output(summary, "summary")
         starts = range(0, len(rows), chunk_size) if len(rows) else range(1)
         context.log.info(f"{len(rows)} rows in {len(starts)} chunks of up to {chunk_size}")
         for number, start in enumerate(starts):
             part = rows.iloc[start : start + chunk_size]
-            chunk = Chunk(number, start, len(rows), part, resolved.workflow)
+            chunk = Chunk(number, start, len(rows), part, resolved.workflow, types)
             yield dg.DynamicOutput(chunk, mapping_key=f"chunk_{number:05d}", output_name="chunks")
 
     @dg.op(
@@ -168,7 +177,11 @@ def chunk_steps(
         # Row positions within the chunk; the collect step puts the inputs back.
         rows = chunk.rows.reset_index(drop=True)
         step = step_of(context)
-        resolved = dataclasses.replace(step.resolve(rows, preflight=False), workflow=chunk.workflow)
+        resolved = dataclasses.replace(
+            step.resolve(rows, preflight=False),
+            workflow=chunk.workflow,
+            output_types=dict(chunk.output_types or {}),
+        )
         journal = step.journal(chunk=f"chunk-{chunk.number:05d}")
         done = step.enrich(
             rows,
@@ -178,7 +191,10 @@ def chunk_steps(
             budget=chunk_budget(settings.budget, len(rows), chunk.table_rows),
             first_row=chunk.start,
         )
-        names = [f.name for f in result_fields(settings.prefix, settings.output_columns)]
+        fields = result_fields(
+            settings.prefix, settings.output_columns, output_schema=spec.workflow.output_schema
+        )
+        names = [f.name for f in fields]
         results = done.to_arrow().select(names).replace_schema_metadata(None)
         generation = journal.generation or 1
         return ChunkResult(
@@ -208,6 +224,8 @@ def chunk_steps(
             keep_columns=settings.keep_columns,
             prefix=settings.prefix,
             output_columns=settings.output_columns,
+            output_schema=spec.workflow.output_schema,
+            output_types=summary.output_types,
         )
         elapsed = max(p.finished_at for p in ordered) - min(p.started_at for p in ordered)
         stats = RunStats.combined((part.stats for part in ordered), elapsed_s=elapsed)

@@ -235,6 +235,14 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         "continues the instance of its key's latest answer, recorded beside the journal, so "
         "each key keeps its own conversation from run to run.",
     )
+    output_schema: dict[str, str] | None = Field(
+        default=None,
+        description="The fields of the JSON object in each answer, field -> type: string, "
+        "int64, float64, bool or list<...> of one of them (e.g. {score: float64, tags: "
+        "list<string>}). Each becomes a typed column (<prefix><field>), with "
+        "<prefix>parse_error saying why an answer did not fit; the raw answer stays in "
+        "<prefix>result. Changing it re-reads the journaled answers without paying again.",
+    )
     on_missing: Literal["fail", "null", "skip"] = Field(
         default="fail",
         description="A missing cell fails the row, is sent as null, or skips the row.",
@@ -353,7 +361,13 @@ class EnrichedAssetComponent(dg.Component, dg.Resolvable, EnrichmentSettings):
         }
         given = {**options, "output_columns": self.output_columns}
         check_settings(info, {name: name for name, value in given.items() if value})
-        return info.build_workflow(self.workflow, inputs, on_missing=self.on_missing, **options)
+        return info.build_workflow(
+            self.workflow,
+            inputs,
+            on_missing=self.on_missing,
+            output_schema=self.output_schema,
+            **options,
+        )
 
     def build_settings(self) -> EnrichmentSettings:
         """The component's :class:`~dagster_runwf.EnrichmentSettings` (without the rest)."""

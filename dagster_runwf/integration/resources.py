@@ -31,6 +31,7 @@ from ..services.rate import Rate
 from ..services.registry import service_info
 from ..services.runchat import RunchatWorkflow
 from ..services.runchat_schema import RunchatSchema, check_inputs, check_output
+from ..services.typed_answer import OutputSchemaLike
 from ..wording import setting
 
 
@@ -202,10 +203,17 @@ class AITutorResource(WorkflowServiceResource):
     """
 
     def workflow(
-        self, workflow_id: str, variables: Sequence[str], *, on_missing: OnMissing = "fail"
+        self,
+        workflow_id: str,
+        variables: Sequence[str],
+        *,
+        on_missing: OnMissing = "fail",
+        output_schema: OutputSchemaLike | None = None,
     ) -> AITutorWorkflow:
         """The workflow ``workflow_id`` with its template ``variables``."""
-        return AITutorWorkflow(workflow_id, variables, on_missing=on_missing)
+        return AITutorWorkflow(
+            workflow_id, variables, on_missing=on_missing, output_schema=output_schema
+        )
 
     def balance(self) -> float:
         """The key's remaining credits (``GET /balance``; free)."""
@@ -241,6 +249,7 @@ class RunchatResource(WorkflowServiceResource):
         on_missing: OnMissing = "fail",
         instance_id_column: str | None = None,
         continue_by: str | None = None,
+        output_schema: OutputSchemaLike | None = None,
     ) -> RunchatWorkflow:
         """The flow ``runchat_id`` with the input ids every row provides (see
         :class:`RunchatWorkflow` for the settings)."""
@@ -252,6 +261,7 @@ class RunchatResource(WorkflowServiceResource):
             on_missing=on_missing,
             instance_id_column=instance_id_column,
             continue_by=continue_by,
+            output_schema=output_schema,
         )
 
     def flow_schema(self, runchat_id: str) -> RunchatSchema:

@@ -87,6 +87,8 @@ def scaffold_text(info: ServiceInfo) -> str:
          "stays an EnvVar: never shown or logged"),
         (f'# base_url: "{{{{ env.{info.base_url_variable} }}}}"', ""),
         *(_OUTPUT_EXAMPLES if info.named_outputs else []),
+        ("# output_schema: {score: float64, tags: list<string>}",
+         "the answer's JSON fields, typed (wf_score...)"),
         (f"# rate: {info.default_rate}", ""),
         (f"# concurrency: {info.default_concurrency}", ""),
         ("# incremental: true", "reuse the answers of unchanged rows"),

@@ -57,7 +57,8 @@ class EnrichmentSettings(BaseModel):
     """Input columns kept in the results table, in this order; ``None`` keeps all."""
 
     output_columns: dict[str, str] | None = None
-    """Runchat: new column -> output label or id, each lifted into a column of its own."""
+    """Runchat: new column -> output label or id, each lifted into a column of its own,
+    typed as the flow's schema types the output (read by the pre-flight; text without it)."""
 
     prefix: str = DEFAULT_PREFIX
     """Prefix of the result columns (``wf_status``, ``wf_result``, ...)."""

@@ -48,14 +48,19 @@ class EnrichmentSpec:
             "prefix": settings.prefix,
             "journal_version": settings.journal_version,
         }
+        if self.workflow.output_schema is not None:
+            # The table's typed columns, not the answers: only here, not in answers_version
+            # (and only when set, so the code version of an asset without one is unchanged).
+            config["output_schema"] = self.workflow.output_schema.describe()
         text = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def answers_version(self) -> str:
         """Changes whenever the answers would: the workflow, the column mapping and
-        ``journal_version`` — not the table's shape (kept and lifted columns, prefix), which a
-        resumed job builds from the same answers. Names the asset's journal job."""
+        ``journal_version`` — not the table's shape (kept and lifted columns, prefix, the
+        workflow's ``output_schema``), which a resumed job builds from the same answers.
+        Names the asset's journal job."""
         settings = self.settings
         config = {
             "workflow": self.workflow.fingerprint(),

@@ -34,10 +34,11 @@ from ..engine.journal import RowJournal, mark_landed
 from ..engine.options import EngineOptions
 from ..engine.stats import Progress, RunStats
 from ..engine.storage import Storage
-from ..engine.table import ResultsTableWriter, result_fields
+from ..engine.table import ResultsTableWriter, result_fields, typed_fields
 from ..errors import FanOutStopped, JournalError, RunwfError, TransientError
 from ..services.base import Workflow
 from ..services.runchat import RunchatWorkflow
+from ..services.runchat_schema import output_types
 from ..wording import spelled
 from .checks import every_row_result, failure_rate_result
 from .frames import FrameKind, as_pandas, in_kind
@@ -62,6 +63,9 @@ class StepSettings:
     workflow: Workflow | None = None
     """The workflow as the step runs it (tied to a Runchat flow's schema and to
     ``continue_by``'s records); ``None``: the spec's, as defined."""
+    output_types: dict[str, pa.DataType] = field(default_factory=dict)
+    """Lifted output column -> its type, from the service (a Runchat flow's schema, read
+    with the pre-flight); a column not named is text."""
 
 
 class EnrichmentStep:
@@ -137,7 +141,13 @@ class EnrichmentStep:
             rate_limit_store=_rate_limit_store(context, service.rate_limit_store),
             progress_interval_s=declared.progress_interval_s,
         )
-        return StepSettings(dict(mapping), options, found.checked, workflow)
+        # Lifted outputs are typed as the flow's schema (read by the pre-flight) types them.
+        types = (
+            output_types(found.schema, declared.output_columns)
+            if found.schema is not None and declared.output_columns
+            else {}
+        )
+        return StepSettings(dict(mapping), options, found.checked, workflow, types)
 
     def records(self) -> Storage:
         """Where the journal remembers a Runchat flow between runs (its schema, and
@@ -227,6 +237,7 @@ class EnrichmentStep:
                 keep_columns=declared.keep_columns,
                 prefix=declared.prefix,
                 output_columns=declared.output_columns,
+                output_schema=self.spec.workflow.output_schema,
             )
         except RunwfError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
@@ -306,6 +317,7 @@ class EnrichmentStep:
                             columns=settings.mapping,
                             keep_columns=keep_columns,
                             output_columns=declared.output_columns,
+                            output_types=settings.output_types,
                             prefix=declared.prefix,
                             journal=journal,
                             budget=budget,
@@ -347,7 +359,10 @@ class EnrichmentStep:
         spec, declared = self.spec, self.spec.settings
         assert spec.source_key is not None, "an asset's step"
         kept = list(rows.columns) if declared.keep_columns is None else list(declared.keep_columns)
-        result_names = [f.name for f in result_fields(declared.prefix, declared.output_columns)]
+        fields = result_fields(
+            declared.prefix, declared.output_columns, output_schema=spec.workflow.output_schema
+        )
+        result_names = [f.name for f in fields]
         lineage = column_lineage(spec.source_key, kept, list(mapping.values()), result_names)
         checks = [
             failure_rate_result(
@@ -375,9 +390,26 @@ class EnrichmentStep:
         ``table`` is consumed as in :meth:`materialization`.
         """
         metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra})
+        declared = self.spec.settings.prefix, self.spec.workflow.output_schema
         value = in_kind(table, kind)
         del table
+        if kind is FrameKind.PANDAS:
+            value = _nullable_typed_columns(value, typed_fields(*declared))
         return dg.Output(value, metadata=metadata)
+
+
+def _nullable_typed_columns(frame: pd.DataFrame, fields: Sequence[pa.Field]) -> pd.DataFrame:
+    """``frame`` with its integer and boolean typed columns (an output schema's) in pandas'
+    nullable dtypes (``Int64``, ``boolean``): as NumPy dtypes, a null would turn the integers
+    into floats and the booleans into objects, so the stored type would depend on whether
+    some answer did not fit (and partitions would disagree)."""
+    for f in fields:
+        if pa.types.is_integer(f.type):  # int8 -> Int8, uint16 -> UInt16...
+            nullable = str(f.type).replace("uint", "UInt").replace("int", "Int")
+            frame[f.name] = frame[f.name].astype(nullable)
+        elif pa.types.is_boolean(f.type):
+            frame[f.name] = frame[f.name].astype(pd.BooleanDtype())
+    return frame
 
 
 def _rate_limit_store(context: StepContext, setting: str) -> str | None:

@@ -16,6 +16,7 @@ from .registry import SERVICES, service_info
 from .runchat import RunchatWorkflow
 from .runchat_schema import Parameter, RunchatSchema
 from .service_info import FreeCall, ServiceInfo
+from .typed_answer import OutputSchema, TypedAnswer, TypedField
 
 __all__ = [
     "SERVICES",
@@ -25,6 +26,7 @@ __all__ = [
     "HttpResponse",
     "OnMissing",
     "Outcome",
+    "OutputSchema",
     "Parameter",
     "PreparedRun",
     "Rate",
@@ -32,6 +34,8 @@ __all__ = [
     "RunchatSchema",
     "RunchatWorkflow",
     "ServiceInfo",
+    "TypedAnswer",
+    "TypedField",
     "Workflow",
     "service_info",
 ]

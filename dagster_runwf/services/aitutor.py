@@ -23,6 +23,7 @@ from .http import HttpRequest, HttpResponse
 from .outcome import Outcome
 from .rate import Rate
 from .service_info import FreeCall, ServiceInfo
+from .typed_answer import OutputSchemaLike
 from .unusable import describe_value
 from .values import JsonValue
 
@@ -45,14 +46,23 @@ class AITutorWorkflow(Workflow):
             otherwise run the workflow with the text ``null``), skips its row unsent
             (``"skip"``) or is sent as ``null`` (``"null"``); see
             :data:`~dagster_runwf.services.base.OnMissing`.
+        output_schema: the fields of the JSON object in the answer, each with its type
+            (``{"score": pa.float64(), "tags": pa.list_(pa.string())}`` or a pydantic model
+            class): one typed results column each, and a parse error column (see
+            :class:`~dagster_runwf.services.typed_answer.OutputSchema`).
     """
 
     inputs_setting: ClassVar[str] = "variables"
 
     def __init__(
-        self, workflow_id: str, variables: Sequence[str], *, on_missing: OnMissing = "fail"
+        self,
+        workflow_id: str,
+        variables: Sequence[str],
+        *,
+        on_missing: OnMissing = "fail",
+        output_schema: OutputSchemaLike | None = None,
     ) -> None:
-        super().__init__(workflow_id, variables, on_missing=on_missing)
+        super().__init__(workflow_id, variables, on_missing=on_missing, output_schema=output_schema)
 
     def run_path(self) -> str:
         return f"run/{self.workflow_id}"

@@ -23,6 +23,7 @@ from ..wording import note, setting
 from .http import HttpRequest, HttpResponse, RateLimitInfo, parse_rate_limit_headers
 from .outcome import Outcome
 from .rate import Rate
+from .typed_answer import OutputSchema, OutputSchemaLike
 from .values import MISSING, JsonValue, UnsendableValue, missing_kind, to_json_value
 
 if TYPE_CHECKING:
@@ -79,6 +80,11 @@ class Workflow(ABC):
         on_missing: what a missing cell (None, NaN, NA, NaT) means: ``"fail"`` (a row error,
             the default), ``"skip"`` (the row is skipped, recorded as failed unsent) or
             ``"null"`` (sent as JSON ``null``); see :data:`OnMissing`.
+        output_schema: the fields of the JSON object the answer holds, each with its type
+            (a mapping field -> Arrow type or type name, or a pydantic model class; see
+            :meth:`~dagster_runwf.services.typed_answer.OutputSchema.of`): the results
+            table gets a typed column per field and a parse error column. Not part of the
+            answers' version: changing it re-reads the journaled answers, never pays again.
     """
 
     info: ClassVar[ServiceInfo]
@@ -117,7 +123,12 @@ class Workflow(ABC):
         cls.reports_credits = info.reports_credits
 
     def __init__(
-        self, workflow_id: str, input_names: Sequence[str], *, on_missing: OnMissing = "fail"
+        self,
+        workflow_id: str,
+        input_names: Sequence[str],
+        *,
+        on_missing: OnMissing = "fail",
+        output_schema: OutputSchemaLike | None = None,
     ) -> None:
         self._workflow_id = require_text(workflow_id, "workflow id")
         if isinstance(input_names, str):
@@ -133,6 +144,9 @@ class Workflow(ABC):
             )
         self._input_names = names
         self.on_missing: OnMissing = on_missing
+        self.output_schema: OutputSchema | None = (
+            None if output_schema is None else OutputSchema.of(output_schema)
+        )
 
     def __repr__(self) -> str:
         return (
@@ -177,7 +191,11 @@ class Workflow(ABC):
         return ""
 
     def fingerprint(self) -> dict[str, JsonValue]:
-        """Everything about this workflow that changes the answers (for code versions)."""
+        """Everything about this workflow that changes the answers (for code versions).
+
+        Not the :attr:`output_schema`: it changes how answers are read into the table,
+        not the answers (the requests are the same), so it is left out of the answers'
+        version and the journal's job; the Dagster asset's code version adds it."""
         return {
             "service": self.service,
             "workflow_id": self.workflow_id,

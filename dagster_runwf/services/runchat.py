@@ -30,6 +30,7 @@ from .outcome import Outcome
 from .rate import Rate
 from .runchat_schema import Parameter, RunchatSchema, schema_fingerprint
 from .service_info import FreeCall, ServiceInfo
+from .typed_answer import OutputSchemaLike
 from .unusable import describe_value
 from .values import MISSING, JsonValue, UnsendableValue, to_json_value
 
@@ -77,6 +78,9 @@ class RunchatWorkflow(Workflow):
         on_missing: a missing cell is a row error (``"fail"``), skips its row unsent
             (``"skip"``) or is sent as ``null`` (``"null"``); see
             :data:`~dagster_runwf.services.base.OnMissing`.
+        output_schema: the fields of the JSON object in the result (the ``result_output``),
+            each with its type: one typed results column each, and a parse error column
+            (see :class:`~dagster_runwf.services.typed_answer.OutputSchema`).
     """
 
     def __init__(
@@ -91,8 +95,9 @@ class RunchatWorkflow(Workflow):
         result_output: str | None = None,
         citations_output: str | None = None,
         on_missing: OnMissing = "fail",
+        output_schema: OutputSchemaLike | None = None,
     ) -> None:
-        super().__init__(runchat_id, inputs, on_missing=on_missing)
+        super().__init__(runchat_id, inputs, on_missing=on_missing, output_schema=output_schema)
         picks = {
             "instance_id": instance_id,
             "instance_id_column": instance_id_column,

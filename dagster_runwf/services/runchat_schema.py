@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from ..errors import ConfigError
 
 
@@ -209,3 +211,33 @@ def _difference(before: Mapping[str, str], after: Mapping[str, str]) -> str:
         for field in ("label", "type")
         if before.get(field) != after.get(field)
     )
+
+
+_ARROW_TYPES = {
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "array": pa.list_(pa.string()),
+}
+"""A flow's output types that have a column type of their own; every other type (string,
+markdown, object, ...) is a text column (an object as its JSON)."""
+
+
+def arrow_type_of(parameter_type: str) -> pa.DataType:
+    """The column type of an output of this Runchat type: ``number`` -> float64,
+    ``boolean`` -> bool, ``array`` -> ``list<string>`` (items that are not text as JSON),
+    anything else -> string (``object`` as JSON text)."""
+    return _ARROW_TYPES.get(parameter_type, pa.string())
+
+
+def output_types(
+    schema: RunchatSchema, output_columns: Mapping[str, str]
+) -> dict[str, pa.DataType]:
+    """Each lifted column's type (column -> output id or label, as ``output_columns``),
+    from the flow's schema; a column whose output the schema does not name is left out
+    (it stays text)."""
+    types: dict[str, pa.DataType] = {}
+    for column, wanted in output_columns.items():
+        found = [p for p in schema.outputs if wanted in (p.id, p.label)]
+        if found:
+            types[column] = arrow_type_of(found[0].type)
+    return types

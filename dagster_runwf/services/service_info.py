@@ -18,6 +18,7 @@ from .http import HttpRequest, HttpResponse
 from .rate import Rate
 from .responses import Classifier, decode_json, error_for, no_special_errors, unexpected_body
 from .runchat_schema import RunchatSchema
+from .typed_answer import OutputSchemaLike
 from .unusable import decode_answer, unusable_answer
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ class ServiceInfo:
         inputs: Sequence[str],
         *,
         on_missing: OnMissing = "fail",
+        output_schema: OutputSchemaLike | None = None,
         **options: Any,
     ) -> Workflow:
         """The workflow from settings common to every service plus its own options.
@@ -150,4 +152,6 @@ class ServiceInfo:
                 f"{', '.join(unknown)}: not a setting of {self.display_name} "
                 f"{self.workflow_term}s (theirs: {', '.join(self.workflow_options) or 'none'})"
             )
-        return self.workflow(workflow_id, inputs, on_missing=on_missing, **given)
+        return self.workflow(
+            workflow_id, inputs, on_missing=on_missing, output_schema=output_schema, **given
+        )

@@ -133,6 +133,11 @@ def test_every_example_asset_materializes_on_the_emulator(example_env: Emulator)
             f"https://{d}/about" in c for d, c in zip(ok["domain"], ok["wf_citations"], strict=True)
         )
         assert all(name in text for name, text in zip(ok["name"], ok["wf_result"], strict=True))
+        # The facts after each summary, typed by the asset's output_schema.
+        facts = arrived.reset_index(drop=True).loc[ok.index]
+        assert list(ok["wf_headcount"]) == list(facts["employees"])
+        assert list(ok["wf_hq"]) == list(facts["city"])
+        assert profiles["wf_parse_error"].isna().all()
         assert meta["runwf/rows"] == 60 and meta["runwf/failed"] == stealth
         assert meta["runwf/sent"] == 60 and meta["dagster/row_count"] == 60
 
@@ -144,6 +149,7 @@ def test_every_example_asset_materializes_on_the_emulator(example_env: Emulator)
         # The summary agrees with the enriched tables it was built from.
         assert summary["companies"].sum() == 60 and summary["failed"].sum() == stealth
         assert summary["classified"].sum() == 60
+        assert summary["headcount"].sum() == ok["wf_headcount"].sum()
         assert summary["citations"].sum() == sum(len(c) for c in profiles["wf_citations"])
         by_group = profiles.groupby(["industry", "country"]).size()
         assert {(r.industry, r.country): r.companies for r in summary.itertuples()} == dict(
