@@ -63,6 +63,7 @@ from .services import (
 )
 
 if TYPE_CHECKING:
+    from .integration.answer_checks import AnswerCheck, AnswerChecks
     from .integration.assets import enriched_asset
     from .integration.component import EnrichedAssetComponent
     from .integration.graphs import enriched_graph
@@ -81,6 +82,8 @@ _DAGSTER_NAMES = {
     "enriched_graph": "graphs",
     "EnrichedAssetComponent": "component",
     "EnrichmentSettings": "settings",
+    "AnswerChecks": "answer_checks",
+    "AnswerCheck": "answer_checks",
     "nightly_schedule": "schedules",
 }
 
@@ -114,6 +117,8 @@ __all__ = [
     "enriched_graph",
     "EnrichedAssetComponent",
     "EnrichmentSettings",
+    "AnswerChecks",
+    "AnswerCheck",
     "nightly_schedule",
     "BudgetReachedError",
     "ConfigError",

@@ -7,7 +7,13 @@ YAML: ``defs/company_industries/defs.yaml``.)"""
 import dagster as dg
 import pandas as pd
 
-from dagster_runwf import AITutorWorkflow, EnrichmentSettings, enriched_asset
+from dagster_runwf import (
+    AITutorWorkflow,
+    AnswerCheck,
+    AnswerChecks,
+    EnrichmentSettings,
+    enriched_asset,
+)
 
 from . import settings
 
@@ -46,6 +52,12 @@ def company_profiles(journal_dir: str) -> dg.AssetsDefinition:
             keep_columns=["company_id", "name", "domain", "country", "industry"],
             journal_dir=journal_dir,
             incremental=True,
+            # Beyond the status: every summary must cite its sources, and an answer holding
+            # "undefined" (a template variable not sent) keeps industry_summary from running.
+            answer_checks=AnswerChecks(
+                citation_rate=AnswerCheck(threshold=0.9),
+                undefined_answers=AnswerCheck(blocking=True),
+            ),
         ),
         name="company_profiles",
         partitions_def=settings.DAILY,
