@@ -49,6 +49,7 @@ from ._common import (
     run_command,
     show_engine_messages,
 )
+from .answers import undefined_in_output, undefined_warning
 from .enrich_parser import JOURNAL_SUFFIX, build_parser
 from .inputs import derive_job_id, input_reference, read_table
 from .progress import ProgressDisplay, summary
@@ -69,6 +70,8 @@ class _EnrichCommand:
         self.service = service_info(args.service)
         self.last_progress: Progress | None = None
         self.terminated = False
+        self.unmapped_inputs: list[str] = []
+        """The flow's inputs the mapping does not send, when the service said (Runchat)."""
 
     def run(self) -> int:
         args = self.args
@@ -147,6 +150,7 @@ class _EnrichCommand:
                     raise self._unreachable(exc.cause) from None
                 raise
         print(summary(enrichment.stats, what, enrichment.path, location, job_id))
+        self._check_undefined(enrichment, list(frame.columns), columns)
         if args.fail_on_row_errors and enrichment.stats.failed:
             raise CommandError(
                 f"{enrichment.stats.failed} of {enrichment.stats.rows} rows failed "
@@ -154,6 +158,31 @@ class _EnrichCommand:
                 EXIT_ROW_ERRORS,
             )
         return EXIT_OK
+
+    def _check_undefined(
+        self, enrichment: Enrichment, table_columns: list[str], columns: Mapping[str, str]
+    ) -> None:
+        """Warn when succeeded answers hold the word ``undefined`` (a variable not sent);
+        with ``--fail-on-undefined``, exit with status 3.
+
+        Raises:
+            CommandError: such answers, and ``--fail-on-undefined``.
+        """
+        if not enrichment.stats.succeeded or enrichment.path is None:
+            return
+        found = undefined_in_output(enrichment.path, self.args.prefix)
+        if not found.matching:
+            return
+        warning = undefined_warning(
+            found, table_columns, columns, self.args.prefix, self.unmapped_inputs
+        )
+        if self.args.fail_on_undefined:
+            raise CommandError(f"{warning} (--fail-on-undefined)", EXIT_ROW_ERRORS)
+        print(
+            f"runwf: warning: {warning}; --fail-on-undefined makes this exit with status 3",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _unreachable(self, cause: ServiceUnreachableError) -> CommandError:
         """The service could not be reached: say which host, and which setting chose it."""
@@ -238,6 +267,7 @@ class _EnrichCommand:
                 columns = resolve_inputs(
                     flow, schema, mapping, table_columns, setting="--map", hint=hint
                 )
+                self.unmapped_inputs = sorted({p.id for p in schema.inputs} - set(columns))
         workflow = info.build_workflow(
             args.workflow,
             list(columns),
