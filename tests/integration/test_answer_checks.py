@@ -21,6 +21,7 @@ from dagster_runwf import (
     RunchatResource,
     RunchatWorkflow,
     enriched_asset,
+    enriched_op,
 )
 from dagster_runwf.emulator import Emulator
 from dagster_runwf.integration.answer_checks import AnswerFacts, answer_check_results
@@ -280,6 +281,34 @@ def test_credits_spent_is_the_balance_before_less_the_balance_after(
     assert metadata["runwf/credits_spent"] == charged
     assert metadata["runwf/credits_before"] - metadata["runwf/credits_after"] == charged
     assert isinstance(metadata["runwf/credits_spent"], float)
+
+
+def test_an_enriched_ops_output_carries_its_credits_spent(
+    start_emulator: Any, tmp_path: Path
+) -> None:
+    emu = start_emulator(rate_limit_enabled=False, workflows=[ECHO], keys={KEY: {"credits": 50}})
+    enrich = enriched_op(
+        workflow=AITutorWorkflow("wf_echo", ["text"]),
+        settings=EnrichmentSettings(journal_dir=str(tmp_path / "journal")),
+    )
+
+    @dg.op
+    def texts() -> pd.DataFrame:
+        return pd.DataFrame({"text": ["a", "b", "c"]})
+
+    @dg.job(resource_defs=aitutor(emu))
+    def enrich_texts() -> None:
+        enrich(texts())
+
+    result = enrich_texts.execute_in_process()
+    (event,) = [
+        e
+        for e in result.all_events
+        if e.event_type_value == "STEP_OUTPUT" and e.step_key == enrich.name
+    ]
+    assert event.step_output_data is not None
+    metadata = {k: v.value for k, v in event.step_output_data.metadata.items()}
+    assert metadata["runwf/credits_spent"] == emu.stats()["credits_spent"] == 3
 
 
 def test_runchat_credits_spent_is_what_its_answers_reported(
