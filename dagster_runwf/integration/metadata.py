@@ -76,8 +76,8 @@ def cost_metadata(
     """The credits this materialization spent, as a float Dagster plots (and Dagster+
     Insights can chart as a custom metric): AI Tutor's balance before the run
     (``runwf/credits_before``, from the pre-flight) less the balance after; else the credits
-    the service reported for the rows paid now (Runchat's metadata). Absent when neither is
-    known."""
+    the service reported for the rows paid now (Runchat's metadata); 0 when no request was
+    sent. Absent when none of these is known."""
     before = extra.get("runwf/credits_before")
     if isinstance(before, (int, float)) and balance_after is not None:
         return {
@@ -86,6 +86,9 @@ def cost_metadata(
         }
     if stats.credits is not None:
         return {"runwf/credits_spent": dg.MetadataValue.float(round(stats.credits, 6))}
+    if stats.sent == 0 and stats.requests == 0:
+        # Nothing reached the service (every row reused, or rejected before sending).
+        return {"runwf/credits_spent": dg.MetadataValue.float(0.0)}
     return {}
 
 

@@ -316,12 +316,15 @@ def test_runchat_credits_spent_is_what_its_answers_reported(
 ) -> None:
     emu = start_emulator(rate_limit_enabled=False, workflows=[COSTLY])
     notes = source(["a", "b", "c", "d"])
-    asset = enriched(tmp_path, RunchatWorkflow("costly", ["text_n1"]), notes)
+    asset = enriched(tmp_path, RunchatWorkflow("costly", ["text_n1"]), notes, incremental=True)
     resources = {
         "runchat": RunchatResource(api_key=KEY, base_url=emu.runchat_url, rate="unlimited")
     }
     metadata = metadata_of(dg.materialize([notes, asset], resources=resources), asset)
     assert metadata["runwf/credits_spent"] == emu.stats()["credits_spent"] == 12.0
+    # Every answer reused: no request, nothing spent (not an absent figure).
+    again = metadata_of(dg.materialize([notes, asset], resources=resources), asset)
+    assert again["runwf/sent"] == 0 and again["runwf/credits_spent"] == 0.0
 
 
 def test_rows_per_s_counts_paid_rows_only(start_emulator: Any, tmp_path: Path) -> None:
