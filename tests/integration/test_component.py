@@ -623,6 +623,11 @@ def test_settings_refuse_unknown_names_and_bad_values_when_made() -> None:
     for name, value in bad.items():
         with pytest.raises(pydantic.ValidationError, match=name.split("_")[0]):
             EnrichmentSettings(**{name: value})
+    # An answer check's bad threshold or unknown key is named with its path.
+    for checks in ({"citation_rate": {"threshold": 1.5}}, {"undefined": {"blocking": True}}):
+        with pytest.raises(pydantic.ValidationError, match="answer_checks") as raised:
+            EnrichmentSettings(answer_checks=checks)  # type: ignore[arg-type]
+        assert next(iter(checks)) in str(raised.value)
     settings = EnrichmentSettings(journal_storage_options={"key": "secret-ish"})
     assert "secret-ish" not in repr(settings), "storage options may hold credentials"
     with pytest.raises(pydantic.ValidationError, match="frozen"):
