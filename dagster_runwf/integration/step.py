@@ -303,13 +303,21 @@ class EnrichmentStep:
         def earlier() -> Mapping[str, str | None]:
             done = table.filter(succeeded(table, prefix))
             hashes = [h for h in done.column(f"{prefix}input_hash").to_pylist() if h]
-            return earlier_answers(
-                self.journal_location(),
-                input_hashes=hashes,
-                leave_out_jobs=journal_jobs,
-                version=declared.journal_version,
-                storage_options=declared.journal_storage_options,
-            )
+            try:
+                return earlier_answers(
+                    self.journal_location(),
+                    input_hashes=hashes,
+                    leave_out_jobs=journal_jobs,
+                    version=declared.journal_version,
+                    storage_options=declared.journal_storage_options,
+                )
+            except (OSError, RunwfError) as exc:
+                # The rows are paid and the table built: a check must not lose them.
+                self.context.log.warning(
+                    f"changed_answers: the journal's earlier answers could not be read ({exc}); "
+                    "no answer was compared"
+                )
+                return {}
 
         return AnswerFacts(
             unsent_columns=unsent_columns([str(c) for c in rows.columns], mapping, prefix),
