@@ -66,6 +66,7 @@ from .services import (
 )
 
 if TYPE_CHECKING:
+    from .integration.answer_checks import AnswerCheck, AnswerChecks
     from .integration.assets import enriched_asset
     from .integration.component import EnrichedAssetComponent
     from .integration.graphs import enriched_graph
@@ -86,6 +87,8 @@ _DAGSTER_NAMES = {
     "enrichment_plan_check": "plan",
     "EnrichedAssetComponent": "component",
     "EnrichmentSettings": "settings",
+    "AnswerChecks": "answer_checks",
+    "AnswerCheck": "answer_checks",
     "nightly_schedule": "schedules",
 }
 
@@ -122,6 +125,8 @@ __all__ = [
     "enrichment_plan_check",
     "EnrichedAssetComponent",
     "EnrichmentSettings",
+    "AnswerChecks",
+    "AnswerCheck",
     "nightly_schedule",
     "BudgetReachedError",
     "ConfigError",

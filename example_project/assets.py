@@ -8,7 +8,13 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from dagster_runwf import AITutorWorkflow, EnrichmentSettings, enriched_asset
+from dagster_runwf import (
+    AITutorWorkflow,
+    AnswerCheck,
+    AnswerChecks,
+    EnrichmentSettings,
+    enriched_asset,
+)
 
 from . import settings
 
@@ -55,6 +61,12 @@ def company_profiles(journal_dir: str) -> dg.AssetsDefinition:
             keep_columns=["company_id", "name", "domain", "country", "industry"],
             journal_dir=journal_dir,
             incremental=True,
+            # Beyond the status: every summary must cite its sources, and an answer holding
+            # "undefined" (a template variable not sent) keeps industry_summary from running.
+            answer_checks=AnswerChecks(
+                citation_rate=AnswerCheck(threshold=0.9),
+                undefined_answers=AnswerCheck(blocking=True),
+            ),
         ),
         name="company_profiles",
         partitions_def=settings.DAILY,

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with Emulator(EmulatorConfig.from_dict(resources.emulator_config())) as emulator:
         os.environ[resources.EMULATOR_URL_VARIABLE] = emulator.base_url
-        print(f"emulator: AI Tutor and Runchat on {emulator.base_url} (any key, no account)")
+        print(f"emulator: AI Tutor and Runchat on {emulator.base_url} (no account)")
         defs = build_definitions()
         job = defs.resolve_job_def("nightly_enrichment_job")
         days = settings.DAILY.get_partition_keys()
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         t = totals[node]
         print(
             f"{node} ({labels[node]}): {t['rows']} rows, {t['succeeded']} succeeded, "
-            f"{t['failed']} failed; {t['sent']} paid runs, {t['reused']} reused from the "
-            f"journal; {t['elapsed_ms'] / 1000:.1f} s"
+            f"{t['failed']} failed; {t['sent']} paid runs ({t['credits_spent']} credits), "
+            f"{t['reused']} reused from the journal; {t['elapsed_ms'] / 1000:.1f} s"
         )
     summary = defs.resolve_assets_def("industry_summary")
     print(
@@ -179,7 +179,7 @@ def _run_day(
     for node in _ENRICHED:
         (materialization,) = result.asset_materializations_for_node(node)
         meta = {k: v.value for k, v in materialization.metadata.items()}
-        for name in ("rows", "succeeded", "failed", "sent", "reused"):
+        for name in ("rows", "succeeded", "failed", "sent", "reused", "credits_spent"):
             totals[node][name] += int(_number(meta.get(f"runwf/{name}")))
         totals[node]["elapsed_ms"] += int(1000 * _number(meta.get("runwf/elapsed_s")))
         line.append(

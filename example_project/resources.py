@@ -35,7 +35,10 @@ from . import settings
 
 EMULATOR_URL_VARIABLE = "RUNWF_EXAMPLE_EMULATOR_URL"
 EMULATOR_KEY = "sk_emulator_example"
-"""What the example sends the emulator, which accepts any key: not a secret."""
+"""What the example sends the emulator's AI Tutor: not a secret."""
+EMULATOR_RUNCHAT_KEY = "rc_emulator_example"
+"""What the example sends the emulator's Runchat (a key of its own, as with the real
+services, so each asset's balance moves only with its own runs): not a secret."""
 
 _lock = threading.Lock()
 _emulator: Emulator | None = None
@@ -95,6 +98,9 @@ def emulator_config() -> dict[str, Any]:
         "runchat_rate_limit": 50,
         "runchat_window_s": 1.0,
         "faults": {"error_rate": 0.01},
+        # A balance that goes down as runs are paid, so each materialization's
+        # runwf/credits_spent shows what it cost (an unlimited key's balance never moves).
+        "keys": {EMULATOR_KEY: {"credits": 1_000_000}, EMULATOR_RUNCHAT_KEY: {}},
     }
 
 
@@ -134,7 +140,7 @@ def service_resources() -> dict[str, AITutorResource | RunchatResource]:
             )
         else:
             resources[name] = cls(
-                api_key=EMULATOR_KEY,
+                api_key=EMULATOR_KEY if name == "aitutor" else EMULATOR_RUNCHAT_KEY,
                 base_url=f"{emulator_url()}/{name}/api/v1",
                 rate=emulated_rate,
                 concurrency=16,

@@ -56,6 +56,7 @@ from ._common import (
     run_command,
     show_engine_messages,
 )
+from .answers import undefined_in_output, undefined_warning
 from .enrich_parser import JOURNAL_SUFFIX, build_parser
 from .inputs import derive_job_id, input_reference, read_table, sample_output, sample_positions
 from .progress import ProgressDisplay, summary
@@ -78,6 +79,8 @@ class _EnrichCommand:
         self.terminated = False
         self.output_columns: dict[str, str] = {}
         self.output_types: dict[str, pa.DataType] = {}
+        self.unmapped_inputs: list[str] = []
+        """The flow's inputs the mapping does not send, when the service said (Runchat)."""
 
     def run(self) -> int:
         args = self.args
@@ -149,6 +152,7 @@ class _EnrichCommand:
                 "command without --sample\n            for the whole table (they are reused, "
                 "not paid again)"
             )
+        self._check_undefined(enrichment, list(frame.columns), columns)
         if args.fail_on_row_errors and enrichment.stats.failed:
             raise CommandError(
                 f"{enrichment.stats.failed} of {enrichment.stats.rows} rows failed "
@@ -253,6 +257,31 @@ class _EnrichCommand:
         if to_send <= rate.requests:
             return f"not paced: the key allows {rate}"
         return f"about {about(to_send / rate.per_second)} at {rate} (the key's rate)"
+
+    def _check_undefined(
+        self, enrichment: Enrichment, table_columns: list[str], columns: Mapping[str, str]
+    ) -> None:
+        """Warn when succeeded answers hold the word ``undefined`` (a variable not sent);
+        with ``--fail-on-undefined``, exit with status 3.
+
+        Raises:
+            CommandError: such answers, and ``--fail-on-undefined``.
+        """
+        if not enrichment.stats.succeeded or enrichment.path is None:
+            return
+        found = undefined_in_output(enrichment.path, self.args.prefix)
+        if not found.matching:
+            return
+        warning = undefined_warning(
+            found, table_columns, columns, self.args.prefix, self.unmapped_inputs
+        )
+        if self.args.fail_on_undefined:
+            raise CommandError(f"{warning} (--fail-on-undefined)", EXIT_ROW_ERRORS)
+        print(
+            f"runwf: warning: {warning}; --fail-on-undefined makes this exit with status 3",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _unreachable(self, cause: ServiceUnreachableError) -> CommandError:
         """The service could not be reached: say which host, and which setting chose it."""
@@ -381,6 +410,7 @@ class _EnrichCommand:
                 columns = resolve_inputs(
                     flow, schema, mapping, table_columns, setting="--map", hint=hint
                 )
+                self.unmapped_inputs = sorted({p.id for p in schema.inputs} - set(columns))
         workflow = info.build_workflow(
             args.workflow,
             list(columns),

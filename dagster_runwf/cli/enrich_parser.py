@@ -57,7 +57,8 @@ exit status:
   1    stopped by the service (bad key, no credits, unknown workflow), the budget,
        too many failures in a row, or the journal
   2    configuration error: arguments, missing key or column, unreadable input
-  3    done, but rows failed and --fail-on-row-errors was given
+  3    done, but rows failed and --fail-on-row-errors was given, or answers hold the
+       word 'undefined' (a variable not sent) and --fail-on-undefined was given
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM): rerun to resume
 
 examples:
@@ -281,6 +282,13 @@ def build_parser() -> Parser:
         "--fail-on-row-errors",
         action="store_true",
         help="exit with status 3 when any row failed",
+    )
+    parser.add_argument(
+        "--fail-on-undefined",
+        action="store_true",
+        help="exit with status 3 when a succeeded answer holds the word 'undefined' (what AI "
+        "Tutor puts in for a variable it was not sent: a forgotten --map); without it, a "
+        "warning naming the input columns not sent",
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress display (the summary stays)"

@@ -99,9 +99,10 @@ def enriched_asset(
             condition sensor must be running (``dagster-daemon``, or ``dg dev``).
 
     Returns:
-        the asset definition, with its two checks (``failure_rate``, ``every_row_answered``);
-        with ``settings.chunk_size``, a graph-backed asset (see :mod:`.chunks`). Its free
-        plan is a check of its own: :func:`~dagster_runwf.enrichment_plan_check`.
+        the asset definition, with its checks (``failure_rate``, ``every_row_answered`` and
+        the answer checks of ``settings.answer_checks``); with ``settings.chunk_size``, a
+        graph-backed asset (see :mod:`.chunks`). Its free plan is a check of its own:
+        :func:`~dagster_runwf.enrichment_plan_check`.
     """
     settings = checked_arguments(workflow, settings)
     source_key = _asset_key(source)
@@ -157,7 +158,13 @@ def enriched_asset(
         step.record_instances(rows, done.to_arrow(), resolved.workflow)
         extra = {**resolved.checked, "runwf/journal": journal.storage.url}
         yield from step.materialization(
-            rows, done.to_arrow(), done.stats, resolved.mapping, extra, kind
+            rows,
+            done.to_arrow(),
+            done.stats,
+            resolved.mapping,
+            extra,
+            kind,
+            journal_jobs=[journal.job_id],
         )
         # Dagster stores an output before resuming the step, so the results have landed.
         journal.mark_landed()

@@ -13,6 +13,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..engine.answer_quality import failures_by_type
 from ..errors import RowSkippedError
 from ..services.base import READ_CSV_NA
 
@@ -58,11 +59,26 @@ def failure_rate_result(
     }
     missing = _missing_inputs(table, prefix, failed_rows)
     metadata.update(missing)
+    groups = failures_by_type(table, prefix, leave_out=[RowSkippedError.__name__])
+    if groups:
+        # By error type, commonest first: "13 rows RowInputError: input 'tier' is missing".
+        metadata["failures_by_type"] = dg.MetadataValue.json(
+            {
+                group.error_type: {
+                    "rows": group.rows,
+                    "commonest_error": group.commonest,
+                    "rows_with_it": group.commonest_rows,
+                }
+                for group in groups
+            }
+        )
+        metadata["commonest_failure"] = str(groups[0])
     description = None
     if rate > threshold:
         description = (
-            f"{failed} of {rows} rows failed ({rate:.1%} > {threshold:.1%}); see the "
-            f"{prefix}error column"
+            f"{failed} of {rows} rows failed ({rate:.1%} > {threshold:.1%}): "
+            + "; ".join(str(group) for group in groups[:3])
+            + f"; see the {prefix}error column"
         )
         if "missing_input_hint" in missing:
             description += f". {missing['missing_input_hint']}"

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..engine.budget import Budget
+from ..engine.journal import generation_job_id
 from ..engine.stats import RunStats
 from ..engine.table import join_results, result_fields
 from ..services.base import Workflow
@@ -203,6 +204,8 @@ def chunk_steps(
 
     @dg.op(
         name=f"{name}__collect",
+        # The service's free balance call after the run (the credits spent).
+        required_resource_keys=resources,
         out={
             "result": dg.Out(io_manager_key=io_manager_key or "io_manager"),
             **{check: dg.Out(dagster_type=dg.Nothing, is_required=False) for check in check_names},
@@ -232,7 +235,10 @@ def chunk_steps(
         step.record_instances(rows, table, summary.workflow, summary.records)
         extra = {**summary.checked, "runwf/journal": summary.journal, "runwf/chunks": len(parts)}
         if as_asset:
-            yield from step.materialization(rows, table, stats, summary.mapping, extra, kind)
+            jobs = [generation_job_id(part.job, part.generation) for part in ordered]
+            yield from step.materialization(
+                rows, table, stats, summary.mapping, extra, kind, journal_jobs=jobs
+            )
         else:
             yield step.output(table, stats, extra, kind)
         # Dagster stores an output before resuming the step, so the results have landed.

@@ -57,8 +57,10 @@ def run_metadata(stats: RunStats) -> dict[str, Any]:
         "runwf/rate_limited_429": stats.rate_limited,
         "runwf/transient_errors": stats.transient_errors,
         "runwf/elapsed_s": round(stats.elapsed_s, 3),
-        "runwf/rows_per_s": round(rows / stats.elapsed_s, 3) if stats.elapsed_s else 0.0,
     }
+    if stats.sent and stats.elapsed_s:
+        # Paid rows only: a run answered from the journal says nothing of the service's pace.
+        metadata["runwf/rows_per_s"] = round(stats.sent / stats.elapsed_s, 3)
     for name, q in (("p50", 50), ("p95", 95)):
         value = stats.latency.percentile(q)
         if value is not None:
@@ -66,6 +68,28 @@ def run_metadata(stats: RunStats) -> dict[str, Any]:
     if stats.credits is not None:
         metadata["runwf/credits"] = stats.credits
     return metadata
+
+
+def cost_metadata(
+    stats: RunStats, extra: Mapping[str, Any], balance_after: float | None
+) -> dict[str, Any]:
+    """The credits this materialization spent, as a float Dagster plots (and Dagster+
+    Insights can chart as a custom metric): AI Tutor's balance before the run
+    (``runwf/credits_before``, from the pre-flight) less the balance after; else the credits
+    the service reported for the rows paid now (Runchat's metadata); 0 when no request was
+    sent. Absent when none of these is known."""
+    before = extra.get("runwf/credits_before")
+    if isinstance(before, (int, float)) and balance_after is not None:
+        return {
+            "runwf/credits_after": dg.MetadataValue.float(float(balance_after)),
+            "runwf/credits_spent": dg.MetadataValue.float(round(float(before) - balance_after, 6)),
+        }
+    if stats.credits is not None:
+        return {"runwf/credits_spent": dg.MetadataValue.float(round(stats.credits, 6))}
+    if stats.sent == 0 and stats.requests == 0:
+        # Nothing reached the service (every row reused, or rejected before sending).
+        return {"runwf/credits_spent": dg.MetadataValue.float(0.0)}
+    return {}
 
 
 def table_metadata(

@@ -20,12 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..engine.budget import Budget
 from ..engine.table import DEFAULT_PREFIX
 from ..services.rate import Rate
+from .answer_checks import AnswerChecks
 
 
 class EnrichmentSettings(BaseModel):
     """How an enriched asset runs its workflow over the source table: the column mapping,
     the results table's shape, rate and concurrency overrides, the budget, the row journal,
-    the pre-flight, the ``failure_rate`` check, progress lines and chunking.
+    the pre-flight, the ``failure_rate`` check and the answer checks, progress lines and chunking.
 
     Frozen, and unknown names are refused. In a ``defs.yaml`` each setting is an attribute
     of the component with the same name; ``max_age`` is given there in seconds or as an
@@ -113,6 +114,11 @@ class EnrichmentSettings(BaseModel):
 
     failure_rate_severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN
     """Severity of a failed ``failure_rate`` check (``WARN`` or ``ERROR``)."""
+
+    answer_checks: AnswerChecks = Field(default_factory=AnswerChecks)
+    """The checks on the answers (empty, ``undefined``, citations, parsed, changed): which
+    run, their thresholds, and whether a failure blocks downstream assets; see
+    :class:`~dagster_runwf.AnswerChecks`."""
 
     progress_interval_s: float = Field(default=10.0, gt=0.0)
     """Seconds between progress lines in the run log."""

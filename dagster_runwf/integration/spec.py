@@ -17,6 +17,7 @@ import dagster as dg
 from ..errors import ConfigError
 from ..services.base import Workflow
 from ..wording import Spelling
+from .answer_checks import answer_check_specs
 from .checks import check_specs
 from .settings import EnrichmentSettings
 from .spelling import DAGSTER
@@ -71,8 +72,13 @@ class EnrichmentSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def check_specs(self) -> Sequence[dg.AssetCheckSpec]:
-        """The asset's two checks (``failure_rate``, ``every_row_answered``)."""
-        return check_specs(self.asset_key, self.settings.failure_rate_threshold)
+        """The asset's checks: ``failure_rate``, ``every_row_answered`` and the answer
+        checks its settings enable (see :class:`~.answer_checks.AnswerChecks`)."""
+        settings = self.settings
+        return [
+            *check_specs(self.asset_key, settings.failure_rate_threshold),
+            *answer_check_specs(self.asset_key, settings.answer_checks, self.workflow),
+        ]
 
     def description(self) -> str:
         """The asset's description when none is given: the workflow and the source."""

@@ -27,10 +27,12 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from ..engine.answer_quality import succeeded, unsent_columns
 from ..engine.budget import Budget
 from ..engine.enrich import Enrichment, column_mapping, enrich_async
 from ..engine.flow_records import check_schema, read_instances, record_instances
 from ..engine.journal import RowJournal, mark_landed
+from ..engine.journal.earlier import earlier_answers
 from ..engine.options import EngineOptions
 from ..engine.stats import Progress, RunStats
 from ..engine.storage import Storage
@@ -40,9 +42,10 @@ from ..services.base import Workflow
 from ..services.runchat import RunchatWorkflow
 from ..services.runchat_schema import output_types
 from ..wording import spelled
+from .answer_checks import AnswerFacts, answer_check_results
 from .checks import every_row_result, failure_rate_result
 from .frames import FrameKind, as_pandas, in_kind
-from .metadata import column_lineage, run_metadata, table_metadata
+from .metadata import column_lineage, cost_metadata, run_metadata, table_metadata
 from .resources import Preflight, WorkflowServiceResource
 from .run_process import RunProcessGone, unless_orphaned
 from .spec import EnrichmentSpec, identifier
@@ -348,9 +351,11 @@ class EnrichmentStep:
         mapping: Mapping[str, str],
         extra: Mapping[str, Any],
         kind: FrameKind = FrameKind.PANDAS,
+        journal_jobs: Sequence[str] = (),
     ) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
         """The asset's value, in the input's ``kind``, with its metadata (``extra`` added),
-        then its check results.
+        then its check results. ``journal_jobs`` are the journal jobs (generation ids) that
+        made the table: the ``changed_answers`` check compares with the others'.
 
         ``table`` is consumed: its Arrow memory is released column by column as it becomes
         a pandas DataFrame, so the step never holds the results twice (it must not be used
@@ -372,9 +377,54 @@ class EnrichmentStep:
                 declared.failure_rate_severity,
             ),
             every_row_result(table, declared.prefix, len(rows)),
+            *answer_check_results(
+                table,
+                declared.prefix,
+                declared.answer_checks,
+                spec.workflow,
+                self._answer_facts(rows, table, mapping, extra, journal_jobs),
+            ),
         ]
         yield self.output(table, stats, extra, kind, lineage)
         yield from checks
+
+    def _answer_facts(
+        self,
+        rows: pd.DataFrame,
+        table: pa.Table,
+        mapping: Mapping[str, str],
+        extra: Mapping[str, Any],
+        journal_jobs: Sequence[str],
+    ) -> AnswerFacts:
+        """What the answer checks need besides the table: the columns not sent, and the
+        answers earlier journal jobs gave (read only if ``changed_answers`` runs)."""
+        declared = self.spec.settings
+        prefix = declared.prefix
+
+        def earlier() -> Mapping[str, str | None]:
+            done = table.filter(succeeded(table, prefix))
+            hashes = [h for h in done.column(f"{prefix}input_hash").to_pylist() if h]
+            try:
+                return earlier_answers(
+                    self.journal_location(),
+                    input_hashes=hashes,
+                    leave_out_jobs=journal_jobs,
+                    version=declared.journal_version,
+                    storage_options=declared.journal_storage_options,
+                )
+            except (OSError, RunwfError) as exc:
+                # The rows are paid and the table built: a check must not lose them.
+                self.context.log.warning(
+                    f"changed_answers: the journal's earlier answers could not be read ({exc}); "
+                    "no answer was compared"
+                )
+                return {}
+
+        return AnswerFacts(
+            unsent_columns=unsent_columns([str(c) for c in rows.columns], mapping, prefix),
+            unmapped_inputs=list(extra.get("runwf/unmapped_inputs") or ()),
+            earlier=earlier,
+        )
 
     def output(
         self,
@@ -389,13 +439,31 @@ class EnrichmentStep:
 
         ``table`` is consumed as in :meth:`materialization`.
         """
-        metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra})
+        cost = cost_metadata(stats, extra, self._balance_after(extra))
+        metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra, **cost})
         declared = self.spec.settings.prefix, self.spec.workflow.output_schema
         value = in_kind(table, kind)
         del table
         if kind is FrameKind.PANDAS:
             value = _nullable_typed_columns(value, typed_fields(*declared))
         return dg.Output(value, metadata=metadata)
+
+    def _balance_after(self, extra: Mapping[str, Any]) -> float | None:
+        """The key's credits now, when the pre-flight read them before the run (AI Tutor's
+        free ``GET /balance``); ``None`` otherwise, or when the call fails (logged: the
+        results are not lost for a missing figure)."""
+        if "runwf/credits_before" not in extra:
+            return None
+        service = getattr(self.context.resources, self.spec.resource_key)
+        balance = getattr(service, "balance", None)
+        if balance is None:
+            return None
+        try:
+            after: float = balance()
+        except RunwfError as exc:
+            self.context.log.warning(f"the balance after the run could not be read: {exc}")
+            return None
+        return after
 
 
 def _nullable_typed_columns(frame: pd.DataFrame, fields: Sequence[pa.Field]) -> pd.DataFrame:

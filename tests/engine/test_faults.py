@@ -671,7 +671,8 @@ def test_dagster_absorbs_5xx_bursts_and_a_429_storm(
     assert metadata["runwf/retried"] == 12 and metadata["runwf/transient_errors"] == 12
     assert metadata["runwf/rate_limited_429"] == 5 and metadata["runwf/failed"] == 0
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"failure_rate": True, "every_row_answered": True}
+    assert checks["failure_rate"] and checks["every_row_answered"]
+    assert all(checks.values()), checks
     assert emu.stats()["duplicate_runs"] == 0
 
 

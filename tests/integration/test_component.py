@@ -24,6 +24,8 @@ from dagster.components.testing import create_defs_folder_sandbox
 from dagster_runwf import (
     AITutorResource,
     AITutorWorkflow,
+    AnswerCheck,
+    AnswerChecks,
     Budget,
     EnrichedAssetComponent,
     EnrichmentSettings,
@@ -159,7 +161,10 @@ def test_the_yaml_asset_is_the_python_factorys_asset(
     assert KEY not in repr(origin), "the key never reaches metadata"
     typed_in = EnrichedAssetComponent(service="aitutor", workflow="wf", source="s", api_key=KEY)
     assert KEY not in repr(typed_in) and KEY not in str(typed_in)
-    assert spec_of(from_yaml)["checks"] == ["every_row_answered", "failure_rate"]
+    answer_checks = ["empty_answers", "undefined_answers", "citation_rate", "changed_answers"]
+    assert spec_of(from_yaml)["checks"] == sorted(
+        ["every_row_answered", "failure_rate", *answer_checks]
+    )
 
 
 def test_the_yaml_asset_materializes_on_the_emulator(
@@ -182,7 +187,13 @@ def test_the_yaml_asset_materializes_on_the_emulator(
     assert list(answers) == [f"echo:{body}" for body in ok["body"]]
     assert all(len(c) == 1 for c in ok["wf_citations"])
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"failure_rate": True, "every_row_answered": True}  # 20% <= 25%
+    assert checks["failure_rate"] and checks["every_row_answered"]  # 20% <= 25%
+    assert set(checks) == {"failure_rate", "every_row_answered", "empty_answers"} | {
+        "undefined_answers",
+        "citation_rate",
+        "changed_answers",
+    }
+    assert all(checks.values()), checks
     assert sum(yaml_env.stats()["runs_by_workflow"].values()) == 5
 
 
@@ -504,6 +515,10 @@ attributes:
   preflight: false
   failure_rate_threshold: 0.2
   failure_rate_severity: ERROR
+  answer_checks:
+    undefined_answers: {blocking: true}
+    citation_rate: {enabled: true, threshold: 0.5}
+    changed_answers: {enabled: false}
   progress_interval_s: 30
   chunk_size: 50
   # the factory's Dagster arguments
@@ -543,6 +558,11 @@ EVERY_ARGUMENT_PYTHON: dict[str, Any] = {
         preflight=False,
         failure_rate_threshold=0.2,
         failure_rate_severity=dg.AssetCheckSeverity.ERROR,
+        answer_checks=AnswerChecks(
+            undefined_answers=AnswerCheck(blocking=True),
+            citation_rate=AnswerCheck(enabled=True, threshold=0.5),
+            changed_answers=AnswerCheck(enabled=False),
+        ),
         progress_interval_s=30.0,
         chunk_size=50,
     ),
@@ -623,6 +643,11 @@ def test_settings_refuse_unknown_names_and_bad_values_when_made() -> None:
     for name, value in bad.items():
         with pytest.raises(pydantic.ValidationError, match=name.split("_")[0]):
             EnrichmentSettings(**{name: value})
+    # An answer check's bad threshold or unknown key is named with its path.
+    for checks in ({"citation_rate": {"threshold": 1.5}}, {"undefined": {"blocking": True}}):
+        with pytest.raises(pydantic.ValidationError, match="answer_checks") as raised:
+            EnrichmentSettings(answer_checks=checks)  # type: ignore[arg-type]
+        assert next(iter(checks)) in str(raised.value)
     settings = EnrichmentSettings(journal_storage_options={"key": "secret-ish"})
     assert "secret-ish" not in repr(settings), "storage options may hold credentials"
     with pytest.raises(pydantic.ValidationError, match="frozen"):

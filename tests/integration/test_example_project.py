@@ -162,12 +162,16 @@ def test_every_example_asset_materializes_on_the_emulator(example_env: Emulator)
             (c.asset_key.to_user_string(), c.check_name): c.passed
             for c in result.get_asset_check_evaluations()
         }
+        answers = ["empty_answers", "undefined_answers", "changed_answers"]
         assert checks == {
             ("company_profiles", "failure_rate"): True,  # 2 of 60 is within 5%
             ("company_profiles", "every_row_answered"): True,
             ("company_profiles", "plan"): True,
+            ("company_profiles", "citation_rate"): True,  # every summary cites a source
+            **{("company_profiles", name): True for name in answers},
             ("company_industries", "failure_rate"): True,
             ("company_industries", "every_row_answered"): True,
+            **{("company_industries", name): True for name in answers},
         }
         warehouse = settings.warehouse_dir()
         assert (warehouse / "company_profiles" / f"{DAY}.parquet").is_file()
