@@ -96,9 +96,28 @@ _CONVERT_ROWS = 4_096
 def result_fields(
     prefix: str = DEFAULT_PREFIX, output_columns: Mapping[str, str] | None = None
 ) -> list[pa.Field]:
-    """The result columns' Arrow fields (lifted outputs last, as nullable strings)."""
+    """The declared Arrow fields of a results table's result columns (lifted outputs last,
+    as nullable strings): what every writer of results stores, whatever the rows hold.
+
+    The one source of the result columns' types: :class:`ResultsTableWriter` (the engine,
+    ``runwf enrich``) builds its schema from it, and the Parquet IO manager gives the
+    ``wf_`` columns of an enriched asset's DataFrame these types (see
+    :func:`with_result_types`) instead of what pandas' values suggest (``list<null>`` for
+    citations that are all empty, ``null`` for a column that is all null).
+    """
     fields = [column.field(prefix) for column in RESULTS_TABLE_COLUMNS]
     return fields + [column.field() for column in _lifted(output_columns or {})]
+
+
+def with_result_types(schema: pa.Schema, fields: Sequence[pa.Field]) -> pa.Schema:
+    """``schema`` with each column named in ``fields`` given that field's type and
+    nullability (columns it does not name, and its metadata, unchanged)."""
+    declared = {field.name: field for field in fields}
+    for i, field in enumerate(schema):
+        wanted = declared.get(field.name)
+        if wanted is not None and (field.type, field.nullable) != (wanted.type, wanted.nullable):
+            schema = schema.set(i, wanted.with_metadata(field.metadata))
+    return schema
 
 
 def _lifted(output_columns: Mapping[str, str]) -> list[ResultColumn]:

@@ -28,6 +28,7 @@ import pyarrow as pa
 from ..engine.budget import Budget
 from ..engine.stats import RunStats
 from ..engine.table import join_results, result_fields
+from .results_schema import results_metadata
 from .spec import EnrichmentSpec
 from .step import EnrichmentStep, StepContext
 
@@ -176,7 +177,10 @@ def chunk_steps(
     @dg.op(
         name=f"{name}__collect",
         out={
-            "result": dg.Out(io_manager_key=io_manager_key or "io_manager"),
+            "result": dg.Out(
+                io_manager_key=io_manager_key or "io_manager",
+                metadata=results_metadata(settings),
+            ),
             **{check: dg.Out(dagster_type=dg.Nothing, is_required=False) for check in check_names},
         },
         **common,

@@ -13,6 +13,7 @@ import dagster as dg
 
 from ..errors import ConfigError
 from ..services.base import Workflow
+from .results_schema import results_metadata
 from .settings import EnrichmentSettings
 from .spec import checked_arguments, identifier, step_spec
 from .step import EnrichmentStep
@@ -98,7 +99,11 @@ def enriched_op(
         pool=pool,
         tags=dict(tags or {}),
         code_version=spec.code_version,
-        out={"result": dg.Out(io_manager_key=io_manager_key or "io_manager")},
+        out={
+            "result": dg.Out(
+                io_manager_key=io_manager_key or "io_manager", metadata=results_metadata(settings)
+            )
+        },
     )
     def enriched(context: dg.OpExecutionContext, rows: Any) -> Iterator[dg.Output[Any]]:
         step = EnrichmentStep(spec, context, journal_key=journal_key(context))

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
@@ -18,6 +19,7 @@ from ..errors import ConfigError
 from ..services.base import Workflow
 from ..wording import Spelling
 from .checks import check_specs
+from .results_schema import results_metadata
 from .settings import EnrichmentSettings
 from .spelling import DAGSTER
 
@@ -77,9 +79,14 @@ class EnrichmentSpec:
             f"row of {source}."
         )
 
-    def metadata(self) -> dict[str, str]:
-        """The asset's definition metadata: which workflow on which service."""
-        return {"runwf/workflow": self.workflow.workflow_id, "runwf/service": self.workflow.service}
+    def metadata(self) -> dict[str, Any]:
+        """The asset's definition metadata: which workflow on which service, and the
+        declared result columns (so the IO manager stores them with their declared types)."""
+        return {
+            "runwf/workflow": self.workflow.workflow_id,
+            "runwf/service": self.workflow.service,
+            **results_metadata(self.settings),
+        }
 
 
 def checked_arguments(workflow: object, settings: object) -> EnrichmentSettings:

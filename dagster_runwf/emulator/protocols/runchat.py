@@ -127,6 +127,9 @@ class RunchatAPI:
             return failed
         data = runchat_outputs(spec, inputs, webhook)
         x.count_run(ctx, spec, key)
+        if spec.fail_when is not None and spec.fail_when in raw.decode("utf-8", "replace"):
+            # The run happened (and is charged), and the flow failed on this input.
+            return json_response(200, BODIES.run_failed_200)
         if instance_id is None:
             instance_id = str(uuid.UUID(int=st.id_rng.getrandbits(128), version=4))
         metadata = {
