@@ -3,7 +3,8 @@
 Columns, with the default prefix ``wf_`` (see :data:`RESULT_FIELDS` for the types):
 
 ==================  ===================================================================
-``wf_status``       ``"succeeded"`` or ``"failed"``
+``wf_status``       ``"succeeded"`` or ``"failed"``; ``"pending"`` for a row a stopped run
+                    did not finish, in a table landed with ``land_partial``
 ``wf_result``       the answer text (null when failed)
 ``wf_citations``    ``list<string>`` of cited URLs; an empty list, never null
 ``wf_outputs``      named outputs as a JSON object, by label (Runchat); null when none
@@ -226,6 +227,14 @@ class ResultsTableWriter:
     def missing_rows(self) -> int:
         """Rows without a result yet."""
         return self._rows - self._next
+
+    def fill_pending(self) -> int:
+        """Give every row without a result the status ``pending`` (a stopped run's table,
+        landed anyway); the number of such rows."""
+        missing = [i for i in range(self._next, self._rows) if i not in self._pending]
+        for index in missing:
+            self.add(RowResult.pending(index))
+        return len(missing)
 
     def finish(self) -> pa.Table | None:
         """Write the last row group and publish the file; the table if built in memory."""

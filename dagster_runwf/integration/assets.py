@@ -55,6 +55,9 @@ def enriched_asset(
     retry or re-execution pays only for unfinished rows. A fatal error (bad key, no
     credits, unknown workflow) or the budget stops the run and fails the step with a
     :class:`dagster.Failure` saying what to do; the finished rows stay in the journal.
+    With ``settings.land_partial``, the table is stored first (the unfinished rows with
+    ``wf_status`` ``pending``) and the blocking check ``complete`` fails (see
+    ``docs/dagster.md``, "Partial results").
 
     How the rows are enriched (column mapping, rate, budget, journal, checks, chunking) is
     ``settings``; the other arguments are those of :func:`dagster.asset`.
@@ -98,7 +101,8 @@ def enriched_asset(
             condition sensor must be running (``dagster-daemon``, or ``dg dev``).
 
     Returns:
-        the asset definition, with its two checks (``failure_rate``, ``every_row_answered``);
+        the asset definition, with its two checks (``failure_rate``, ``every_row_answered``;
+        and ``complete`` with ``settings.land_partial``);
         with ``settings.chunk_size``, a graph-backed asset (see :mod:`.chunks`).
     """
     settings = checked_arguments(workflow, settings)
@@ -156,6 +160,9 @@ def enriched_asset(
         yield from step.materialization(
             rows, done.to_arrow(), done.stats, resolved.mapping, extra, kind
         )
+        # A stopped run's partial table (land_partial) is stored: now fail the step, and
+        # leave the journal job open for the pending rows.
+        step.raise_if_stopped()
         # Dagster stores an output before resuming the step, so the results have landed.
         journal.mark_landed()
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 from ..engine.budget import Budget
 from ..engine.stats import RunStats
 from ..engine.table import join_results, result_fields
+from .metadata import run_metadata
 from .results_schema import results_metadata
 from .spec import EnrichmentSpec
 from .step import EnrichmentStep, StepContext
@@ -58,6 +59,8 @@ class ChunkResult:
     finished_at: float
     job: str
     generation: int
+    stopped: str | None = None
+    """With ``land_partial``: why the chunk's run stopped (its unfinished rows pending)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ def chunk_steps(
             default: the asset key's path.
         tags: every op's.
         what: the rows' value, in messages (``"the input 'rows' of graph 'x'"``).
+
+    With ``land_partial``, a chunk step whose run stopped returns its partial columns (the
+    unfinished rows ``pending``) and succeeds; the collect step stores the whole table,
+    then fails with the chunks' stops, and no chunk's job is marked landed (so the next run
+    answers the finished chunks from the journal and pays only for the pending rows).
     """
     settings = spec.settings
     check_names = [check.name for check in spec.check_specs()] if as_asset else []
@@ -170,8 +178,16 @@ def chunk_steps(
         names = [f.name for f in result_fields(settings.prefix, settings.output_columns)]
         results = done.to_arrow().select(names).replace_schema_metadata(None)
         generation = journal.generation or 1
+        stopped = None if step.stopped is None else step.stopped.description
         return ChunkResult(
-            chunk.number, results, done.stats, started_at, time.time(), journal.job, generation
+            chunk.number,
+            results,
+            done.stats,
+            started_at,
+            time.time(),
+            journal.job,
+            generation,
+            stopped,
         )
 
     @dg.op(
@@ -204,10 +220,13 @@ def chunk_steps(
         elapsed = max(p.finished_at for p in ordered) - min(p.started_at for p in ordered)
         stats = RunStats.combined((part.stats for part in ordered), elapsed_s=elapsed)
         extra = {**summary.checked, "runwf/journal": summary.journal, "runwf/chunks": len(parts)}
+        step.stopped = stopped_chunks(ordered, stats)
         if as_asset:
             yield from step.materialization(rows, table, stats, summary.mapping, extra, kind)
         else:
             yield step.output(table, stats, extra, kind)
+        # land_partial: the partial table is stored; fail, and leave every chunk's job open.
+        step.raise_if_stopped()
         # Dagster stores an output before resuming the step, so the results have landed.
         for part in ordered:
             step.mark_landed(part.job, part.generation)
@@ -218,3 +237,18 @@ def chunk_steps(
         return collect.alias("collect")(rows, summary, parts)
 
     return chunked
+
+
+def stopped_chunks(parts: Sequence[ChunkResult], stats: RunStats) -> dg.Failure | None:
+    """The collect step's failure when chunks stopped (``land_partial``), naming them."""
+    stops = [(part.number, part.stopped) for part in parts if part.stopped]
+    if not stops:
+        return None
+    first = stops[0][1]
+    numbers = ", ".join(str(number) for number, _ in stops)
+    return dg.Failure(
+        description=f"{len(stops)} of {len(parts)} chunks stopped (chunks {numbers}); their "
+        f"finished rows are stored, the others pending. First stop: {first}",
+        metadata=run_metadata(stats),
+        allow_retries=False,
+    )

@@ -42,7 +42,9 @@ def enriched_op(
     unfinished rows), the key's rate shared through the resource's ``rate_limit_store``,
     retries, the budget, and the run's counts as the output's metadata (``runwf/succeeded``,
     ``runwf/failed``, ``runwf/sent``, ``runwf/reused``, ...). A fatal error or the budget
-    fails the step with a :class:`dagster.Failure` saying what to do.
+    fails the step with a :class:`dagster.Failure` saying what to do (with
+    ``settings.land_partial``, after storing the output: the finished rows, the others
+    ``pending``).
 
     Its journal job is named by the job, the op's step key, the partition (in a partitioned
     job) and the version of its answers: use one op definition in several jobs and each job
@@ -115,6 +117,7 @@ def enriched_op(
         )
         extra = {**resolved.checked, "runwf/journal": journal.storage.url}
         yield step.output(done.to_arrow(), done.stats, extra, kind)
+        step.raise_if_stopped()  # land_partial: the partial table is stored, now fail
         # Dagster stores an output before resuming the step, so the results have landed.
         journal.mark_landed()
 

@@ -68,8 +68,12 @@ class EnrichmentSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def check_specs(self) -> Sequence[dg.AssetCheckSpec]:
-        """The asset's two checks (``failure_rate``, ``every_row_answered``)."""
-        return check_specs(self.asset_key, self.settings.failure_rate_threshold)
+        """The asset's checks (``failure_rate``, ``every_row_answered``; and the blocking
+        ``complete`` with ``land_partial``)."""
+        settings = self.settings
+        return check_specs(
+            self.asset_key, settings.failure_rate_threshold, complete=settings.land_partial
+        )
 
     def description(self) -> str:
         """The asset's description when none is given: the workflow and the source."""

@@ -486,6 +486,7 @@ attributes:
   failure_rate_severity: ERROR
   progress_interval_s: 30
   chunk_size: 50
+  land_partial: true
   # the factory's Dagster arguments
   name: translated
   key_prefix: [enriched]
@@ -525,6 +526,7 @@ EVERY_ARGUMENT_PYTHON: dict[str, Any] = {
         failure_rate_severity=dg.AssetCheckSeverity.ERROR,
         progress_interval_s=30.0,
         chunk_size=50,
+        land_partial=True,
     ),
     "name": "translated",
     "key_prefix": ["enriched"],
