@@ -127,6 +127,25 @@ def _first_arg(exc: BaseException) -> str:
     return str(exc.args[0]) if exc.args else type(exc).__name__
 
 
+def with_declared_results(context: dg.InputContext, table: pa.Table) -> pa.Table:
+    """``table`` with the result columns its upstream output declares in their declared
+    types: a file written before the types were enforced (``list<null>`` citations, text as
+    ``large_string``) then reads, and concatenates with other partitions, like a new one.
+    A table that cannot be cast is returned as it is (a load never fails on it)."""
+    try:
+        upstream = context.upstream_output
+        metadata = upstream.definition_metadata if upstream is not None else {}
+    except dg.DagsterInvariantViolationError:
+        return table
+    schema = with_result_types(table.schema, declared_result_fields(metadata or {}))
+    if schema == table.schema:
+        return table
+    try:
+        return table.cast(schema)
+    except _CONVERSION_ERRORS:
+        return table
+
+
 def as_requested(table: pa.Table, want_table: bool) -> pd.DataFrame | pa.Table:
     if want_table:
         return table

@@ -6,6 +6,7 @@ reads as one table with pandas, pyarrow, polars and DuckDB."""
 # No `from __future__ import annotations`: Dagster reads the asset function's annotations.
 
 import glob
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +263,32 @@ def test_an_all_failed_polars_or_pyarrow_table_keeps_the_declared_types(
     assert set(frame["wf_status"].to_list()) == {"failed"}
     assert frame.schema["wf_citations"] == pl.List(pl.String)
     assert frame.schema["wf_result"] == pl.String and frame.schema["wf_outputs"] == pl.String
+
+
+def test_partitions_written_before_the_declared_types_load_with_the_new_ones(
+    stored: Any, tmp_path: Path
+) -> None:
+    folder, emu = stored
+    # The "answered" day as the IO manager stored it before: types from the values.
+    shutil.copytree(folder, tmp_path / "assets")
+    old = tmp_path / "assets" / "uncited" / "answered.parquet"
+    frame = pq.read_table(old).to_pandas()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=None), old)
+    assert pq.read_schema(old).field("wf_citations").type == pa.list_(pa.null())
+    loaded: list[pd.DataFrame] = []
+    definitions = assets(tmp_path / "journal")
+    uncited = next(a for a in definitions if a.key == dg.AssetKey("uncited"))
+
+    @dg.asset(ins={"rows": dg.AssetIn(key=uncited.key, partition_mapping=dg.AllPartitionMapping())})
+    def summary(rows: pd.DataFrame) -> None:
+        loaded.append(rows)
+
+    result = dg.materialize(
+        [*definitions, summary],
+        resources=resources(emu, tmp_path / "assets"),
+        selection=[summary.key],
+    )
+    assert result.success
+    (rows,) = loaded
+    assert sorted(rows["name"]) == sorted(ROWS["answered"] + ROWS["all_failed"])
+    assert all(len(cell) == 0 for cell in rows["wf_citations"])
