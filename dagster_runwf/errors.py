@@ -46,6 +46,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the engine's result types; errors.py imports nothing of the package
+    from .engine.enrich import Enrichment
     from .engine.results import RowResult
     from .engine.stats import RunStats
 
@@ -299,6 +300,9 @@ class FanOutStopped(FatalError):
         results: the finished rows, when the caller collected them (see
             ``run_workflow_rows_sync``); rows after the stop were not sent.
         stats: the run's statistics, when the caller attached them (``enrich`` does).
+        partial: with ``enrich(..., land_partial=True)``, the table it landed anyway: the
+            finished rows, and the others with status ``pending`` (``None`` otherwise).
+        pending: the rows of ``partial`` with status ``pending``.
     """
 
     def __init__(self, message: str, *, cause: ServiceError, finished: int) -> None:
@@ -313,3 +317,5 @@ class FanOutStopped(FatalError):
         self.finished = finished
         self.results: list[RowResult] = []
         self.stats: RunStats | None = None
+        self.partial: Enrichment | None = None
+        self.pending = 0

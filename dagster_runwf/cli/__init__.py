@@ -17,6 +17,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "cli.enrich",
         "run a CSV or Parquet file through a workflow, row by row, into Parquet",
     ),
+    "export": ("cli.export", "write the rows a journal holds for a job as a results table"),
     "schema": ("cli.inspect", "print a Runchat flow's inputs and outputs"),
     "balance": ("cli.inspect", "print an AI Tutor key's remaining credits"),
     "emulator": (
@@ -38,6 +39,7 @@ examples:
   export AITUTOR_API_KEY=sk_...
   runwf enrich companies.csv profiles.parquet --service aitutor \\
       --workflow wf_abc123 --map company=name --map country=country
+  runwf export profiles.parquet.journal partial.parquet
   runwf schema --workflow my_flow_id
   runwf balance
 """

@@ -203,6 +203,7 @@ class _EnrichCommand:
                 journal=journal,
                 budget=budget,
                 on_progress=self._on_progress(display),
+                land_partial=args.land_partial,
             )
 
         try:
@@ -210,6 +211,13 @@ class _EnrichCommand:
         except FanOutStopped as exc:
             if isinstance(exc.cause, ServiceUnreachableError):
                 raise self._unreachable(exc.cause) from None
+            if exc.partial is not None:
+                print(
+                    f"runwf enrich: stopped; wrote {len(frame) - exc.pending} finished "
+                    f"rows and {exc.pending} pending rows to {exc.partial.path} "
+                    "(--land-partial); run the same command again to finish them",
+                    flush=True,
+                )
             raise
 
     def _print_plan(

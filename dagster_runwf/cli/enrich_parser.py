@@ -41,7 +41,9 @@ _EPILOG = f"""mapping:
 output:
   OUTPUT gets the input columns (or those named by --keep), then wf_status, wf_result,
   wf_citations (a list of URLs), wf_outputs, wf_error, ... one row per input row, in
-  input order. It is written atomically: it appears whole when the run is complete.
+  input order. It is written atomically: it appears whole when the run is complete
+  (or, with --land-partial, when the run stops: finished rows and 'pending' ones).
+  'runwf export' writes the rows a journal holds at any time.
 
 resume:
   Finished rows are journaled in OUTPUT{JOURNAL_SUFFIX}/ (or --journal DIR) under a job id
@@ -277,6 +279,13 @@ def build_parser() -> Parser:
         help="enrich only N rows spread evenly over INPUT (the first and the last among "
         "them) and write them to OUTPUT with .sample before its extension; they are "
         "journaled, so the full run reuses them",
+    )
+    parser.add_argument(
+        "--land-partial",
+        action="store_true",
+        help="when the service (bad key, no credits) or the budget stops the run, write "
+        "OUTPUT anyway: the finished rows, and the others with wf_status 'pending' (the "
+        "exit status still says the run stopped; rerun to finish the pending rows)",
     )
     parser.add_argument(
         "--fail-on-row-errors",

@@ -26,9 +26,10 @@ CLI = Spelling(
         "max_attempts": "--max-attempts",
         "max_response_bytes": "--max-response-bytes",
         "budget.max_runs": "--max-runs N",
+        "land_partial": "--land-partial",
     },
     assignment="{name} {value}",
-    switches=frozenset({"retry_failed"}),
+    switches=frozenset({"retry_failed", "land_partial"}),
     phrases={"api_key": "${value}"},
     # runwf reads a CSV with keep_default_na=False: only an empty cell is missing.
     # The rate is what to change when a row meets 429 after 429; no flag for this one.

@@ -105,7 +105,8 @@ class WorkflowSpec:
     faults: FaultConfig | None = None
     fail_when: str | None = None
     """Runs whose request body contains this text fail as a row error (the run happened
-    and is charged): AI Tutor answers 500 ``workflow_run_failed``. For row-error tests."""
+    and is charged): AI Tutor answers 500 ``workflow_run_failed``, Runchat 200 with
+    ``{"status": "error", ...}``. For row-error tests."""
 
     def __post_init__(self) -> None:
         if self.service == "aitutor" and not self.variables:

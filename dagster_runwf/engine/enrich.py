@@ -143,6 +143,7 @@ async def enrich_async(
     budget: Budget | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     first_row: int = 0,
+    land_partial: bool = False,
 ) -> Enrichment:
     """Run every row of ``frame`` through ``workflow``; see :func:`enrich`."""
     mapping = column_mapping(frame, workflow, columns)
@@ -171,10 +172,21 @@ async def enrich_async(
             async for result in results:
                 writer.add(result)
         table = writer.finish()
-    except BaseException as exc:
+    except FanOutStopped as exc:
+        exc.stats = run.stats
+        if not land_partial:
+            writer.abort()
+            raise
+        try:
+            exc.pending = writer.fill_pending()
+            partial = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        exc.partial = Enrichment(run.stats, writer.path, partial, writer.schema, storage_options)
+        raise
+    except BaseException:
         writer.abort()
-        if isinstance(exc, FanOutStopped):
-            exc.stats = run.stats
         raise
     return Enrichment(run.stats, writer.path, table, writer.schema, storage_options)
 
@@ -196,6 +208,7 @@ def enrich(
     budget: Budget | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     first_row: int = 0,
+    land_partial: bool = False,
 ) -> Enrichment:
     """Run every row of a DataFrame through a workflow and build the results table.
 
@@ -225,6 +238,10 @@ def enrich(
             and at the end.
         first_row: the position of ``frame``'s first row in the whole table, when it is a
             part of it (a chunk), so that messages name the table's row.
+        land_partial: when a fatal error or the budget stops the run, land the table anyway
+            (written to ``destination`` when given): the finished rows, and every other row
+            with status ``pending``; it is then ``exc.partial`` of the
+            :class:`FanOutStopped` still raised (``exc.pending`` counts the pending rows).
 
     Returns:
         an :class:`Enrichment` with the stats and the table (or its path).
@@ -232,7 +249,8 @@ def enrich(
     Raises:
         ConfigError: a setting or the column mapping is wrong (before any request).
         FanOutStopped: a fatal error or the budget stopped the run; finished rows are in
-            the journal and no results file was written. ``exc.stats`` has the counts.
+            the journal and no results file was written (unless ``land_partial``).
+            ``exc.stats`` has the counts.
     """
     if not isinstance(frame, pd.DataFrame):
         raise ConfigError(f"expected a pandas DataFrame, got {type(frame).__name__}")
@@ -256,6 +274,7 @@ def enrich(
                 budget=budget,
                 on_progress=on_progress,
                 first_row=first_row,
+                land_partial=land_partial,
             )
         )
     raise RuntimeError(

@@ -107,7 +107,8 @@ FINISHED_AT = ResultColumn(
     "finished_at",
     pa.timestamp("us", tz="UTC"),
     True,
-    lambda results: [r.finished_at for r in results],
+    # A pending row (a stopped run's, see RowResult.pending) has not finished.
+    lambda results: [None if r.status == "pending" else r.finished_at for r in results],
 )
 REUSED = ResultColumn("reused", pa.bool_(), False, lambda results: [r.reused for r in results])
 

@@ -10,7 +10,9 @@ from typing import Literal, Protocol
 
 from ..services.outcome import Outcome
 
-RowStatus = Literal["succeeded", "failed"]
+RowStatus = Literal["succeeded", "failed", "pending"]
+"""``pending``: a row of a stopped run that did not finish, in a table landed anyway
+(``land_partial``); never journaled."""
 RowSource = Literal["run", "journal", "duplicate", "none"]
 """Where a row's result came from: a request sent by this call, the journal, an identical row
 of this call, or nowhere (inputs rejected before any request)."""
@@ -24,7 +26,8 @@ class RowResult:
         index: the row's position in the input (0-based), pairing the result with its row.
         input_hash: the hash of the row's service, workflow and request body; ``None`` when
             the inputs were rejected before a request could be built.
-        status: ``"succeeded"`` or ``"failed"``.
+        status: ``"succeeded"`` or ``"failed"`` (``"pending"``: not finished when the run
+            stopped, only in a partial table).
         outcome: the answer, when succeeded.
         error: what went wrong, when failed (never contains the API key).
         error_type: the error's class name, e.g. ``"RunFailedError"``.
@@ -54,6 +57,11 @@ class RowResult:
     def reused(self) -> bool:
         """``True`` when no request of this call was sent for this row."""
         return self.source in ("journal", "duplicate")
+
+    @classmethod
+    def pending(cls, index: int) -> RowResult:
+        """The result of row ``index`` when a run stopped before it finished."""
+        return cls(index=index, input_hash=None, status="pending", source="none")
 
     def for_row(self, index: int, source: RowSource) -> RowResult:
         """This result, handed to another row with the same inputs."""

@@ -3,7 +3,8 @@
 Columns, with the default prefix ``wf_`` (see :data:`RESULT_FIELDS` for the types):
 
 ==================  ===================================================================
-``wf_status``       ``"succeeded"`` or ``"failed"``
+``wf_status``       ``"succeeded"`` or ``"failed"``; ``"pending"`` for a row a stopped run
+                    did not finish, in a table landed with ``land_partial``
 ``wf_result``       the answer text (null when failed)
 ``wf_citations``    ``list<string>`` of cited URLs; an empty list, never null
 ``wf_outputs``      named outputs as a JSON object, by label (Runchat); null when none
@@ -110,9 +111,17 @@ def result_fields(
     output_schema: OutputSchemaLike | None = None,
     output_types: Mapping[str, pa.DataType] | None = None,
 ) -> list[pa.Field]:
-    """The result columns' Arrow fields: the fixed ones, the output schema's typed ones
-    (:func:`typed_fields`), then lifted outputs (strings, or the type ``output_types``
-    gives a column)."""
+    """The declared Arrow fields of a results table's result columns: the fixed ones, the
+    output schema's typed ones (:func:`typed_fields`), then lifted outputs (strings, or the
+    type ``output_types`` gives a column): what every writer of results stores, whatever
+    the rows hold.
+
+    The one source of the result columns' types: :class:`ResultsTableWriter` (the engine,
+    ``runwf enrich``) builds its schema from it, and the Parquet IO manager gives the
+    ``wf_`` columns of an enriched asset's DataFrame these types (see
+    :func:`with_result_types`) instead of what pandas' values suggest (``list<null>`` for
+    citations that are all empty, ``null`` for a column that is all null).
+    """
     fields = [column.field(prefix) for column in RESULTS_TABLE_COLUMNS]
     fields += typed_fields(prefix, output_schema)
     return fields + [column.field() for column in _lifted(output_columns or {}, output_types)]
@@ -142,6 +151,17 @@ def _lifted(
         lifted_output(column, wanted, types.get(column, pa.string()))
         for column, wanted in output_columns.items()
     ]
+
+
+def with_result_types(schema: pa.Schema, fields: Sequence[pa.Field]) -> pa.Schema:
+    """``schema`` with each column named in ``fields`` given that field's type and
+    nullability (columns it does not name, and its metadata, unchanged)."""
+    declared = {field.name: field for field in fields}
+    for i, field in enumerate(schema):
+        wanted = declared.get(field.name)
+        if wanted is not None and (field.type, field.nullable) != (wanted.type, wanted.nullable):
+            schema = schema.set(i, wanted.with_metadata(field.metadata))
+    return schema
 
 
 class ResultsTableWriter:
@@ -258,6 +278,14 @@ class ResultsTableWriter:
     def missing_rows(self) -> int:
         """Rows without a result yet."""
         return self._rows - self._next
+
+    def fill_pending(self) -> int:
+        """Give every row without a result the status ``pending`` (a stopped run's table,
+        landed anyway); the number of such rows."""
+        missing = [i for i in range(self._next, self._rows) if i not in self._pending]
+        for index in missing:
+            self.add(RowResult.pending(index))
+        return len(missing)
 
     def finish(self) -> pa.Table | None:
         """Write the last row group and publish the file; the table if built in memory."""

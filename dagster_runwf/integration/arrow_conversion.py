@@ -18,6 +18,9 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from ..engine.table import with_result_types
+from .results_schema import declared_result_fields
+
 
 class UnstorableOutput(ValueError):
     """An output that cannot become Parquet (raised before anything is written)."""
@@ -30,13 +33,26 @@ def table_parts(
 
     A DataFrame is converted one row group at a time, against the schema of the whole frame
     (so a column that is all-null in one slice keeps its type): writing never holds a second
-    full copy of the data, only the frame and one slice.
+    full copy of the data, only the frame and one slice. The result columns of an enriched
+    output (declared in its definition metadata, see :mod:`.results_schema`) get their
+    declared types, whatever their values suggest.
     """
+    declared = declared_result_fields(_definition_metadata(context))
     if isinstance(obj, pa.Table):
         # Arrow allows repeated names (also an index named like a column), but such a file
         # cannot be read back, so it is refused before anything is written.
         _refuse_duplicates(context, obj.schema.names)
-        return obj.schema, iter([obj])
+        table = obj
+        schema = with_result_types(table.schema, declared)
+        if schema != table.schema:
+            try:
+                table = table.cast(schema)
+            except _CONVERSION_ERRORS as exc:
+                raise UnstorableOutput(
+                    f"{describe_output(context)} cannot be stored as Parquet: its result "
+                    f"columns do not have their declared types: {_first_arg(exc)}"
+                ) from exc
+        return table.schema, iter([table])
     if not isinstance(obj, pd.DataFrame):
         kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
         raise TypeError(
@@ -47,7 +63,7 @@ def table_parts(
     # pyarrow's own message for true duplicates does not name the asset.
     _refuse_duplicates(context, [str(label) for label in obj.columns])
     try:
-        schema = pa.Schema.from_pandas(obj, preserve_index=None)
+        schema = with_result_types(pa.Schema.from_pandas(obj, preserve_index=None), declared)
     except _CONVERSION_ERRORS as exc:
         raise _unstorable(context, obj, exc) from exc
     _refuse_duplicates(context, schema.names)
@@ -64,6 +80,14 @@ def table_parts(
 
 
 _CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
+
+
+def _definition_metadata(context: dg.OutputContext) -> Mapping[str, Any]:
+    """The output's definition metadata (none for a hand-built context without it)."""
+    try:
+        return context.definition_metadata or {}
+    except dg.DagsterInvariantViolationError:
+        return {}
 
 
 def _unstorable(
@@ -101,6 +125,25 @@ def _failing_part(df: pd.DataFrame) -> str:
 def _first_arg(exc: BaseException) -> str:
     # pyarrow's second argument repeats the column in its own words; the first says why.
     return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+def with_declared_results(context: dg.InputContext, table: pa.Table) -> pa.Table:
+    """``table`` with the result columns its upstream output declares in their declared
+    types: a file written before the types were enforced (``list<null>`` citations, text as
+    ``large_string``) then reads, and concatenates with other partitions, like a new one.
+    A table that cannot be cast is returned as it is (a load never fails on it)."""
+    try:
+        upstream = context.upstream_output
+        metadata = upstream.definition_metadata if upstream is not None else {}
+    except dg.DagsterInvariantViolationError:
+        return table
+    schema = with_result_types(table.schema, declared_result_fields(metadata or {}))
+    if schema == table.schema:
+        return table
+    try:
+        return table.cast(schema)
+    except _CONVERSION_ERRORS:
+        return table
 
 
 def as_requested(table: pa.Table, want_table: bool) -> pd.DataFrame | pa.Table:

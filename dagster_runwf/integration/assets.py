@@ -56,6 +56,9 @@ def enriched_asset(
     retry or re-execution pays only for unfinished rows. A fatal error (bad key, no
     credits, unknown workflow) or the budget stops the run and fails the step with a
     :class:`dagster.Failure` saying what to do; the finished rows stay in the journal.
+    With ``settings.land_partial``, the table is stored first (the unfinished rows with
+    ``wf_status`` ``pending``) and the blocking check ``complete`` fails (see
+    ``docs/dagster.md``, "Partial results").
 
     How the rows are enriched (column mapping, rate, budget, journal, checks, chunking) is
     ``settings``; the other arguments are those of :func:`dagster.asset`.
@@ -99,9 +102,10 @@ def enriched_asset(
             condition sensor must be running (``dagster-daemon``, or ``dg dev``).
 
     Returns:
-        the asset definition, with its checks (``failure_rate``, ``every_row_answered`` and
-        the answer checks of ``settings.answer_checks``); with ``settings.chunk_size``, a
-        graph-backed asset (see :mod:`.chunks`). Its free plan is a check of its own:
+        the asset definition, with its checks (``failure_rate``, ``every_row_answered``, the
+        answer checks of ``settings.answer_checks``, and ``complete`` with
+        ``settings.land_partial``); with ``settings.chunk_size``, a graph-backed asset (see
+        :mod:`.chunks`). Its free plan is a check of its own:
         :func:`~dagster_runwf.enrichment_plan_check`.
     """
     settings = checked_arguments(workflow, settings)
@@ -166,6 +170,9 @@ def enriched_asset(
             kind,
             journal_jobs=[journal.job_id],
         )
+        # A stopped run's partial table (land_partial) is stored: now fail the step, and
+        # leave the journal job open for the pending rows.
+        step.raise_if_stopped()
         # Dagster stores an output before resuming the step, so the results have landed.
         journal.mark_landed()
 

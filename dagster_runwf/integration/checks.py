@@ -1,4 +1,5 @@
-"""Asset checks on an enriched table: the failure rate, and every row answered.
+"""Asset checks on an enriched table: the failure rate, every row answered, and (with
+``land_partial``) the blocking ``complete``.
 
 Both are evaluated in the same step as the materialization, from the table just built, so
 they cost nothing extra and always describe the data that was written.
@@ -19,11 +20,16 @@ from ..services.base import READ_CSV_NA
 
 FAILURE_RATE_CHECK = "failure_rate"
 EVERY_ROW_CHECK = "every_row_answered"
+COMPLETE_CHECK = "complete"
+PENDING = "pending"
+"""The status of a row a stopped run did not finish, in a table landed with land_partial."""
 
 
-def check_specs(asset_key: dg.AssetKey, threshold: float) -> Sequence[dg.AssetCheckSpec]:
-    """The two checks of an enriched asset."""
-    return [
+def check_specs(
+    asset_key: dg.AssetKey, threshold: float, *, complete: bool = False
+) -> Sequence[dg.AssetCheckSpec]:
+    """The checks of an enriched asset: two, and ``complete`` with ``land_partial``."""
+    specs = [
         dg.AssetCheckSpec(
             FAILURE_RATE_CHECK,
             asset=asset_key,
@@ -36,6 +42,18 @@ def check_specs(asset_key: dg.AssetKey, threshold: float) -> Sequence[dg.AssetCh
             "succeeded and an error when it failed.",
         ),
     ]
+    if complete:
+        specs.append(
+            dg.AssetCheckSpec(
+                COMPLETE_CHECK,
+                asset=asset_key,
+                blocking=True,
+                description="The run finished every row: no row is pending (a run stopped by "
+                "a fatal error or the budget stores its finished rows with land_partial; this "
+                "check then fails and stops downstream assets of the run).",
+            )
+        )
+    return specs
 
 
 def failure_rate_result(
@@ -49,7 +67,8 @@ def failure_rate_result(
     )
     skipped = int(pc.sum(skipped_rows).as_py() or 0)
     failed = int(pc.sum(failed_rows).as_py() or 0) - skipped
-    rows = table.num_rows - skipped
+    pending = _count(pc.equal(table.column(f"{prefix}status"), PENDING))
+    rows = table.num_rows - skipped - pending
     rate = failed / rows if rows else 0.0
     metadata: dict[str, Any] = {
         "failure_rate": round(rate, 6),
@@ -122,8 +141,10 @@ def every_row_result(table: pa.Table, prefix: str, input_rows: int) -> dg.AssetC
     failed = pc.equal(status, "failed")
     no_answer = pc.and_(succeeded, pc.is_null(table.column(f"{prefix}result")))
     no_error = pc.and_(failed, pc.is_null(table.column(f"{prefix}error")))
-    bad_status = pc.invert(pc.or_(succeeded, failed))
+    pending = pc.equal(status, PENDING)
+    bad_status = pc.invert(pc.or_(pc.or_(succeeded, failed), pending))
     problems = {
+        "pending": _count(pending),
         "rows_missing": input_rows - table.num_rows,
         "succeeded_without_answer": int(pc.sum(no_answer).as_py() or 0),
         "failed_without_error": int(pc.sum(no_error).as_py() or 0),
@@ -134,3 +155,28 @@ def every_row_result(table: pa.Table, prefix: str, input_rows: int) -> dg.AssetC
         passed=not any(problems.values()),
         metadata={"input_rows": input_rows, **problems},
     )
+
+
+def complete_result(table: pa.Table, prefix: str, stopped: str | None) -> dg.AssetCheckResult:
+    """Passed when no row is pending; failed (ERROR, blocking) when a stopped run's
+    finished rows were landed, saying why it stopped (``stopped``)."""
+    pending = _count(pc.equal(table.column(f"{prefix}status"), PENDING))
+    description = None
+    if pending:
+        description = (
+            f"{pending} of {table.num_rows} rows are pending: the run stopped before them"
+            + (f" ({stopped})" if stopped else "")
+            + ". The next run of the asset (and partition) resumes its journal job and pays "
+            "only for the pending rows"
+        )
+    return dg.AssetCheckResult(
+        check_name=COMPLETE_CHECK,
+        passed=not pending,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"pending": pending, "finished": table.num_rows - pending},
+        description=description,
+    )
+
+
+def _count(mask: pa.Array | pa.ChunkedArray) -> int:
+    return int(pc.sum(mask).as_py() or 0)

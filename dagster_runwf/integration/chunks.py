@@ -31,6 +31,8 @@ from ..engine.journal import generation_job_id
 from ..engine.stats import RunStats
 from ..engine.table import join_results, result_fields
 from ..services.base import Workflow
+from .metadata import run_metadata
+from .results_schema import results_metadata
 from .spec import EnrichmentSpec
 from .step import EnrichmentStep, StepContext
 
@@ -65,6 +67,8 @@ class ChunkResult:
     finished_at: float
     job: str
     generation: int
+    stopped: str | None = None
+    """With ``land_partial``: why the chunk's run stopped (its unfinished rows pending)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,11 @@ def chunk_steps(
             default: the asset key's path.
         tags: every op's.
         what: the rows' value, in messages (``"the input 'rows' of graph 'x'"``).
+
+    With ``land_partial``, a chunk step whose run stopped returns its partial columns (the
+    unfinished rows ``pending``) and succeeds; the collect step stores the whole table,
+    then fails with the chunks' stops, and no chunk's job is marked landed (so the next run
+    answers the finished chunks from the journal and pays only for the pending rows).
     """
     settings = spec.settings
     check_names = [check.name for check in spec.check_specs()] if as_asset else []
@@ -198,8 +207,16 @@ def chunk_steps(
         names = [f.name for f in fields]
         results = done.to_arrow().select(names).replace_schema_metadata(None)
         generation = journal.generation or 1
+        stopped = None if step.stopped is None else step.stopped.description
         return ChunkResult(
-            chunk.number, results, done.stats, started_at, time.time(), journal.job, generation
+            chunk.number,
+            results,
+            done.stats,
+            started_at,
+            time.time(),
+            journal.job,
+            generation,
+            stopped,
         )
 
     @dg.op(
@@ -207,7 +224,10 @@ def chunk_steps(
         # The service's free balance call after the run (the credits spent).
         required_resource_keys=resources,
         out={
-            "result": dg.Out(io_manager_key=io_manager_key or "io_manager"),
+            "result": dg.Out(
+                io_manager_key=io_manager_key or "io_manager",
+                metadata=results_metadata(settings),
+            ),
             **{check: dg.Out(dagster_type=dg.Nothing, is_required=False) for check in check_names},
         },
         **common,
@@ -234,6 +254,7 @@ def chunk_steps(
         stats = RunStats.combined((part.stats for part in ordered), elapsed_s=elapsed)
         step.record_instances(rows, table, summary.workflow, summary.records)
         extra = {**summary.checked, "runwf/journal": summary.journal, "runwf/chunks": len(parts)}
+        step.stopped = stopped_chunks(ordered, stats)
         if as_asset:
             jobs = [generation_job_id(part.job, part.generation) for part in ordered]
             yield from step.materialization(
@@ -241,6 +262,8 @@ def chunk_steps(
             )
         else:
             yield step.output(table, stats, extra, kind)
+        # land_partial: the partial table is stored; fail, and leave every chunk's job open.
+        step.raise_if_stopped()
         # Dagster stores an output before resuming the step, so the results have landed.
         for part in ordered:
             step.mark_landed(part.job, part.generation)
@@ -251,3 +274,18 @@ def chunk_steps(
         return collect.alias("collect")(rows, summary, parts)
 
     return chunked
+
+
+def stopped_chunks(parts: Sequence[ChunkResult], stats: RunStats) -> dg.Failure | None:
+    """The collect step's failure when chunks stopped (``land_partial``), naming them."""
+    stops = [(part.number, part.stopped) for part in parts if part.stopped]
+    if not stops:
+        return None
+    first = stops[0][1]
+    numbers = ", ".join(str(number) for number, _ in stops)
+    return dg.Failure(
+        description=f"{len(stops)} of {len(parts)} chunks stopped (chunks {numbers}); their "
+        f"finished rows are stored, the others pending. First stop: {first}",
+        metadata=run_metadata(stats),
+        allow_retries=False,
+    )

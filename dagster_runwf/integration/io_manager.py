@@ -36,6 +36,7 @@ from .arrow_conversion import (
     table_parts,
     wants_dict,
     wants_table,
+    with_declared_results,
 )
 from .metadata import column_schema
 
@@ -225,7 +226,8 @@ class ParquetUPathIOManager(dg.UPathIOManager):
             context: the input's context.
             path: the file to read.
         """
-        return as_requested(self._read_table(path), wants_table(context))
+        table = with_declared_results(context, self._read_table(path))
+        return as_requested(table, wants_table(context))
 
     def load_partitions(self, context: dg.InputContext) -> Any:
         """Read the requested partitions: one DataFrame/Table in partition order, or a dict.
@@ -241,7 +243,7 @@ class ParquetUPathIOManager(dg.UPathIOManager):
         for key in _in_partition_order(context, list(paths)):
             context.log.debug(self.get_loading_input_partition_log_message(paths[key], key))
             try:
-                tables[key] = self._read_table(paths[key])
+                tables[key] = with_declared_results(context, self._read_table(paths[key]))
             except FileNotFoundError:
                 if not allow_missing:
                     raise

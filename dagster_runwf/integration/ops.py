@@ -13,6 +13,7 @@ import dagster as dg
 
 from ..errors import ConfigError
 from ..services.base import Workflow
+from .results_schema import results_metadata
 from .settings import EnrichmentSettings
 from .spec import checked_arguments, identifier, step_spec
 from .step import EnrichmentStep
@@ -41,7 +42,9 @@ def enriched_op(
     unfinished rows), the key's rate shared through the resource's ``rate_limit_store``,
     retries, the budget, and the run's counts as the output's metadata (``runwf/succeeded``,
     ``runwf/failed``, ``runwf/sent``, ``runwf/reused``, ...). A fatal error or the budget
-    fails the step with a :class:`dagster.Failure` saying what to do.
+    fails the step with a :class:`dagster.Failure` saying what to do (with
+    ``settings.land_partial``, after storing the output: the finished rows, the others
+    ``pending``).
 
     Its journal job is named by the job, the op's step key, the partition (in a partitioned
     job) and the version of its answers: use one op definition in several jobs and each job
@@ -98,7 +101,11 @@ def enriched_op(
         pool=pool,
         tags=dict(tags or {}),
         code_version=spec.code_version,
-        out={"result": dg.Out(io_manager_key=io_manager_key or "io_manager")},
+        out={
+            "result": dg.Out(
+                io_manager_key=io_manager_key or "io_manager", metadata=results_metadata(settings)
+            )
+        },
     )
     def enriched(context: dg.OpExecutionContext, rows: Any) -> Iterator[dg.Output[Any]]:
         step = EnrichmentStep(spec, context, journal_key=journal_key(context))
@@ -111,6 +118,7 @@ def enriched_op(
         step.record_instances(rows, done.to_arrow(), resolved.workflow)
         extra = {**resolved.checked, "runwf/journal": journal.storage.url}
         yield step.output(done.to_arrow(), done.stats, extra, kind)
+        step.raise_if_stopped()  # land_partial: the partial table is stored, now fail
         # Dagster stores an output before resuming the step, so the results have landed.
         journal.mark_landed()
 

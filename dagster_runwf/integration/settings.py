@@ -104,6 +104,14 @@ class EnrichmentSettings(BaseModel):
     them from the journal): runs that failed, and answers that could not be used, which
     were most likely paid for and would be paid again."""
 
+    land_partial: bool = False
+    """When a fatal error (bad key, no credits, unknown workflow) or the budget stops the
+    run, store the table anyway: the finished rows, and every other row with
+    ``wf_status`` ``pending``, so downstream assets get what was paid for. The step still
+    fails with the stop's message, after the blocking ``complete`` check failed; the
+    journal job stays open, so the next run pays only for the pending rows (with
+    ``chunk_size``: each chunk's job)."""
+
     # -- checks and the run log -------------------------------------------------------------
 
     preflight: bool = True

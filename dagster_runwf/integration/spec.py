@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
@@ -19,6 +20,7 @@ from ..services.base import Workflow
 from ..wording import Spelling
 from .answer_checks import answer_check_specs
 from .checks import check_specs
+from .results_schema import results_metadata
 from .settings import EnrichmentSettings
 from .spelling import DAGSTER
 
@@ -72,11 +74,14 @@ class EnrichmentSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def check_specs(self) -> Sequence[dg.AssetCheckSpec]:
-        """The asset's checks: ``failure_rate``, ``every_row_answered`` and the answer
-        checks its settings enable (see :class:`~.answer_checks.AnswerChecks`)."""
+        """The asset's checks: ``failure_rate``, ``every_row_answered``, the answer checks
+        its settings enable (see :class:`~.answer_checks.AnswerChecks`), and the blocking
+        ``complete`` with ``land_partial``."""
         settings = self.settings
         return [
-            *check_specs(self.asset_key, settings.failure_rate_threshold),
+            *check_specs(
+                self.asset_key, settings.failure_rate_threshold, complete=settings.land_partial
+            ),
             *answer_check_specs(self.asset_key, settings.answer_checks, self.workflow),
         ]
 
@@ -88,9 +93,14 @@ class EnrichmentSpec:
             f"row of {source}."
         )
 
-    def metadata(self) -> dict[str, str]:
-        """The asset's definition metadata: which workflow on which service."""
-        return {"runwf/workflow": self.workflow.workflow_id, "runwf/service": self.workflow.service}
+    def metadata(self) -> dict[str, Any]:
+        """The asset's definition metadata: which workflow on which service, and the
+        declared result columns (so the IO manager stores them with their declared types)."""
+        return {
+            "runwf/workflow": self.workflow.workflow_id,
+            "runwf/service": self.workflow.service,
+            **results_metadata(self.settings),
+        }
 
 
 def checked_arguments(workflow: object, settings: object) -> EnrichmentSettings:

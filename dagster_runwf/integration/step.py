@@ -26,6 +26,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..engine.answer_quality import succeeded, unsent_columns
 from ..engine.budget import Budget
@@ -43,7 +44,7 @@ from ..services.runchat import RunchatWorkflow
 from ..services.runchat_schema import output_types
 from ..wording import spelled
 from .answer_checks import AnswerFacts, answer_check_results
-from .checks import every_row_result, failure_rate_result
+from .checks import PENDING, complete_result, every_row_result, failure_rate_result
 from .frames import FrameKind, as_pandas, in_kind
 from .metadata import column_lineage, cost_metadata, run_metadata, table_metadata
 from .resources import Preflight, WorkflowServiceResource
@@ -91,6 +92,9 @@ class EnrichmentStep:
         self.spec = spec
         self.context = context
         self.journal_key = list(spec.asset_key.path if journal_key is None else journal_key)
+        # With land_partial, the stop that ended enrich(): raised once the partial table
+        # is stored (raise_if_stopped).
+        self.stopped: dg.Failure | None = None
 
     def rows(
         self, value: object, what: str = "the source asset's value"
@@ -301,9 +305,12 @@ class EnrichmentStep:
     ) -> Enrichment:
         """Run the engine over ``rows`` with the journal.
 
+        With ``land_partial``, a fatal stop returns the partial table (finished rows, the
+        others ``pending``) and is kept for :meth:`raise_if_stopped`.
+
         Raises:
-            dagster.Failure: a fatal stop or the run's process gone (not retried), or a
-                journal failure (retried).
+            dagster.Failure: a fatal stop (without ``land_partial``) or the run's process
+                gone (not retried), or a journal failure (retried).
         """
         context, spec, declared = self.context, self.spec, self.spec.settings
         workflow = settings.workflow or spec.workflow
@@ -326,17 +333,26 @@ class EnrichmentStep:
                             budget=budget,
                             on_progress=_progress_logger(context),
                             first_row=first_row,
+                            land_partial=declared.land_partial,
                         )
                     )
                 )
         except RunProcessGone as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         except FanOutStopped as exc:
-            raise dg.Failure(
+            failure = dg.Failure(
                 description=str(exc),
                 metadata=run_metadata(exc.stats) if exc.stats is not None else None,
                 allow_retries=False,
-            ) from None
+            )
+            if exc.partial is None:
+                raise failure from None
+            self.stopped = failure
+            context.log.warning(
+                f"the run stopped; landing its table anyway (land_partial): {exc.finished} "
+                f"rows finished, {exc.pending} pending. Stop: {exc}"
+            )
+            return exc.partial
         except JournalError as exc:
             raise dg.Failure(description=str(exc), allow_retries=True) from None
         except RunwfError as exc:
@@ -385,6 +401,9 @@ class EnrichmentStep:
                 self._answer_facts(rows, table, mapping, extra, journal_jobs),
             ),
         ]
+        if declared.land_partial:
+            stopped = None if self.stopped is None else self.stopped.description
+            checks.append(complete_result(table, declared.prefix, stopped))
         yield self.output(table, stats, extra, kind, lineage)
         yield from checks
 
@@ -426,6 +445,17 @@ class EnrichmentStep:
             earlier=earlier,
         )
 
+    def raise_if_stopped(self) -> None:
+        """Fail the step with the stop's message when the run stopped and its partial table
+        was stored (``land_partial``); call it after the output, before marking the journal
+        job landed (it stays open, so the next run pays only for the pending rows).
+
+        Raises:
+            dagster.Failure: the stop (not retried).
+        """
+        if self.stopped is not None:
+            raise self.stopped
+
     def output(
         self,
         table: pa.Table,
@@ -439,8 +469,12 @@ class EnrichmentStep:
 
         ``table`` is consumed as in :meth:`materialization`.
         """
+        landed = {**run_metadata(stats), **extra}
+        if self.spec.settings.land_partial:
+            status = table.column(f"{self.spec.settings.prefix}status")
+            landed["runwf/pending"] = int(pc.sum(pc.equal(status, PENDING)).as_py() or 0)
         cost = cost_metadata(stats, extra, self._balance_after(extra))
-        metadata = table_metadata(table, lineage, {**run_metadata(stats), **extra, **cost})
+        metadata = table_metadata(table, lineage, {**landed, **cost})
         declared = self.spec.settings.prefix, self.spec.workflow.output_schema
         value = in_kind(table, kind)
         del table

@@ -230,6 +230,26 @@ def test_403_when_runchat_credits_run_out(
     )
 
 
+def test_a_runchat_flow_fails_a_run_whose_body_holds_its_fail_when_text(
+    make_emu: Callable[..., Emulator], client: httpx.Client
+) -> None:
+    flow = {
+        "id": "fragile",
+        "service": "runchat",
+        "inputs": [{"id": "text_n1", "label": "Text", "type": "string"}],
+        "outputs": [{"id": "out_n2", "label": "Out", "type": "string", "template": "{{text_n1}}"}],
+        "fail_when": "bad",
+    }
+    emu = make_emu(workflows=[flow], keys={KEY: {"credits": 5}})
+    url = f"{emu.runchat_url}/fragile"
+    good = client.post(url, json={"inputs": {"text_n1": "fine"}}, headers=AUTH)
+    assert good.status_code == 200 and "data" in good.json()
+    bad = client.post(url, json={"inputs": {"text_n1": "a bad one"}}, headers=AUTH)
+    assert bad.status_code == 200
+    assert bad.json() == {"status": "error", "error": "The flow failed on this input"}
+    assert emu.stats()["credits_remaining"][fingerprint(KEY)] == 3, "the failed run is charged too"
+
+
 # -- rate limits --------------------------------------------------------------------------
 
 

@@ -521,6 +521,7 @@ attributes:
     changed_answers: {enabled: false}
   progress_interval_s: 30
   chunk_size: 50
+  land_partial: true
   # the factory's Dagster arguments
   name: translated
   key_prefix: [enriched]
@@ -565,6 +566,7 @@ EVERY_ARGUMENT_PYTHON: dict[str, Any] = {
         ),
         progress_interval_s=30.0,
         chunk_size=50,
+        land_partial=True,
     ),
     "name": "translated",
     "key_prefix": ["enriched"],

@@ -126,6 +126,9 @@ class RunchatAPI:
             return failed
         data = runchat_outputs(spec, inputs, webhook)
         x.count_run(ctx, spec, key)
+        if spec.fail_when is not None and spec.fail_when in raw.decode("utf-8", "replace"):
+            # The run happened (and is charged), and the flow failed on this input.
+            return json_response(200, BODIES.run_failed_200)
         instance_id, turn = st.run_instance(
             spec.id, instance_id, inputs if webhook is None else webhook
         )
