@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..engine.table import with_result_types
-from .results_schema import declared_result_fields
+from .results_schema import declared_result_fields, lifted_text_fields
 
 
 class UnstorableOutput(ValueError):
@@ -34,10 +34,10 @@ def table_parts(
     A DataFrame is converted one row group at a time, against the schema of the whole frame
     (so a column that is all-null in one slice keeps its type): writing never holds a second
     full copy of the data, only the frame and one slice. The result columns of an enriched
-    output (declared in its definition metadata, see :mod:`.results_schema`) get their
+    output (declared in its metadata, see :mod:`.results_schema`) get their
     declared types, whatever their values suggest.
     """
-    declared = declared_result_fields(_definition_metadata(context))
+    declared = declared_result_fields(_declaring_metadata(context))
     if isinstance(obj, pa.Table):
         # Arrow allows repeated names (also an index named like a column), but such a file
         # cannot be read back, so it is refused before anything is written.
@@ -82,10 +82,12 @@ def table_parts(
 _CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
 
 
-def _definition_metadata(context: dg.OutputContext) -> Mapping[str, Any]:
-    """The output's definition metadata (none for a hand-built context without it)."""
+def _declaring_metadata(context: dg.OutputContext) -> Mapping[str, Any]:
+    """The output's definition metadata, with what the output declared at run time over it
+    (an enriched step declares its lifted outputs' types then); none for a hand-built
+    context without it."""
     try:
-        return context.definition_metadata or {}
+        return {**(context.definition_metadata or {}), **(context.output_metadata or {})}
     except dg.DagsterInvariantViolationError:
         return {}
 
@@ -137,7 +139,10 @@ def with_declared_results(context: dg.InputContext, table: pa.Table) -> pa.Table
         metadata = upstream.definition_metadata if upstream is not None else {}
     except dg.DagsterInvariantViolationError:
         return table
-    schema = with_result_types(table.schema, declared_result_fields(metadata or {}))
+    declared = declared_result_fields(metadata or {})
+    schema = with_result_types(
+        table.schema, [*declared, *lifted_text_fields(metadata or {}, table.schema)]
+    )
     if schema == table.schema:
         return table
     try:

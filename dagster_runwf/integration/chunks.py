@@ -226,7 +226,7 @@ def chunk_steps(
         out={
             "result": dg.Out(
                 io_manager_key=io_manager_key or "io_manager",
-                metadata=results_metadata(settings),
+                metadata=results_metadata(settings, spec.workflow),
             ),
             **{check: dg.Out(dagster_type=dg.Nothing, is_required=False) for check in check_names},
         },

@@ -103,7 +103,8 @@ def enriched_op(
         code_version=spec.code_version,
         out={
             "result": dg.Out(
-                io_manager_key=io_manager_key or "io_manager", metadata=results_metadata(settings)
+                io_manager_key=io_manager_key or "io_manager",
+                metadata=results_metadata(settings, workflow),
             )
         },
     )

@@ -99,7 +99,7 @@ class EnrichmentSpec:
         return {
             "runwf/workflow": self.workflow.workflow_id,
             "runwf/service": self.workflow.service,
-            **results_metadata(self.settings),
+            **results_metadata(self.settings, self.workflow),
         }
 
 

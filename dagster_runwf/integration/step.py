@@ -48,6 +48,7 @@ from .checks import PENDING, complete_result, every_row_result, failure_rate_res
 from .frames import FrameKind, as_pandas, in_kind
 from .metadata import column_lineage, cost_metadata, run_metadata, table_metadata
 from .resources import Preflight, WorkflowServiceResource
+from .results_schema import lifted_types_metadata
 from .run_process import RunProcessGone, unless_orphaned
 from .spec import EnrichmentSpec, identifier
 
@@ -474,7 +475,9 @@ class EnrichmentStep:
             status = table.column(f"{self.spec.settings.prefix}status")
             landed["runwf/pending"] = int(pc.sum(pc.equal(status, PENDING)).as_py() or 0)
         cost = cost_metadata(stats, extra, self._balance_after(extra))
-        metadata = table_metadata(table, lineage, {**landed, **cost})
+        # The lifted outputs' types as resolved at run time, for the IO manager to store.
+        lifted = lifted_types_metadata(self.spec.settings, self.spec.workflow, table)
+        metadata = table_metadata(table, lineage, {**landed, **cost, **lifted})
         declared = self.spec.settings.prefix, self.spec.workflow.output_schema
         value = in_kind(table, kind)
         del table

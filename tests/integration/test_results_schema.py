@@ -39,10 +39,18 @@ PLAIN = {
     "id": "plain",
     "service": "runchat",
     "inputs": [{"id": "text_n1", "label": "Text", "type": "string"}],
-    "outputs": [{"id": "out_n2", "label": "Out", "type": "string", "template": "{{text_n1}}"}],
+    "outputs": [
+        {"id": "out_n2", "label": "Out", "type": "string", "template": "{{text_n1}}"},
+        {"id": "size_n3", "label": "Size", "type": "number", "template": "3"},
+    ],
     "fail_when": "bad",
 }
-"""A Runchat flow: answers without citations, and a row error on any text with "bad"."""
+"""A Runchat flow: answers without citations (and a number output, lifted: float64), and a
+row error on any text with "bad"."""
+
+SCORE_SCHEMA = {"score": "int64"}
+"""The typed asset's output schema: the echo's answers are no JSON, so its typed column is
+all null on both days (and its parse error column all null on the all-failed one)."""
 
 DAYS = dg.StaticPartitionsDefinition(["answered", "all_failed"])
 ROWS = {
@@ -73,7 +81,7 @@ def assets(journal: Path) -> list[dg.AssetsDefinition]:
         settings=EnrichmentSettings(
             columns={"text_n1": "name"},
             journal_dir=str(journal),
-            output_columns={"out": "Out"},
+            output_columns={"out": "Out", "size": "Size"},
         ),
         name="uncited",
         partitions_def=DAYS,
@@ -89,7 +97,15 @@ def assets(journal: Path) -> list[dg.AssetsDefinition]:
         partitions_def=DAYS,
         io_manager_key="parquet",
     )
-    return [arrivals, cited, uncited, chunked]
+    typed = enriched_asset(
+        source=arrivals,
+        workflow=AITutorWorkflow("wf_echo", ["text"], output_schema=SCORE_SCHEMA),
+        settings=EnrichmentSettings(columns={"text": "name"}, journal_dir=str(journal)),
+        name="typed",
+        partitions_def=DAYS,
+        io_manager_key="parquet",
+    )
+    return [arrivals, cited, uncited, chunked, typed]
 
 
 def resources(emu: Emulator, base_dir: Path) -> dict[str, Any]:
@@ -129,12 +145,16 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Any:
         emu.stop()
 
 
-FOLDERS = ["cited", "uncited", "chunked"]
+FOLDERS = ["cited", "uncited", "chunked", "typed"]
 
 
 def declared(asset: str) -> dict[str, pa.DataType]:
-    lifted = {"out": "Out"} if asset == "uncited" else None
-    return {f.name: f.type for f in result_fields("wf_", lifted)}
+    if asset == "uncited":
+        lifted = {"out": "Out", "size": "Size"}
+        fields = result_fields("wf_", lifted, output_types={"size": pa.float64()})
+    else:
+        fields = result_fields("wf_", output_schema=SCORE_SCHEMA if asset == "typed" else None)
+    return {f.name: f.type for f in fields}
 
 
 @pytest.mark.parametrize("asset", FOLDERS)
@@ -216,7 +236,8 @@ def test_the_command_writes_the_same_result_types_as_the_io_manager(
     monkeypatch.setenv("RUNCHAT_API_KEY", KEY)
     monkeypatch.setenv("RUNCHAT_BASE_URL", emu.runchat_url)
     flags = ["--service", "runchat", "--workflow", "plain", "--map", "text_n1=name"]
-    status = runwf(["enrich", str(source), str(output), *flags, "--output-column", "out=Out"])
+    lifted = ["--output-column", "out=Out", "--output-column", "size=Size"]
+    status = runwf(["enrich", str(source), str(output), *flags, *lifted])
     assert status == 0
     by_command = pq.read_schema(output)
     by_io_manager = pq.read_schema(folder / "uncited" / "all_failed.parquet")
