@@ -128,7 +128,7 @@ def test_a_fold_keeps_every_keys_latest_record_and_leaves_damaged_files_alone(
 
 
 def test_records_in_object_storage_are_folded_too(s3: dict[str, Any]) -> None:
-    storage = Storage("s3://bucket/journal", s3["options"])
+    storage = Storage("s3://bucket/flow-records", s3["options"])
     expected = nine_runs(storage)
     assert read_instances(storage, FLOW, COLUMN) == expected
     assert len(record_files(storage)) == 1

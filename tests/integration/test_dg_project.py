@@ -34,6 +34,15 @@ def companies() -> pd.DataFrame:
 '''
 
 
+ANSWER_CHECKS_ON_BY_DEFAULT = (
+    "empty_answers",
+    "undefined_answers",
+    "citation_rate",
+    "changed_answers",
+)
+"""The answer checks an AI Tutor asset without an output schema gets by default."""
+
+
 def needs(*tools: str) -> None:
     for tool in tools:
         if not (BIN / tool).exists():
@@ -93,7 +102,10 @@ def test_a_yaml_only_dg_project_enriches_into_parquet(
     listed = json.loads(run("dg", "list", "defs", "--json"))
     assert {a["asset_key"] for a in listed["assets"]} == {"companies", "companies_wf_echo"}
     checks = {c["key"] for c in listed["asset_checks"]}
-    assert checks == {"companies_wf_echo:failure_rate", "companies_wf_echo:every_row_answered"}
+    assert checks == {
+        f"companies_wf_echo:{name}"
+        for name in ("failure_rate", "every_row_answered", *ANSWER_CHECKS_ON_BY_DEFAULT)
+    }
 
     run("dg", "launch", "--assets", "companies,companies_wf_echo")
     # No IO manager was configured: the component's ParquetIOManager wrote the asset into

@@ -168,6 +168,7 @@ def test_every_example_asset_materializes_on_the_emulator(example_env: Emulator)
             ("company_profiles", "every_row_answered"): True,
             ("company_profiles", "plan"): True,
             ("company_profiles", "citation_rate"): True,  # every summary cites a source
+            ("company_profiles", "parse_rate"): True,  # its output_schema: headcount, hq
             **{("company_profiles", name): True for name in answers},
             ("company_industries", "failure_rate"): True,
             ("company_industries", "every_row_answered"): True,

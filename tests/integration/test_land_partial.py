@@ -214,5 +214,5 @@ def test_the_yaml_key_land_partial_adds_the_blocking_complete_check(
     defs = load_yaml(AITUTOR_YAML + "  land_partial: true\n")
     (asset,) = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     checks = {spec.name: spec for spec in asset.check_specs}
-    assert set(checks) == {"failure_rate", "every_row_answered", "complete"}
+    assert {"failure_rate", "every_row_answered", "complete"} <= set(checks)
     assert checks["complete"].blocking

@@ -40,8 +40,9 @@ The parts, each importing only those listed before it: :mod:`.schema` (the colum
 and from results), :mod:`.files` (names, digests, reading and writing), :mod:`.damage`
 (setting damaged files aside), :mod:`.location`,
 :mod:`.index`, :mod:`.recorded`, :mod:`.store`, :mod:`.loading`, :mod:`.merging`,
-:mod:`.compaction`, :mod:`.generations`, :mod:`.history` (what recorded runs cost), and
-:mod:`.row_journal` (:class:`RowJournal`, wiring them).
+:mod:`.compaction`, :mod:`.generations`, :mod:`.history` (what recorded runs cost),
+:mod:`.earlier` (the answers earlier jobs gave), :mod:`.export` (a job's rows as a results
+table), and :mod:`.row_journal` (:class:`RowJournal`, wiring them).
 """
 
 from .damage import DamagedJournalFileWarning
