@@ -321,6 +321,7 @@ def test_a_redis_store_restarted_mid_run_fails_chunks_that_run_again_paying_no_r
         if entry.dagster_event is not None
     ]
     assert failures, "a chunk step failed on the store and ran again"
+    assert any("row claims in redis" in str(failure) for failure in failures)
 
     server = location.stats()
     assert server["duplicate_runs"] == 0, "no row paid twice"
@@ -375,3 +376,23 @@ def test_the_resource_s_claim_ttl_reaches_the_engine_and_must_be_positive() -> N
     assert AITutorResource(api_key=KEY, claim_ttl_s=3.0).engine_options().claim_ttl_s == 3.0
     with pytest.raises(pydantic.ValidationError, match="claim_ttl_s"):
         AITutorResource(api_key=KEY, claim_ttl_s=0)
+
+
+def test_a_chunked_asset_on_the_dask_executor_fails_before_paying_instead_of_doing_nothing(
+    location: EmulatorProcess, instance: dg.DagsterInstance
+) -> None:
+    """dagster-dask plans every step up front, so steps mapped over a DynamicOut never run:
+    without the check, the run succeeded having enriched and materialized nothing."""
+    local = {"cluster": {"local": {"n_workers": 1, "processes": False, "dashboard_address": None}}}
+    with dg.execute_job(
+        dg.build_reconstructable_job(f"{LOCATION}.on_dask", "chunked_on_dask_job"),
+        instance=instance,
+        run_config={"execution": {"config": local}},
+        raise_on_error=False,
+    ) as result:
+        assert not result.success
+        (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "profiles_on_dask.split"
+    message = str(failure.event_specific_data)
+    assert "dask executor never runs" in message and "chunk_size" in message
+    assert location.stats()["total_requests"] == 0, "refused before any request"

@@ -9,7 +9,16 @@ from dagster_dask import dask_executor
 
 from dagster_runwf import enriched_op
 
-from .distributed import CHUNK_SIZE, ROWS, WORKFLOW, company_rows, defs, settings
+from .distributed import (
+    CHUNK_SIZE,
+    ROWS,
+    WORKFLOW,
+    companies,
+    company_rows,
+    defs,
+    profiles_in_chunks,
+    settings,
+)
 
 
 # dagster-dask schedules a run's steps by level, before any runs, so it cannot run steps
@@ -45,9 +54,24 @@ def on_dask() -> None:
     write_profiles(**results)
 
 
-dask_defs = dg.Definitions(jobs=[on_dask], resources=defs.resources)
+# The chunked asset on dask: refused by its split step (the chunk steps would never run).
+profiles_on_dask = profiles_in_chunks("on_dask")
+chunked_on_dask = dg.define_asset_job(
+    "chunked_on_dask", selection=[companies, profiles_on_dask], executor_def=dask_executor
+)
+
+dask_defs = dg.Definitions(
+    assets=[companies, profiles_on_dask],
+    jobs=[on_dask, chunked_on_dask],
+    resources=defs.resources,
+)
 
 
 def on_dask_job() -> dg.JobDefinition:
     """The job, with the location's resources, for `dagster.build_reconstructable_job`."""
     return dask_defs.resolve_job_def("on_dask")
+
+
+def chunked_on_dask_job() -> dg.JobDefinition:
+    """The chunked asset's job on dask, for `dagster.build_reconstructable_job`."""
+    return dask_defs.resolve_job_def("chunked_on_dask")
