@@ -83,7 +83,7 @@ def profiles_in_chunks(case: str) -> dg.AssetsDefinition:
         settings=settings().model_copy(update={"chunk_size": CHUNK_SIZE}),
         io_manager_key="parquet",
         # A chunk whose Redis store went away mid-run fails (ClaimStoreError) and runs again.
-        retry_policy=dg.RetryPolicy(max_retries=3, delay=1.0),
+        retry_policy=dg.RetryPolicy(max_retries=5, delay=1.0),
     )
 
 
