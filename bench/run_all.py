@@ -1,4 +1,5 @@
-"""Every benchmark scenario of issue 5, one after the other, then a summary against targets.
+"""Every benchmark scenario (issue 5's seven, and 8: the key's rate over several processes
+through Redis), one after the other, then a summary against targets.
 
 Each scenario starts its own emulator in a separate process and prints its figures as it
 goes; the summary lists every figure with its target. The sizes are each script's defaults
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import dagster_overhead
+import distributed
 import engine_overhead
 import latency_hiding
 import memory
@@ -31,6 +33,7 @@ SCENARIOS: dict[str, tuple[Callable[[list[str] | None], list[Finding]], list[str
     "5": (memory.main, ["--rows", "100000,200000", "--asset-rows", "100000"]),
     "6": (resume.main, []),
     "7": (naive.main, []),
+    "8": (distributed.main, []),
 }
 
 

@@ -133,12 +133,17 @@ def test_the_wheel_has_the_runwf_command_the_extras_and_no_dev_tools(built: Buil
     with zipfile.ZipFile(built.wheel) as archive:
         (meta,) = (name for name in names if name.endswith(".dist-info/METADATA"))
         metadata = Parser().parsestr(archive.read(meta).decode())
-    assert sorted(metadata.get_all("Provides-Extra") or []) == ["dg", "redis", "s3", "ui"]
+    extras = sorted(metadata.get_all("Provides-Extra") or [])
+    assert extras == ["celery", "dask", "dg", "redis", "s3", "ui"]
     requires = [line.replace("'", '"') for line in metadata.get_all("Requires-Dist") or []]
     core = [line for line in requires if "extra ==" not in line]
     assert "dagster<1.14,>=1.13" in core
     assert not [line for line in core if line.startswith(("dagster-webserver", "pytest", "moto"))]
     assert 'dagster-webserver<1.14,>=1.13; extra == "ui"' in requires
+    # The distributed executors of dagster's release, only in their extras.
+    assert 'dagster-celery<0.30,>=0.29; extra == "celery"' in requires
+    assert 'dagster-dask<0.30,>=0.29; extra == "dask"' in requires
+    assert not [line for line in core if line.startswith(("dagster-celery", "dagster-dask"))]
 
 
 def test_a_core_install_runs_without_the_ui(built: Built, tmp_path: Path) -> None:

@@ -36,6 +36,11 @@ from .results_schema import results_metadata
 from .spec import EnrichmentSpec
 from .step import EnrichmentStep, StepContext
 
+LEVEL_EXECUTORS = frozenset({"dask"})
+"""Executors that plan every step of a run before any runs (dagster-dask submits the
+steps level by level up front): the steps mapped over a ``DynamicOut`` never run there,
+and the run would succeed with no chunk enriched and nothing materialized."""
+
 JournalKey = Callable[[StepContext], Sequence[str]]
 """What names a chunk step's journal location and jobs, from its context (see
 :class:`~.step.EnrichmentStep`); for an asset, its key's path (the default)."""
@@ -96,6 +101,21 @@ def chunk_budget(budget: Budget | None, rows: int, table_rows: int) -> Budget | 
     )
 
 
+def refuse_level_executor(context: dg.OpExecutionContext, name: str) -> None:
+    """Fail the split step, before any paid run, on an executor that would never run the
+    chunk steps (see :data:`LEVEL_EXECUTORS`)."""
+    executor = context.job_def.executor_def.name
+    if executor in LEVEL_EXECUTORS:
+        raise dg.Failure(
+            description=f"{name!r} is enriched in chunk steps (chunk_size), which Dagster's "
+            f"{executor} executor never runs: it plans every step before the chunks are known "
+            "(steps mapped over a DynamicOut). Run this job on the multiprocess, celery or "
+            "k8s executor, or enrich the rows in one step (no chunk_size) or in fixed parts "
+            "(see the distributed how-to in the docs).",
+            allow_retries=False,
+        )
+
+
 def chunk_steps(
     spec: EnrichmentSpec,
     *,
@@ -152,6 +172,7 @@ def chunk_steps(
         **common,
     )
     def split(context: dg.OpExecutionContext, rows: Any) -> Iterator[Any]:
+        refuse_level_executor(context, name)
         # Before any paid run: the mapping, the table's columns, and the pre-flight (once).
         step = step_of(context)
         rows, _ = step.rows(rows, what)

@@ -76,6 +76,13 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
         "storage, with a warning), 'redis://host:6379/0' (needed for a journal in object "
         "storage, or steps on several hosts), 'sqlite:///path/claims.sqlite' or 'off'.",
     )
+    claim_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a writer's row claims outlive its last heartbeat: a step "
+        "killed mid-chunk (a lost pod or worker) holds its rows in flight this long, then "
+        "the chunk's next attempt takes them over.",
+    )
     connect_timeout_s: float = Field(default=DEFAULT_TIMEOUT.connect or 15.0)
     read_timeout_s: float = Field(
         default=DEFAULT_TIMEOUT.read or 330.0,
@@ -120,6 +127,7 @@ class WorkflowServiceResource(dg.ConfigurableResource):  # type: ignore[type-arg
             concurrency=self.concurrency,
             rate_limit_store=self.rate_limit_store,
             claim_store=self.claim_store,
+            claim_ttl_s=self.claim_ttl_s,
             max_consecutive_failures=self.max_consecutive_failures,
             retry=RetryPolicy(
                 max_attempts=self.max_attempts,

@@ -117,3 +117,33 @@ def test_store_urls(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ConfigError, match="cannot be opened"):
         open_window_store(f"sqlite://{blocker}/limits.sqlite", "b")
+
+
+class CountingLimiter(RateLimiter):
+    """A limiter that counts the decisions asked of it (each a transaction of its store:
+    a dozen Redis commands through a Redis store)."""
+
+    reserves = 0
+
+    def reserve(self, setup_s: float = 0.0) -> tuple[float, bool]:
+        self.reserves += 1
+        return super().reserve(setup_s)
+
+
+def test_rows_waiting_for_the_rate_ask_the_limiter_in_turn_not_each_time_a_slot_is_taken(
+    redis_url: str, start_emulator: Callable[..., Emulator]
+) -> None:
+    # 30 rows in flight at once for a key of 10/s through Redis: all but the first window's
+    # wait. Each asking again whenever a slot was taken, they asked 355 times (12 a row;
+    # 21 decisions a request with 192 in flight in bench/distributed.py). In turn, the row at
+    # the head asks when its slot comes within a window, and once more to reserve it: 52.
+    emu = start_emulator(workflows=[ECHO], aitutor_rate_limit=10)
+    store = open_window_store(redis_url, uuid.uuid4().hex)
+    limiter = CountingLimiter(Rate(10, 1.0), explicit=True, store=store)
+    options = EngineOptions(api_key=SHARED_KEY, base_url=emu.aitutor_url, limiter=limiter,
+                            concurrency=30)  # fmt: skip
+    rows = [{"text": f"row {i}"} for i in range(30)]
+    results, _ = run_workflow_rows_sync(AITutorWorkflow("wf_echo", ["text"]), rows, options)
+    assert [r.status for r in results] == ["succeeded"] * 30
+    assert emu.stats()["by_status"].get("429", 0) == 0
+    assert limiter.reserves <= 2 * 30, limiter.reserves

@@ -136,6 +136,11 @@ class RowSender:
         self._stop = stop
         self._breaker = breaker
         self._setup_s = FIRST_REQUEST_SETUP_S  # a new client: no connection open yet
+        # The worker at the head of this lock is the one asking the limiter for a slot; the
+        # others queue behind it, in order, instead of all asking again each time a slot is
+        # taken (through a shared store, 21 decisions and 225 Redis commands a request with
+        # 192 rows in flight against a 50/s key, bench/distributed.py).
+        self._slot_queue = asyncio.Lock()
         self.waits = Waits()
 
     async def send_row(self, client: httpx.AsyncClient, row: RowAttempts) -> RowResult | None:
@@ -332,19 +337,42 @@ class RowSender:
         while not stop.is_set:
             if self.limiter is None:
                 return time.monotonic()
-            setup_s = self._setup_s
-            start, reserved = await self._ask_limiter(self.limiter.reserve, setup_s)
+            reservation = await self._reserve_in_turn()
+            if reservation is None:
+                return None
+            start, setup_s = reservation
             delay = start - self.limiter.clock()
             if delay > 0 and not await stop.sleep(delay):
                 return None
             if stop.is_set:
                 return None
-            if reserved:
-                confirmed = await self._ask_limiter(self.limiter.confirm, start, setup_s)
-                if confirmed is not None:
-                    self._setup_s = 0.0
-                    return confirmed
+            confirmed = await self._ask_limiter(self.limiter.confirm, start, setup_s)
+            if confirmed is not None:
+                self._setup_s = 0.0
+                return confirmed
             # A 429 moved the block past our slot, or we woke too late to use it.
+        return None
+
+    async def _reserve_in_turn(self) -> tuple[float, float] | None:
+        """A slot reserved at the head of this fan-out's queue of waiting workers (its start
+        time and the setup time it was reserved with; the queue moves on as soon as it is
+        reserved), or ``None`` once stopping.
+
+        The next free slot more than a window away is not reserved (a limit learned
+        meanwhile may free an earlier one): the head waits until it comes within a window
+        and asks again, and the workers behind it wait their turn."""
+        assert self.limiter is not None
+        stop = self._stop
+        async with self._slot_queue:
+            while not stop.is_set:
+                # Read at each ask: only the fan-out's first request opens a connection.
+                setup_s = self._setup_s
+                start, reserved = await self._ask_limiter(self.limiter.reserve, setup_s)
+                if reserved:
+                    return start, setup_s
+                delay = start - self.limiter.clock()
+                if delay > 0 and not await stop.sleep(delay):
+                    return None
         return None
 
     async def _ask_limiter(self, decision: Callable[..., _T], *args: Any) -> _T:
