@@ -47,6 +47,24 @@ COSTLY = {
 }
 """A Runchat flow whose every run costs 3 credits (for budgets): its input ``text_n1``."""
 
+PROFILE: dict[str, Any] = {
+    "id": "profile",
+    "service": "runchat",
+    "inputs": [{"id": "text_n1", "label": "Text", "type": "string"}],
+    "outputs": [{"id": "out_n2", "label": "Out", "type": "string", "template": "p:{{text_n1}}"}],
+}
+"""A Runchat flow of one input and one output (the tests of a flow edited on the service)."""
+
+CHAT: dict[str, Any] = {
+    "id": "chat",
+    "service": "runchat",
+    "inputs": [{"id": "message_n1", "label": "Message", "type": "string"}],
+    "outputs": [
+        {"id": "reply_n2", "label": "Reply", "type": "string", "template": "re:{{message_n1}}"}
+    ],
+}
+"""A Runchat flow answering each message (the tests of conversations continued per row)."""
+
 OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(EngineOptions))
 
 

@@ -15,22 +15,8 @@ import pytest
 
 from dagster_runwf.emulator import Emulator
 
+from ..conftest import CHAT, PROFILE
 from .test_cli import RUNCHAT_KEY, Run, environment, runwf
-
-PROFILE: dict[str, Any] = {
-    "id": "profile",
-    "service": "runchat",
-    "inputs": [{"id": "text_n1", "label": "Text", "type": "string"}],
-    "outputs": [{"id": "out_n2", "label": "Out", "type": "string", "template": "p:{{text_n1}}"}],
-}
-CHAT = {
-    "id": "chat",
-    "service": "runchat",
-    "inputs": [{"id": "message_n1", "label": "Message", "type": "string"}],
-    "outputs": [
-        {"id": "reply_n2", "label": "Reply", "type": "string", "template": "re:{{message_n1}}"}
-    ],
-}
 
 
 @pytest.fixture

@@ -24,16 +24,8 @@ from dagster_runwf.engine.flow_records import (
 from dagster_runwf.engine.storage import Storage
 from dagster_runwf.services.runchat import entity_key
 
-from ..conftest import engine_options
+from ..conftest import CHAT, engine_options
 
-CHAT = {
-    "id": "chat",
-    "service": "runchat",
-    "inputs": [{"id": "message_n1", "label": "Message", "type": "string"}],
-    "outputs": [
-        {"id": "reply_n2", "label": "Reply", "type": "string", "template": "re:{{message_n1}}"}
-    ],
-}
 FLOW, COLUMN = "chat", "customer"
 
 

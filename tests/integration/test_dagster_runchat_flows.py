@@ -23,22 +23,7 @@ from dagster_runwf import (
 )
 from dagster_runwf.emulator import Emulator
 
-from ..conftest import KEY
-
-PROFILE: dict[str, Any] = {
-    "id": "profile",
-    "service": "runchat",
-    "inputs": [{"id": "text_n1", "label": "Text", "type": "string"}],
-    "outputs": [{"id": "out_n2", "label": "Out", "type": "string", "template": "p:{{text_n1}}"}],
-}
-CHAT = {
-    "id": "chat",
-    "service": "runchat",
-    "inputs": [{"id": "message_n1", "label": "Message", "type": "string"}],
-    "outputs": [
-        {"id": "reply_n2", "label": "Reply", "type": "string", "template": "re:{{message_n1}}"}
-    ],
-}
+from ..conftest import CHAT, KEY, PROFILE
 
 
 @pytest.fixture(scope="module")
