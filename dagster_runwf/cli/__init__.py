@@ -7,7 +7,9 @@ chosen, and none of them imports Dagster, so ``runwf --help`` answers at once.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from typing import NoReturn
 
 from ..services.registry import SERVICES
 
@@ -70,3 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     runner = getattr(module, f"{command}_main", None) or module.main
     status: int = runner(rest)
     return status
+
+
+def run() -> NoReturn:
+    """The ``runwf`` command (and ``python -m dagster_runwf.cli``): :func:`main`, then the
+    process ends with its status.
+
+    It ends without the interpreter's teardown: Arrow's native thread pools can abort a
+    process being torn down (``std::terminate`` on a worker thread still joinable,
+    apache/arrow#34314), which turned a finished run's exit status 0 into -6 now and then.
+    By the time :func:`main` returns, the output and the journal are written and closed and
+    nothing is left to clean up but what the operating system frees.
+    """
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from dagster_runwf.cli import main
+from dagster_runwf.cli import run
 
-raise SystemExit(main())
+run()
