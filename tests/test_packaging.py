@@ -126,7 +126,7 @@ def _metadata(wheel: Path) -> tuple[list[str], str]:
 
 def test_the_wheel_has_the_runwf_command_the_extras_and_no_dev_tools(built: Built) -> None:
     names, entry_points = _metadata(built.wheel)
-    assert "runwf = dagster_runwf.cli:main" in entry_points
+    assert "runwf = dagster_runwf.cli:run" in entry_points
     assert "dagster_runwf = dagster_runwf" in entry_points  # dg finds the component
     assert "dagster_runwf/py.typed" in names
     assert not any(name.startswith(("tests/", "example_project/", "bench/")) for name in names)
