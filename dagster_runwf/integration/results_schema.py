@@ -66,10 +66,8 @@ def lifted_types_metadata(
 def declared_result_fields(metadata: Mapping[str, Any]) -> list[pa.Field]:
     """The declared fields of the result columns an output's metadata declares (none when
     it declares none: not an enriched output)."""
-    declared = metadata.get(RESULTS_KEY)
-    # Dagster may hand the value back wrapped in a MetadataValue.
-    declared = getattr(declared, "value", declared)
-    if not isinstance(declared, Mapping):
+    declared = _declaration(metadata)
+    if declared is None:
         return []
     types = declared.get("output_types") or {}
     # Lifted outputs are declared only where their types are known (at run time).
@@ -86,9 +84,8 @@ def lifted_text_fields(metadata: Mapping[str, Any], schema: pa.Schema) -> list[p
     """The lifted outputs an output's definition metadata names that ``schema`` (a stored
     file's) holds as ``large_string``, declared as ``string``: what pandas 3 wrote before
     the types were declared, read like the files written since."""
-    declared = metadata.get(RESULTS_KEY)
-    declared = getattr(declared, "value", declared)
-    if not isinstance(declared, Mapping):
+    declared = _declaration(metadata)
+    if declared is None:
         return []
     named = set(declared.get("output_columns") or {})
     return [
@@ -96,3 +93,12 @@ def lifted_text_fields(metadata: Mapping[str, Any], schema: pa.Schema) -> list[p
         for f in schema
         if f.name in named and f.type == pa.large_string()
     ]
+
+
+def _declaration(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The output's declaration of its result columns (:data:`RESULTS_KEY`); ``None`` when
+    it has none (not an enriched output)."""
+    declared = metadata.get(RESULTS_KEY)
+    # Dagster may hand the value back wrapped in a MetadataValue.
+    declared = getattr(declared, "value", declared)
+    return declared if isinstance(declared, Mapping) else None
