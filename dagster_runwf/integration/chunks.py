@@ -89,6 +89,11 @@ class SplitSummary:
     output_types: dict[str, pa.DataType] | None = None
 
 
+def chunk_journal_name(number: int) -> str:
+    """The part a chunk adds to its asset's journal job (each chunk resumes its own job)."""
+    return f"chunk-{number:05d}"
+
+
 def chunk_budget(budget: Budget | None, rows: int, table_rows: int) -> Budget | None:
     """A chunk's share of ``budget``, in proportion to its rows, rounded down so the
     chunks' shares never add up to more than the whole."""
@@ -213,7 +218,7 @@ def chunk_steps(
             workflow=chunk.workflow,
             output_types=dict(chunk.output_types or {}),
         )
-        journal = step.journal(chunk=f"chunk-{chunk.number:05d}")
+        journal = step.journal(chunk=chunk_journal_name(chunk.number))
         done = step.enrich(
             rows,
             resolved,

@@ -26,6 +26,7 @@ from ..engine.journal.history import CreditHistory, credit_history
 from ..engine.storage import Storage
 from ..errors import ConfigError
 from ..wording import spelled
+from .chunks import chunk_journal_name
 from .spec import EnrichmentSpec
 from .step import EnrichmentStep
 
@@ -115,7 +116,7 @@ def step_plan(step: EnrichmentStep, rows: pd.DataFrame) -> EnrichmentPlan:
     parts: list[RowPlan] = []
     with spelled(spec.spelling):
         for number, start in enumerate(range(0, max(len(rows), 1), size)):
-            chunk = f"chunk-{number:05d}" if declared.chunk_size is not None else None
+            chunk = chunk_journal_name(number) if declared.chunk_size is not None else None
             journal = step.journal(chunk)  # read, not closed: closing would merge and compact
             chunk_rows = rows.iloc[start : start + size].reset_index(drop=True)
             parts.append(
