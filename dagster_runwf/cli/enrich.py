@@ -28,7 +28,7 @@ from ..engine.claims import check_claim_store
 from ..engine.client import DEFAULT_TIMEOUT
 from ..engine.enrich import Enrichment, enrich_async
 from ..engine.enrichment_plan import plan_enrichment
-from ..engine.flow_records import check_schema, read_instances, record_instances
+from ..engine.flow_records import check_schema, read_instances, record_table_instances
 from ..engine.journal import RowJournal
 from ..engine.options import EngineOptions
 from ..engine.ratelimit.store_url import check_store_url
@@ -133,17 +133,15 @@ class _EnrichCommand:
                 rows.frame, workflow, columns, journal, key, url, budget
             )
         if args.continue_by is not None:
-            table = enrichment.to_arrow()
-            record_instances(
+            # The two columns the records need, read back from the output just written.
+            wanted = [f"{args.prefix}status", f"{args.prefix}instance_id"]
+            record_table_instances(
                 records,
                 args.workflow,
                 args.continue_by,
-                zip(
-                    rows.frame[args.continue_by],
-                    table.column(f"{args.prefix}status").to_pylist(),
-                    table.column(f"{args.prefix}instance_id").to_pylist(),
-                    strict=True,
-                ),
+                rows.frame[args.continue_by],
+                enrichment.to_arrow(columns=wanted),
+                args.prefix,
             )
         print(summary(enrichment.stats, what, enrichment.path, location, job_id))
         if rows.positions is not None:

@@ -48,14 +48,15 @@ class Enrichment:
     schema: pa.Schema
     storage_options: Mapping[str, Any] | None = None
 
-    def to_arrow(self) -> pa.Table:
-        """The results table (read back from ``path`` when it was written there)."""
+    def to_arrow(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The results table, or its ``columns`` (read back from ``path`` when it was
+        written there: only those columns)."""
         if self.table is not None:
-            return self.table
+            return self.table if columns is None else self.table.select(list(columns))
         assert self.path is not None
         storage = Storage(self.path, self.storage_options)
         with storage.fs.open(storage.root, "rb") as handle:
-            return pq.read_table(handle)
+            return pq.read_table(handle, columns=None if columns is None else list(columns))
 
     def to_pandas(self) -> pd.DataFrame:
         """The results table as a DataFrame (the input index restored)."""

@@ -43,6 +43,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from ..services.runchat import entity_key
 from ..services.runchat_schema import (
     RunchatSchema,
@@ -234,6 +236,21 @@ def record_instances(
     record: Mapping[str, Any] = {"flow": flow, "column": column, "instances": instances}
     storage.write_bytes(path, json.dumps(record, sort_keys=True).encode())
     return len(instances)
+
+
+def record_table_instances(
+    storage: Storage,
+    flow: str,
+    column: str,
+    keys: Iterable[Any],
+    table: pa.Table,
+    prefix: str,
+) -> int:
+    """:func:`record_instances` of a results ``table`` (its status and instance id columns,
+    named with ``prefix``), whose rows have the key cells ``keys``, in order."""
+    statuses = table.column(f"{prefix}status").to_pylist()
+    instances = table.column(f"{prefix}instance_id").to_pylist()
+    return record_instances(storage, flow, column, zip(keys, statuses, instances, strict=True))
 
 
 def _read_json(storage: Storage, path: str) -> Any:

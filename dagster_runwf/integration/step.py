@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from ..engine.answer_quality import succeeded, unsent_columns
 from ..engine.budget import Budget
 from ..engine.enrich import Enrichment, column_mapping, enrich_async
-from ..engine.flow_records import check_schema, read_instances, record_instances
+from ..engine.flow_records import check_schema, read_instances, record_table_instances
 from ..engine.journal import RowJournal, mark_landed
 from ..engine.journal.earlier import earlier_answers
 from ..engine.options import EngineOptions
@@ -212,22 +212,18 @@ class EnrichmentStep:
         from :meth:`records`), by default this step's."""
         if not isinstance(workflow, RunchatWorkflow) or workflow.continue_by is None:
             return
-        prefix = self.spec.settings.prefix
         storage = (
             self.records()
             if records is None
             else Storage(records, self.spec.settings.journal_storage_options)
         )
-        recorded = record_instances(
+        recorded = record_table_instances(
             storage,
             workflow.workflow_id,
             workflow.continue_by,
-            zip(
-                rows[workflow.continue_by],
-                table.column(f"{prefix}status").to_pylist(),
-                table.column(f"{prefix}instance_id").to_pylist(),
-                strict=True,
-            ),
+            rows[workflow.continue_by],
+            table,
+            self.spec.settings.prefix,
         )
         self.context.log.info(f"recorded the instances of {recorded} continue_by keys")
 
